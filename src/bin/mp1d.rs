@@ -1,0 +1,181 @@
+//! `mp1d`: the MP1 chat server. Parses the command line, binds, logs the
+//! address it listens on, and runs the loop until SIGINT or SIGTERM.
+
+use mp1::logging;
+use mp1::server::{Config, FramingMode, Server};
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn help() -> String {
+    let d = Config::default();
+    format!(
+        "mp1d {version}: CoE 151 MP1 chat server
+
+USAGE: mp1d [OPTIONS]
+
+OPTIONS:
+  --port N                TCP port; 0 picks a free one (default {port})
+  --bind ADDR             address to listen on (default {bind}: all interfaces)
+  --framing MODE          reply framing: auto (mirror each client), newline or
+                          bare (default auto)
+  --max-clients N         connections at once; more get \"Server is full.\"
+                          (default {max_clients}; lowered to fit the open-file limit)
+  --max-message-bytes N   largest JSON object a client may send (default {max_msg})
+  --max-chat-chars N      longest chat or whisper, in characters (default {max_chat})
+  --max-unparsable N      unparsable inputs in a row before disconnecting
+                          (default {max_unparsable})
+  --login-timeout SECS    close connections that have not logged in by then;
+                          0 = never (default {login})
+  --idle-timeout SECS     close connections silent for this long; 0 = never
+                          (default {idle})
+  --max-output-bytes N    unsent bytes a client may owe before it is cut off
+                          as too slow (default {max_out})
+  --close-timeout SECS    time a closing connection gets to take its last
+                          output (default {close})
+  --shutdown-timeout SECS time clients get to take \"Server closing.\" on
+                          SIGINT/SIGTERM (default {shutdown})
+  --log-level LEVEL       off, error, warn, info, debug, trace (default info,
+                          or RUST_LOG)
+  --log-chat              also log chat and whisper texts
+  -h, --help              this text
+  -V, --version           the version
+",
+        version = env!("CARGO_PKG_VERSION"),
+        port = d.port,
+        bind = d.bind,
+        max_clients = d.max_clients,
+        max_msg = d.max_message_bytes,
+        max_chat = d.max_chat_chars,
+        max_unparsable = d.max_unparsable,
+        login = d.login_timeout.as_secs_f64(),
+        idle = d.idle_timeout.as_secs_f64(),
+        max_out = d.max_output_bytes,
+        close = d.close_timeout.as_secs_f64(),
+        shutdown = d.shutdown_timeout.as_secs_f64(),
+    )
+}
+
+enum Command {
+    Run(Config, Option<log::LevelFilter>),
+    Print(String),
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("expected a number of seconds, not {s:?}"))
+}
+
+fn number<T: std::str::FromStr>(s: &str, min: T) -> Result<T, String>
+where
+    T: PartialOrd + std::fmt::Display,
+{
+    match s.parse::<T>() {
+        Ok(v) if v >= min => Ok(v),
+        Ok(_) => Err(format!("must be at least {min}, not {s}")),
+        Err(_) => Err(format!("expected a whole number, not {s:?}")),
+    }
+}
+
+fn parse_args() -> Result<Command, String> {
+    use lexopt::prelude::*;
+    let mut c = Config::default();
+    let mut level = None;
+    let mut p = lexopt::Parser::from_env();
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        let name = match arg {
+            Long(n) => format!("--{n}"),
+            Short(n) => format!("-{n}"),
+            Value(v) => return Err(format!("unexpected argument {v:?}")),
+        };
+        match name.as_str() {
+            "-h" | "--help" => return Ok(Command::Print(help())),
+            "-V" | "--version" => {
+                return Ok(Command::Print(format!(
+                    "mp1d {}\n",
+                    env!("CARGO_PKG_VERSION")
+                )))
+            }
+            "--log-chat" => {
+                c.log_chat = true;
+                continue;
+            }
+            _ => {}
+        }
+        let v = p
+            .value()
+            .map_err(|e| e.to_string())?
+            .into_string()
+            .map_err(|v| format!("{name}: not UTF-8: {v:?}"))?;
+        let set = || -> Result<(), String> {
+            match name.as_str() {
+                "--port" => c.port = number(&v, 0u16)?,
+                "--bind" => c.bind = v.parse().map_err(|_| format!("not an IP address: {v:?}"))?,
+                "--framing" => c.framing = v.parse::<FramingMode>()?,
+                "--max-clients" => c.max_clients = number(&v, 1usize)?,
+                "--max-message-bytes" => c.max_message_bytes = number(&v, 64usize)?,
+                "--max-chat-chars" => c.max_chat_chars = number(&v, 1usize)?,
+                "--max-unparsable" => c.max_unparsable = number(&v, 1u32)?,
+                "--login-timeout" => c.login_timeout = seconds(&v)?,
+                "--idle-timeout" => c.idle_timeout = seconds(&v)?,
+                "--max-output-bytes" => c.max_output_bytes = number(&v, 1024usize)?,
+                "--close-timeout" => c.close_timeout = seconds(&v)?,
+                "--shutdown-timeout" => c.shutdown_timeout = seconds(&v)?,
+                "--log-level" => {
+                    level = Some(
+                        logging::parse_level(&v)
+                            .ok_or_else(|| format!("unknown log level {v:?}"))?,
+                    )
+                }
+                _ => return Err("unknown option".into()),
+            }
+            Ok(())
+        };
+        let mut set = set;
+        set().map_err(|e| format!("{name}: {e}"))?;
+    }
+    Ok(Command::Run(c, level))
+}
+
+fn main() -> ExitCode {
+    let (config, level) = match parse_args() {
+        Ok(Command::Run(c, l)) => (c, l),
+        Ok(Command::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("mp1d: {e}\nTry 'mp1d --help'.");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(level);
+    let mut server = match Server::bind(config.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot listen on {}:{}: {e}", config.bind, config.port);
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = server.handle_signals() {
+        log::error!("cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
+    match server.local_addr() {
+        Ok(addr) => log::info!(
+            "mp1d {} listening on {addr} (max {} clients)",
+            env!("CARGO_PKG_VERSION"),
+            server.config().max_clients
+        ),
+        Err(e) => log::warn!("listening, address unknown: {e}"),
+    }
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("event loop failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

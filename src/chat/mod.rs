@@ -1,0 +1,485 @@
+//! The server's protocol state machine: who is connected, who is logged in
+//! under which name, who is admin, who is muted. No I/O: the server loop
+//! feeds it decoded requests and connection events, and it answers with
+//! [`Effect`]s saying what to send to whom and which connections to close.
+//! Every row of SEMANTICS.md's server table lives here.
+
+use crate::protocol::name::is_valid_name;
+use crate::protocol::{AdminCommand, DecodeError, Reply, Request, Status};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// The server loop's handle for one connection (its slab key).
+pub type ConnId = usize;
+
+/// What the loop must do after an input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Send to one connection.
+    Send(ConnId, Reply),
+    /// Send to every logged-in client except `except`. Encoded once by the
+    /// loop and shared by all recipients.
+    Broadcast {
+        except: Option<ConnId>,
+        reply: Reply,
+    },
+    /// Close after flushing what the connection is owed. The chat state has
+    /// already forgotten it.
+    Close(ConnId),
+}
+
+/// Limits the state machine enforces.
+#[derive(Clone, Debug)]
+pub struct ChatConfig {
+    /// Longest chat or whisper text, in Unicode scalar values.
+    pub max_chat_chars: usize,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            max_chat_chars: 4096,
+        }
+    }
+}
+
+struct Session {
+    addr: SocketAddr,
+    user: Option<User>,
+}
+
+struct User {
+    name: String,
+    /// Login order, for the online list and admin succession.
+    seq: u64,
+    muted: bool,
+    /// Position in `Chat::members`.
+    slot: usize,
+}
+
+/// The server's users, names, admin and mutes.
+pub struct Chat {
+    config: ChatConfig,
+    sessions: Vec<Option<Session>>,
+    names: HashMap<String, ConnId>,
+    /// Logged-in connections, unordered and dense, for fan-out.
+    members: Vec<ConnId>,
+    admin: Option<ConnId>,
+    next_seq: u64,
+    local_time: Box<dyn Fn() -> String>,
+}
+
+fn chrono_local_time() -> String {
+    chrono::Local::now().format("%H:%M:%S").to_string()
+}
+
+impl Chat {
+    pub fn new(config: ChatConfig) -> Chat {
+        Chat {
+            config,
+            sessions: Vec::new(),
+            names: HashMap::new(),
+            members: Vec::new(),
+            admin: None,
+            next_seq: 0,
+            local_time: Box::new(chrono_local_time),
+        }
+    }
+
+    /// Replaces the wall clock used for `RequestLocalTime` (tests).
+    pub fn with_clock(mut self, clock: impl Fn() -> String + 'static) -> Chat {
+        self.local_time = Box::new(clock);
+        self
+    }
+
+    /// Logged-in connections, for fan-out. Order is not meaningful.
+    pub fn members(&self) -> &[ConnId] {
+        &self.members
+    }
+
+    /// The name `conn` is logged in under.
+    pub fn name_of(&self, conn: ConnId) -> Option<&str> {
+        self.user(conn).map(|u| u.name.as_str())
+    }
+
+    pub fn admin(&self) -> Option<&str> {
+        self.admin.and_then(|a| self.name_of(a))
+    }
+
+    /// Logged-in names in login order.
+    pub fn online_names(&self) -> Vec<String> {
+        let mut users: Vec<&User> = self.members.iter().filter_map(|&c| self.user(c)).collect();
+        users.sort_by_key(|u| u.seq);
+        users.into_iter().map(|u| u.name.clone()).collect()
+    }
+
+    /// Whether `name` is held by a logged-in client.
+    pub fn is_taken(&self, name: &str) -> bool {
+        self.names.contains_key(name)
+    }
+
+    /// A new connection from `addr`; it must log in before anything else.
+    pub fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
+        if self.sessions.len() <= conn {
+            self.sessions.resize_with(conn + 1, || None);
+        }
+        self.sessions[conn] = Some(Session { addr, user: None });
+    }
+
+    /// The connection is gone (dropped, timed out, cut off). A logged-in
+    /// user is announced as having left.
+    pub fn disconnect(&mut self, conn: ConnId, out: &mut Vec<Effect>) {
+        if let Some(user) = self.logout(conn) {
+            announce(out, format!("{} left the server.", user.name));
+            self.succeed_admin(conn, out);
+        }
+        if let Some(s) = self.sessions.get_mut(conn) {
+            *s = None;
+        }
+    }
+
+    /// Handles one decoded (or undecodable) message from `conn`.
+    pub fn handle(
+        &mut self,
+        conn: ConnId,
+        msg: Result<Request, DecodeError>,
+        out: &mut Vec<Effect>,
+    ) {
+        let req = match msg {
+            Ok(req) => req,
+            Err(e) => {
+                out.push(Effect::Send(conn, Reply::server_message(e.to_string())));
+                return;
+            }
+        };
+        let Some(session) = self.session(conn) else {
+            return;
+        };
+        let logged_in = session.user.is_some();
+        match req {
+            Request::Login { name } if !logged_in => self.login(conn, name, out),
+            Request::Login { .. } => {
+                let msg = format!("Already logged in as {}.", self.name_of(conn).unwrap_or(""));
+                out.push(Effect::Send(conn, Reply::server_message(msg)));
+            }
+            _ if !logged_in => out.push(Effect::Send(
+                conn,
+                Reply::server_message("Not logged in: send Login first."),
+            )),
+            Request::SetUsername { name } => self.set_username(conn, name, out),
+            Request::RequestUserInfo { name } => self.user_info(conn, name, out),
+            Request::RequestLocalTime => {
+                let time = (self.local_time)();
+                out.push(Effect::Send(conn, Reply::SendLocalTime { time }));
+            }
+            Request::WhisperToUser { to, message } => self.whisper(conn, to, message, out),
+            Request::SendChat { message } => self.chat(conn, message, out),
+            Request::RequestOnlineList => {
+                let names = self.online_names();
+                out.push(Effect::Send(conn, Reply::SendOnlineList { names }));
+            }
+            Request::Disconnect => {
+                out.push(Effect::Send(conn, Reply::disconnect("Goodbye.")));
+                out.push(Effect::Close(conn));
+                self.disconnect(conn, out);
+            }
+            Request::KickUser { name } => {
+                self.admin_command(conn, AdminCommand::KickUser, name, out)
+            }
+            Request::MuteUser { name } => {
+                self.admin_command(conn, AdminCommand::MuteUser, name, out)
+            }
+            Request::UnmuteUser { name } => {
+                self.admin_command(conn, AdminCommand::UnmuteUser, name, out)
+            }
+            Request::SetAsAdmin { name } => {
+                self.admin_command(conn, AdminCommand::SetAsAdmin, name, out)
+            }
+        }
+    }
+
+    fn session(&self, conn: ConnId) -> Option<&Session> {
+        self.sessions.get(conn).and_then(Option::as_ref)
+    }
+
+    fn user(&self, conn: ConnId) -> Option<&User> {
+        self.session(conn).and_then(|s| s.user.as_ref())
+    }
+
+    fn user_mut(&mut self, conn: ConnId) -> Option<&mut User> {
+        self.sessions
+            .get_mut(conn)
+            .and_then(Option::as_mut)
+            .and_then(|s| s.user.as_mut())
+    }
+
+    fn login(&mut self, conn: ConnId, name: Option<String>, out: &mut Vec<Effect>) {
+        let (name, status) = self.check_new_name(conn, name);
+        if status != Status::Ok {
+            out.push(Effect::Send(conn, Reply::AssignUsername { name, status }));
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.names.insert(name.clone(), conn);
+        let slot = self.members.len();
+        self.members.push(conn);
+        if let Some(Some(s)) = self.sessions.get_mut(conn) {
+            s.user = Some(User {
+                name: name.clone(),
+                seq,
+                muted: false,
+                slot,
+            });
+        }
+        out.push(Effect::Send(
+            conn,
+            Reply::AssignUsername {
+                name: name.clone(),
+                status: Status::Ok,
+            },
+        ));
+        announce(out, format!("{name} joined the server."));
+        if self.admin.is_none() {
+            self.admin = Some(conn);
+            out.push(Effect::Send(
+                conn,
+                Reply::server_message("You are the admin."),
+            ));
+        }
+    }
+
+    /// Validates a requested name: `InvalidUsername`, `DuplicateError`
+    /// (held by another connection) or `Ok`.
+    fn check_new_name(&self, conn: ConnId, name: Option<String>) -> (String, Status) {
+        let Some(name) = name else {
+            return (String::new(), Status::InvalidUsername);
+        };
+        if !is_valid_name(&name) {
+            return (name, Status::InvalidUsername);
+        }
+        match self.names.get(&name) {
+            Some(&holder) if holder != conn => (name, Status::DuplicateError),
+            _ => (name, Status::Ok),
+        }
+    }
+
+    fn set_username(&mut self, conn: ConnId, name: Option<String>, out: &mut Vec<Effect>) {
+        let (name, status) = self.check_new_name(conn, name);
+        let old = match self.user(conn) {
+            Some(u) => u.name.clone(),
+            None => return,
+        };
+        if status == Status::Ok && old != name {
+            self.names.remove(&old);
+            self.names.insert(name.clone(), conn);
+            if let Some(u) = self.user_mut(conn) {
+                u.name = name.clone();
+            }
+            out.push(Effect::Send(
+                conn,
+                Reply::SetUsername {
+                    name: name.clone(),
+                    status,
+                },
+            ));
+            announce(out, format!("{old} has changed username to {name}."));
+        } else {
+            out.push(Effect::Send(conn, Reply::SetUsername { name, status }));
+        }
+    }
+
+    fn user_info(&self, conn: ConnId, name: String, out: &mut Vec<Effect>) {
+        let target = self.names.get(&name).and_then(|&c| self.session(c));
+        let reply = match target {
+            Some(s) => Reply::ProvideUserInfo {
+                name,
+                ip: s.addr.ip().to_string(),
+                port: s.addr.port(),
+                status: Status::Ok,
+            },
+            None => Reply::ProvideUserInfo {
+                name,
+                ip: String::new(),
+                port: 0,
+                status: Status::UserDoesNotExist,
+            },
+        };
+        out.push(Effect::Send(conn, reply));
+    }
+
+    /// Whether `conn` may send `message` now; if not, tells it why.
+    fn may_speak(&self, conn: ConnId, message: &str, out: &mut Vec<Effect>) -> bool {
+        let muted = self.user(conn).is_some_and(|u| u.muted);
+        if muted {
+            out.push(Effect::Send(conn, Reply::server_message("You are muted.")));
+            return false;
+        }
+        let max = self.config.max_chat_chars;
+        // Byte length bounds the char count from above: skip counting
+        // for the usual short message.
+        if message.len() > max && message.chars().count() > max {
+            let why = format!("Message too long: the limit is {max} characters.");
+            out.push(Effect::Send(conn, Reply::server_message(why)));
+            return false;
+        }
+        true
+    }
+
+    fn chat(&mut self, conn: ConnId, message: String, out: &mut Vec<Effect>) {
+        if !self.may_speak(conn, &message, out) {
+            return;
+        }
+        let name = self.name_of(conn).unwrap_or_default().to_string();
+        out.push(Effect::Broadcast {
+            except: Some(conn),
+            reply: Reply::SendChatFromUser { name, message },
+        });
+    }
+
+    fn whisper(&mut self, conn: ConnId, to: Vec<String>, message: String, out: &mut Vec<Effect>) {
+        if !self.may_speak(conn, &message, out) {
+            return;
+        }
+        let from = self.name_of(conn).unwrap_or_default().to_string();
+        let mut seen: Vec<&str> = Vec::with_capacity(to.len());
+        for name in &to {
+            if seen.contains(&name.as_str()) {
+                continue;
+            }
+            seen.push(name);
+            match self.names.get(name) {
+                Some(&target) => out.push(Effect::Send(
+                    target,
+                    Reply::WhisperFromUser {
+                        from: from.clone(),
+                        message: message.clone(),
+                    },
+                )),
+                None => out.push(Effect::Send(
+                    conn,
+                    Reply::server_message(format!("UserDoesNotExist: {name}")),
+                )),
+            }
+        }
+    }
+
+    fn admin_command(
+        &mut self,
+        conn: ConnId,
+        command: AdminCommand,
+        name: String,
+        out: &mut Vec<Effect>,
+    ) {
+        let target = self.names.get(&name).copied();
+        let status = match (self.admin == Some(conn), target) {
+            (false, _) => Status::NotAdminError,
+            (true, None) => Status::UserDoesNotExist,
+            (true, Some(target)) => self.apply_admin(conn, command, target),
+        };
+        let reply = Reply::Admin {
+            command,
+            name: name.clone(),
+            status,
+        };
+        out.push(Effect::Send(conn, reply));
+        if status != Status::Ok {
+            return;
+        }
+        match command {
+            AdminCommand::KickUser => {
+                let target = target.expect("OK implies the target exists");
+                self.kick(target, out);
+            }
+            AdminCommand::MuteUser => announce(out, format!("{name} has been muted.")),
+            AdminCommand::UnmuteUser => announce(out, format!("{name} has been unmuted.")),
+            AdminCommand::SetAsAdmin => announce(out, format!("{name} is now the admin.")),
+        }
+    }
+
+    /// Checks and applies a mute, unmute or admin transfer (kick is applied
+    /// by the caller, after the reply).
+    fn apply_admin(&mut self, admin: ConnId, command: AdminCommand, target: ConnId) -> Status {
+        match command {
+            AdminCommand::KickUser => Status::Ok,
+            AdminCommand::MuteUser | AdminCommand::UnmuteUser => {
+                let mute = command == AdminCommand::MuteUser;
+                let Some(user) = self.user_mut(target) else {
+                    return Status::UserDoesNotExist;
+                };
+                if user.muted == mute {
+                    return if mute {
+                        Status::UserAlreadyMuted
+                    } else {
+                        Status::UserAlreadyUnmuted
+                    };
+                }
+                user.muted = mute;
+                Status::Ok
+            }
+            AdminCommand::SetAsAdmin if target == admin => Status::AlreadyAdmin,
+            AdminCommand::SetAsAdmin => {
+                self.admin = Some(target);
+                Status::Ok
+            }
+        }
+    }
+
+    fn kick(&mut self, target: ConnId, out: &mut Vec<Effect>) {
+        out.push(Effect::Send(
+            target,
+            Reply::disconnect("Kicked from the server."),
+        ));
+        out.push(Effect::Close(target));
+        if let Some(user) = self.logout(target) {
+            announce(
+                out,
+                format!("{} has been kicked from the server.", user.name),
+            );
+            self.succeed_admin(target, out);
+        }
+        if let Some(s) = self.sessions.get_mut(target) {
+            *s = None;
+        }
+    }
+
+    /// Removes `conn`'s user (if logged in) from names and members.
+    fn logout(&mut self, conn: ConnId) -> Option<User> {
+        let user = self.sessions.get_mut(conn)?.as_mut()?.user.take()?;
+        self.names.remove(&user.name);
+        self.members.swap_remove(user.slot);
+        if let Some(&moved) = self.members.get(user.slot) {
+            if let Some(u) = self.user_mut(moved) {
+                u.slot = user.slot;
+            }
+        }
+        Some(user)
+    }
+
+    /// If `gone` was the admin, hands the role to the earliest login left.
+    fn succeed_admin(&mut self, gone: ConnId, out: &mut Vec<Effect>) {
+        if self.admin != Some(gone) {
+            return;
+        }
+        let next = self
+            .members
+            .iter()
+            .filter_map(|&c| self.user(c).map(|u| (u.seq, c)))
+            .min();
+        self.admin = next.map(|(_, c)| c);
+        if let Some((_, c)) = next {
+            let name = self.name_of(c).unwrap_or_default().to_string();
+            announce(out, format!("{name} is now the admin."));
+        }
+    }
+}
+
+fn announce(out: &mut Vec<Effect>, message: String) {
+    out.push(Effect::Broadcast {
+        except: None,
+        reply: Reply::ServerMessage { message },
+    });
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,15 @@
+//! mp1: the CoE 151 MP1 chat protocol.
+//!
+//! Layout:
+//! - [`protocol`]: message types, JSON decoding, pure-ASCII encoding, stream
+//!   framing, name rules. No state, no I/O.
+//! - [`chat`]: the server's protocol state machine (users, names, admin,
+//!   mutes). No I/O: requests in, [`chat::Effect`]s out.
+//! - [`server`]: `mp1d`'s single-threaded mio loop that moves bytes between
+//!   sockets and the state machine.
+//! - [`logging`]: a small stderr logger for the binaries.
+
+pub mod chat;
+pub mod logging;
+pub mod protocol;
+pub mod server;

@@ -1,0 +1,78 @@
+//! Every limit and knob of the server, with its default. The command line
+//! (`src/bin/mp1d.rs`) fills this in; tests build it directly.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+/// How replies are framed on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FramingMode {
+    /// Bare until the client ends an object with a line break, then
+    /// newline (SEMANTICS.md): what every known client expects.
+    Auto,
+    /// Every reply ends with `\n`.
+    Newline,
+    /// Replies back-to-back, never a `\n`.
+    Bare,
+}
+
+impl std::str::FromStr for FramingMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(FramingMode::Auto),
+            "newline" => Ok(FramingMode::Newline),
+            "bare" => Ok(FramingMode::Bare),
+            _ => Err(format!("framing must be auto, newline or bare, not {s:?}")),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: IpAddr,
+    /// 0 picks a free port; the start-up log line says which.
+    pub port: u16,
+    pub framing: FramingMode,
+    /// Connections held at once (logged in or not). Lowered at start-up
+    /// to fit the open-file limit.
+    pub max_clients: usize,
+    /// Largest JSON object a client may send, in bytes.
+    pub max_message_bytes: usize,
+    /// Longest chat or whisper text, in Unicode scalar values.
+    pub max_chat_chars: usize,
+    /// Unparsable inputs in a row before the connection is closed.
+    pub max_unparsable: u32,
+    /// A connection that has not logged in by then is closed. Zero: never.
+    pub login_timeout: Duration,
+    /// A connection that sent nothing for this long is closed. Zero: never.
+    pub idle_timeout: Duration,
+    /// Unsent bytes a client may owe before it is cut off as too slow.
+    pub max_output_bytes: usize,
+    /// How long a closing connection gets to take its last output.
+    pub close_timeout: Duration,
+    /// How long shutdown waits for clients to take "Server closing.".
+    pub shutdown_timeout: Duration,
+    /// Log every chat and whisper text (off: privacy).
+    pub log_chat: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 15151,
+            framing: FramingMode::Auto,
+            max_clients: 10_000,
+            max_message_bytes: 64 * 1024,
+            max_chat_chars: 4096,
+            max_unparsable: 10,
+            login_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::ZERO,
+            max_output_bytes: 4 * 1024 * 1024,
+            close_timeout: Duration::from_secs(2),
+            shutdown_timeout: Duration::from_secs(2),
+            log_chat: false,
+        }
+    }
+}
