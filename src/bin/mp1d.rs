@@ -68,9 +68,9 @@ fn seconds(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("expected a number of seconds, not {s:?}"))
 }
 
-fn number<T: std::str::FromStr>(s: &str, min: T) -> Result<T, String>
+fn number<T>(s: &str, min: T) -> Result<T, String>
 where
-    T: PartialOrd + std::fmt::Display,
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
 {
     match s.parse::<T>() {
         Ok(v) if v >= min => Ok(v),

@@ -90,9 +90,11 @@ impl<'a> Fields<'a> {
         let raw = match env.data {
             None => RawFields::default(),
             Some(raw) if raw.get() == "null" => RawFields::default(),
-            Some(raw) => serde_json::from_str(raw.get()).map_err(|_| {
-                DecodeError::Invalid(format!("{mtp}: field \"data\" must be an object"))
-            })?,
+            // serde would also read a struct from an array: insist on `{`.
+            Some(raw) if raw.get().starts_with('{') => {
+                serde_json::from_str(raw.get()).map_err(|_| invalid_data(&mtp))?
+            }
+            Some(_) => return Err(invalid_data(&mtp)),
         };
         Ok(Fields { mtp, raw })
     }
@@ -162,6 +164,10 @@ impl<'a> Fields<'a> {
     pub fn has(&self, field: &'static str) -> bool {
         self.get(field).is_some()
     }
+}
+
+fn invalid_data(mtp: &str) -> DecodeError {
+    DecodeError::Invalid(format!("{mtp}: field \"data\" must be an object"))
 }
 
 fn invalid(why: &str) -> DecodeError {

@@ -6,6 +6,8 @@ use std::os::fd::AsRawFd;
 
 /// Raises the soft open-file limit to the hard limit; returns the limit
 /// now in force.
+// rlim_t is u64 on 64-bit targets but u32 on 32-bit ARM.
+#[allow(clippy::useless_conversion)]
 pub fn raise_nofile_limit() -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -22,11 +24,11 @@ pub fn raise_nofile_limit() -> u64 {
                 rlim_max: lim.rlim_max,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                return want.rlim_cur as u64;
+                return u64::from(want.rlim_cur);
             }
         }
     }
-    lim.rlim_cur as u64
+    u64::from(lim.rlim_cur)
 }
 
 /// Re-issues listen() with a deeper backlog than std's 128, so a login
