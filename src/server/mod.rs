@@ -13,7 +13,7 @@
 
 mod config;
 mod connection;
-mod output;
+pub mod output;
 mod sys;
 
 pub use config::{Config, FramingMode};

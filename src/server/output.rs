@@ -73,14 +73,17 @@ impl OutQueue {
     /// Writes until the queue is empty or the socket would block.
     pub fn flush(&mut self, w: &mut impl Write) -> io::Result<Flushed> {
         while !self.chunks.is_empty() {
-            let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut n = 0;
-            for (i, c) in self.chunks.iter().take(MAX_IOVECS).enumerate() {
-                let start = if i == 0 { self.head } else { 0 };
-                iov[i] = IoSlice::new(&c.data[start..c.len as usize]);
-                n = i + 1;
-            }
-            let written = match w.write_vectored(&iov[..n]) {
+            // Steady-state fan-out owes one message per turn: a plain
+            // write, with no iovec array to set up.
+            let result = match self.chunks.len() {
+                1 => {
+                    let c = &self.chunks[0];
+                    w.write(&c.data[self.head..c.len as usize])
+                }
+                2..=8 => self.write_gathered::<8>(w),
+                _ => self.write_gathered::<MAX_IOVECS>(w),
+            };
+            let written = match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(k) => k,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flushed::Blocked),
@@ -93,6 +96,18 @@ impl OutQueue {
             self.chunks = VecDeque::new();
         }
         Ok(Flushed::All)
+    }
+
+    /// One `writev` of up to `N` queued messages.
+    fn write_gathered<const N: usize>(&self, w: &mut impl Write) -> io::Result<usize> {
+        let mut iov = [IoSlice::new(&[]); N];
+        let mut n = 0;
+        for (i, c) in self.chunks.iter().take(N).enumerate() {
+            let start = if i == 0 { self.head } else { 0 };
+            iov[i] = IoSlice::new(&c.data[start..c.len as usize]);
+            n = i + 1;
+        }
+        w.write_vectored(&iov[..n])
     }
 
     fn advance(&mut self, mut written: usize) {

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Side-by-side fan-out comparison on this machine, in one run: mp1d against
+# Redis pub/sub and fanbench's floor (one bare write() per recipient), with
+# ../shared/fanbench as the independent harness. Closed mode: message k+1 is
+# published once all N subscribers got message k.
+#
+# Server pinned to CPU 0, harness to CPU 1; repetitions interleaved so a
+# drift in this VM's speed does not favour one server. Loopback only.
+#
+#   benches/fanbench-compare.sh            # REPS=3 SIZES="1000 5000"
+#   REPS=1 SIZES=1000 benches/fanbench-compare.sh
+#   SERVERS="mp1d" benches/fanbench-compare.sh
+#
+# Writes target/fanbench/compare-<date>.jsonl and prints the markdown table
+# (fanbench's table.py) plus mp1d's resident memory with 5000 idle clients.
+set -u -o pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FANBENCH="${FANBENCH:-$ROOT/../shared/fanbench}"
+REPS=${REPS:-3}
+SIZES=${SIZES:-"1000 5000"}
+SERVERS=${SERVERS:-"mp1d redis"}
+OUTDIR="$ROOT/target/fanbench"
+mkdir -p "$OUTDIR"
+OUT="$OUTDIR/compare-$(date +%Y%m%d-%H%M%S).jsonl"
+LOG="${OUT%.jsonl}.log"
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
+
+msgs_for() { case $1 in 100) echo 1000 ;; 1000) echo 200 ;; *) echo 100 ;; esac; }
+
+command -v redis-server >/dev/null || case " $SERVERS " in *" redis "*)
+    log "installing redis-server"
+    (apt-get install -y redis-server || { apt-get update && apt-get install -y redis-server; }) >>"$LOG" 2>&1 ;;
+esac
+log "building fanbench and mp1d (release)"
+CARGO_TARGET_DIR="$OUTDIR/target" cargo build --release --manifest-path "$FANBENCH/Cargo.toml" >>"$LOG" 2>&1 || { log "fanbench build failed"; exit 1; }
+cargo build --release --manifest-path "$ROOT/Cargo.toml" --bin mp1d >>"$LOG" 2>&1 || { log "mp1d build failed"; exit 1; }
+BIN="$OUTDIR/target/release/fanbench"
+MP1D="$ROOT/target/release/mp1d"
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+SRV_PID=""
+PORT=0
+start_server() {
+    case $1 in
+    mp1d)
+        PORT=15353
+        taskset -c 0 "$MP1D" --bind 127.0.0.1 --port $PORT --max-clients 20000 --log-level warn \
+            2>>"$LOG" &
+        SRV_PID=$! ;;
+    redis)
+        PORT=16379
+        taskset -c 0 redis-server --port $PORT --bind 127.0.0.1 --save '' --appendonly no \
+            --client-output-buffer-limit "pubsub 0 0 0" --maxclients 20000 \
+            --logfile "$OUTDIR/redis.log" --daemonize no &
+        SRV_PID=$! ;;
+    esac
+    for _ in $(seq 1 100); do
+        ss -Hltn "sport = :$PORT" 2>/dev/null | grep -q LISTEN && return 0
+        sleep 0.1
+    done
+    log "$1 did not start"; return 1
+}
+stop_server() {
+    [ -n "$SRV_PID" ] || return 0
+    kill "$SRV_PID" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$SRV_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; SRV_PID=""
+}
+trap 'stop_server' EXIT
+
+run_one() {
+    local label=$1; shift
+    local line
+    line=$(taskset -c 1 "$BIN" "$@" --label "$label" 2>>"$LOG" | grep '^RESULT ' | sed 's/^RESULT //')
+    [ -n "$line" ] || line="{\"label\":\"$label\",\"error\":\"fanbench printed no RESULT line\"}"
+    echo "$line" >>"$OUT"
+    log "$label: $(echo "$line" | cut -c1-160)"
+}
+
+python3 - "$OUT" <<'PY'
+import json, platform, subprocess, sys, datetime
+v = lambda c: (subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip().splitlines() or [None])[0]
+json.dump({"meta": {"date": datetime.datetime.now().isoformat(timespec="seconds"), "kernel": platform.release(),
+  "cpus": v("nproc"), "redis": v("redis-server --version"), "pinning": "server taskset -c 0, harness taskset -c 1"}},
+  open(sys.argv[1], "a")); open(sys.argv[1], "a").write("\n")
+PY
+
+for rep in $(seq 1 "$REPS"); do
+    log "=== repetition $rep of $REPS"
+    for n in $SIZES; do
+        run_one "floor#$rep" floor --subs "$n" --payload 64 --messages "$(msgs_for "$n")" --quiet
+    done
+    for srv in $SERVERS; do
+        start_server "$srv" || continue
+        for n in $SIZES; do
+            proto="--proto redis"; [ "$srv" = mp1d ] && proto="--proto mp1 --framing bare"
+            run_one "$srv#$rep" $proto --target 127.0.0.1:$PORT --subs "$n" --payload 64 \
+                --messages "$(msgs_for "$n")" --warmup 20 --server-pid "$SRV_PID" --timeout 150 --quiet
+            sleep 2
+        done
+        stop_server
+    done
+done
+
+# Resident memory of mp1d with 5000 idle logged-in clients.
+if [[ " $SERVERS " == *" mp1d "* ]]; then
+    start_server mp1d
+    base=$(awk '/VmRSS/{print $2}' /proc/$SRV_PID/status)
+    python3 - "$PORT" "$SRV_PID" "$base" <<'PY' | tee -a "$LOG"
+import socket, sys, time
+port, pid, base = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+socks = []
+for i in range(5000):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b'{"mtp":"Login","data":{"name":"idle%d"}}\n' % i)
+    socks.append(s)
+    if i % 100 == 99:
+        for t in socks[-100:]:
+            t.setblocking(False)
+        time.sleep(0.05)
+        for t in socks:  # keep every socket drained so nobody is "slow"
+            try:
+                while t.recv(1 << 20): pass
+            except BlockingIOError: pass
+time.sleep(2)
+for t in socks:
+    try:
+        while t.recv(1 << 20): pass
+    except BlockingIOError: pass
+rss = int([l for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS")][0].split()[1])
+print(f"mp1d RSS: {base} KiB idle, {rss} KiB with 5000 logged-in idle clients: "
+      f"{(rss - base) * 1024 / 5000:.0f} bytes per client")
+PY
+    stop_server
+fi
+python3 "$FANBENCH/table.py" "$OUT" | tee "${OUT%.jsonl}.md"
