@@ -105,32 +105,7 @@ done
 # Resident memory of mp1d with 5000 idle logged-in clients.
 if [[ " $SERVERS " == *" mp1d "* ]]; then
     start_server mp1d
-    base=$(awk '/VmRSS/{print $2}' /proc/$SRV_PID/status)
-    python3 - "$PORT" "$SRV_PID" "$base" <<'PY' | tee -a "$LOG"
-import socket, sys, time
-port, pid, base = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-socks = []
-for i in range(5000):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(b'{"mtp":"Login","data":{"name":"idle%d"}}\n' % i)
-    socks.append(s)
-    if i % 100 == 99:
-        for t in socks[-100:]:
-            t.setblocking(False)
-        time.sleep(0.05)
-        for t in socks:  # keep every socket drained so nobody is "slow"
-            try:
-                while t.recv(1 << 20): pass
-            except BlockingIOError: pass
-time.sleep(2)
-for t in socks:
-    try:
-        while t.recv(1 << 20): pass
-    except BlockingIOError: pass
-rss = int([l for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS")][0].split()[1])
-print(f"mp1d RSS: {base} KiB idle, {rss} KiB with 5000 logged-in idle clients: "
-      f"{(rss - base) * 1024 / 5000:.0f} bytes per client")
-PY
+    python3 "$ROOT/benches/idle_rss.py" "$PORT" "$SRV_PID" 5000 | tee -a "$LOG"
     stop_server
 fi
 python3 "$FANBENCH/table.py" "$OUT" | tee "${OUT%.jsonl}.md"

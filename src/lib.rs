@@ -7,9 +7,11 @@
 //!   mutes). No I/O: requests in, [`chat::Effect`]s out.
 //! - [`server`]: `mp1d`'s single-threaded mio loop that moves bytes between
 //!   sockets and the state machine.
+//! - [`peer`]: the peer-to-peer state machine (no I/O) and its UDP driver.
 //! - [`logging`]: a small stderr logger for the binaries.
 
 pub mod chat;
 pub mod logging;
+pub mod peer;
 pub mod protocol;
 pub mod server;

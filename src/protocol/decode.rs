@@ -42,6 +42,8 @@ struct Envelope<'a> {
     mtp: Option<&'a RawValue>,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    status: Option<&'a RawValue>,
 }
 
 /// The fields any MP1 message may carry in `data`, still undecoded.
@@ -67,6 +69,8 @@ struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 /// fields, ready to be read as the message type requires.
 pub struct Fields<'a> {
     pub mtp: Cow<'a, str>,
+    /// The top-level `status`, if it is a string.
+    pub status: Option<String>,
     raw: RawFields<'a>,
 }
 
@@ -96,7 +100,11 @@ impl<'a> Fields<'a> {
             }
             Some(_) => return Err(invalid_data(&mtp)),
         };
-        Ok(Fields { mtp, raw })
+        let status = env
+            .status
+            .and_then(|raw| serde_json::from_str::<Text>(raw.get()).ok())
+            .map(|t| t.0.into_owned());
+        Ok(Fields { mtp, status, raw })
     }
 
     fn get(&self, field: &'static str) -> Option<&'a RawValue> {
@@ -160,9 +168,10 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| self.mistyped(field, "a port number"))
     }
 
-    /// Whether `data` carries `field` at all.
-    pub fn has(&self, field: &'static str) -> bool {
-        self.get(field).is_some()
+    /// A port that may be absent or unreadable (`None` then).
+    pub fn lenient_port(&self, field: &'static str) -> Option<u16> {
+        self.get(field)?;
+        self.port(field).ok()
     }
 }
 

@@ -6,10 +6,12 @@ pub mod decode;
 pub mod framing;
 pub mod message;
 pub mod name;
+pub mod peer_message;
 
 pub use decode::{decode_request, DecodeError};
 pub use framing::{Frame, Splitter};
 pub use message::{AdminCommand, Reply, Request, Status};
+pub use peer_message::{decode_peer, PeerMessage};
 
 /// Appends `reply` as compact ASCII JSON followed by `\n`. Bare-framed
 /// connections are sent the same bytes minus the final `\n`, so one

@@ -51,6 +51,9 @@ const RESERVED_FDS: u64 = 32;
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 const IDLE_SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Bytes written since the last heap trim that make the next quiet moment
+/// worth a trim (a trim costs about a millisecond per 30 MiB of heap).
+const TRIM_AFTER_BYTES: u64 = 16 * 1024 * 1024;
 
 fn token(key: usize, generation: u32) -> Token {
     Token(key | ((generation as usize & KEY_MASK) << KEY_BITS))
@@ -96,6 +99,8 @@ pub struct Server {
     shutdown_deadline: Option<Instant>,
     /// The one-byte "\n" sent when a bare connection switches to newline.
     newline: Rc<[u8]>,
+    /// Bytes flushed since the heap was last trimmed.
+    written_since_trim: u64,
     stats: Stats,
 }
 
@@ -149,6 +154,7 @@ impl Server {
             accept_backoff: ACCEPT_BACKOFF_MIN,
             shutdown_deadline: None,
             newline: Rc::from(&b"\n"[..]),
+            written_since_trim: 0,
             stats: Stats::default(),
         })
     }
@@ -178,6 +184,7 @@ impl Server {
         let mut events = Events::with_capacity(1024);
         loop {
             let timeout = self.poll_timeout();
+            self.trim_heap_if_quiet(timeout);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -209,6 +216,19 @@ impl Server {
                     return Ok(());
                 }
             }
+        }
+    }
+
+    /// After heavy traffic, once nothing is left to write and the loop is
+    /// about to sleep, returns freed memory to the kernel.
+    fn trim_heap_if_quiet(&mut self, timeout: Option<Duration>) {
+        let sleeping = timeout.is_none_or(|t| !t.is_zero());
+        if sleeping
+            && self.written_since_trim >= TRIM_AFTER_BYTES
+            && self.conns.iter().all(|(_, c)| c.out.bytes() == 0)
+        {
+            sys::release_free_memory();
+            self.written_since_trim = 0;
         }
     }
 
@@ -661,7 +681,10 @@ impl Server {
             if conn.phase == Phase::Dead {
                 continue;
             }
-            match conn.out.flush(&mut conn.stream) {
+            let before = conn.out.bytes();
+            let result = conn.out.flush(&mut conn.stream);
+            self.written_since_trim += (before - conn.out.bytes()) as u64;
+            match result {
                 Ok(Flushed::All) => {
                     if conn.writable {
                         conn.writable = false;

@@ -62,3 +62,15 @@ pub fn shutdown_signals() -> io::Result<mio::net::UnixStream> {
     signal_hook::low_level::pipe::register(signal_hook::consts::SIGINT, write)?;
     Ok(mio::net::UnixStream::from_std(read))
 }
+
+/// Hands freed heap pages back to the kernel. A login storm queues
+/// millions of short-lived announcement slots; glibc keeps the freed pages
+/// mapped, so without this the resident size stays at the storm's peak.
+/// (musl's allocator returns memory by itself.)
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -1,0 +1,747 @@
+//! The peer-to-peer state machine (draft sections 2.4 and 4, SEMANTICS.md's
+//! peer rules). No I/O: datagrams come in with their source address, and
+//! out go [`Transmit`]s (bytes and a destination) and [`PeerEvent`]s for the
+//! user. [`net::PeerNode`] drives it over one UDP socket; the terminal
+//! program and mp1d's LAN bridge both use that.
+//!
+//! Joining: `Discovery` is broadcast and `DiscoveryResponse`s collected for
+//! a short window (who is online; a name already seen is refused at once),
+//! then `Handshake` is broadcast. Every active peer answers directly: `OK`
+//! makes both sides known to each other, `DuplicateError` means the joining
+//! peer must pick another name. With no refusal within the handshake window
+//! the name is ours.
+//!
+//! Ageing: UDP has no close, so an active peer re-broadcasts `Discovery`
+//! every `refresh` period. Every datagram from a known peer (its
+//! `DiscoveryResponse` included) counts as a sign of life; a known peer not
+//! heard from for three periods is dropped as timed out.
+
+pub mod net;
+
+use crate::protocol::name::is_valid_name;
+use crate::protocol::{decode_peer, PeerMessage, Status};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// Timing and size settings of a peer.
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    /// Broadcast destinations (address and peer port). Empty: unicast only.
+    pub broadcast: Vec<SocketAddr>,
+    /// How long to collect `DiscoveryResponse`s before the handshake.
+    pub discovery_window: Duration,
+    /// How long a `DuplicateError` may take to arrive.
+    pub handshake_window: Duration,
+    /// Re-discovery period; silent peers are dropped after three.
+    pub refresh: Duration,
+    /// Largest datagram sent or accepted (classic peers read 1024 bytes).
+    pub max_datagram: usize,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        PeerConfig {
+            broadcast: Vec::new(),
+            discovery_window: Duration::from_secs(1),
+            handshake_window: Duration::from_millis(500),
+            refresh: Duration::from_secs(30),
+            max_datagram: 1024,
+        }
+    }
+}
+
+/// One datagram to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub to: SocketAddr,
+    /// Shared between the copies of one broadcast.
+    pub bytes: Rc<[u8]>,
+}
+
+/// What the user of a peer is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// Nobody objected: we are on the LAN as `name`.
+    Joined {
+        name: String,
+    },
+    /// Someone holds `name`; pick another and call [`Peer::join`] again.
+    NameTaken {
+        name: String,
+    },
+    /// A peer answered our `Discovery` while we were joining.
+    Discovered {
+        name: String,
+        addr: SocketAddr,
+    },
+    Renamed {
+        old: String,
+        new: String,
+    },
+    RenameRefused {
+        name: String,
+    },
+    PeerJoined {
+        name: String,
+        addr: SocketAddr,
+    },
+    PeerLeft {
+        name: String,
+        addr: SocketAddr,
+        timed_out: bool,
+    },
+    PeerRenamed {
+        old: String,
+        new: String,
+        addr: SocketAddr,
+    },
+    /// Chat from a known peer. `via` names the bridge that relayed it when
+    /// `from` is the author behind a bridge.
+    Chat {
+        from: String,
+        message: String,
+        via: Option<String>,
+    },
+    Whisper {
+        from: String,
+        message: String,
+    },
+    /// A datagram that was not acted on, and why (for the log).
+    Dropped {
+        from: SocketAddr,
+        why: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Discovering { name: String, until: Instant },
+    Handshaking { name: String, until: Instant },
+    Active,
+}
+
+struct Known {
+    name: String,
+    last_seen: Instant,
+    /// Added by hand: broadcast does not reach it, so it gets unicast.
+    manual: bool,
+}
+
+/// One peer: its name, the peers it knows, and its joining state.
+pub struct Peer {
+    me: SocketAddr,
+    config: PeerConfig,
+    phase: Phase,
+    /// The name we hold while active.
+    name: Option<String>,
+    /// A rename we asked for and the end of its objection window.
+    renaming: Option<(String, Instant)>,
+    known: HashMap<SocketAddr, Known>,
+    /// Peers added by hand, handshaken with whenever we join.
+    manual: Vec<SocketAddr>,
+    next_refresh: Option<Instant>,
+    out: Vec<Transmit>,
+    events: Vec<PeerEvent>,
+}
+
+impl Peer {
+    /// `me` is our own address as other peers see it: the source address
+    /// towards the broadcast address and the port of our one socket.
+    pub fn new(me: SocketAddr, config: PeerConfig) -> Peer {
+        Peer {
+            me,
+            config,
+            phase: Phase::Idle,
+            name: None,
+            renaming: None,
+            known: HashMap::new(),
+            manual: Vec::new(),
+            next_refresh: None,
+            out: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    pub fn me(&self) -> SocketAddr {
+        self.me
+    }
+
+    /// The name we hold, once joined.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.phase == Phase::Active
+    }
+
+    /// Known peers' names, sorted.
+    pub fn peer_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.known.values().map(|k| k.name.clone()).collect();
+        names.sort();
+        names
+    }
+
+    /// Whether a known peer goes by `name`.
+    pub fn knows_name(&self, name: &str) -> bool {
+        self.known.values().any(|k| k.name == name)
+    }
+
+    /// Datagrams to send, in order.
+    pub fn drain_transmits(&mut self) -> std::vec::Drain<'_, Transmit> {
+        self.out.drain(..)
+    }
+
+    /// Events for the user, in order.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, PeerEvent> {
+        self.events.drain(..)
+    }
+
+    /// Starts joining the LAN as `name` (again, after `NameTaken`).
+    /// Returns false, doing nothing, if the name breaks the naming rules.
+    pub fn join(&mut self, name: &str, now: Instant) -> bool {
+        if !is_valid_name(name) {
+            return false;
+        }
+        self.name = None;
+        self.phase = Phase::Discovering {
+            name: name.to_string(),
+            until: now + self.config.discovery_window,
+        };
+        let (ip, port) = self.me_fields();
+        self.broadcast(&PeerMessage::Discovery { ip, port });
+        true
+    }
+
+    /// Adds a peer by address: it gets our `Handshake` directly (now if we
+    /// are joining or active, else when we join).
+    pub fn add_peer(&mut self, addr: SocketAddr) {
+        if addr == self.me || self.manual.contains(&addr) {
+            return;
+        }
+        self.manual.push(addr);
+        let name = match &self.phase {
+            Phase::Handshaking { name, .. } => Some(name.clone()),
+            Phase::Active => self.name.clone(),
+            _ => None,
+        };
+        if let Some(name) = name {
+            let (ip, port) = self.me_fields();
+            self.send(addr, &PeerMessage::Handshake { ip, port, name });
+        }
+    }
+
+    /// Broadcasts chat, split into datagrams of at most `max_datagram`.
+    pub fn chat(&mut self, message: &str) {
+        self.chat_as(None, message);
+    }
+
+    /// Chat relayed for `author` (a bridge): classic peers see
+    /// "author: text" from us; peers that read `name` see the author.
+    pub fn chat_as(&mut self, author: Option<&str>, message: &str) {
+        if self.phase != Phase::Active {
+            return;
+        }
+        let prefix = author.map(|a| format!("{a}: ")).unwrap_or_default();
+        let template = PeerMessage::SendChat {
+            message: prefix.clone(),
+            name: author.map(str::to_string),
+        };
+        for part in split_to_fit(message, self.budget(&template)) {
+            let msg = PeerMessage::SendChat {
+                message: format!("{prefix}{part}"),
+                name: author.map(str::to_string),
+            };
+            self.broadcast(&msg);
+        }
+    }
+
+    /// Whispers to the known peer called `to`; false if there is none.
+    pub fn whisper(&mut self, to: &str, message: &str) -> bool {
+        let Some(addr) = self.addr_of(to) else {
+            return false;
+        };
+        let template = PeerMessage::Whisper {
+            message: String::new(),
+        };
+        for part in split_to_fit(message, self.budget(&template)) {
+            let msg = PeerMessage::Whisper {
+                message: part.to_string(),
+            };
+            self.send(addr, &msg);
+        }
+        true
+    }
+
+    /// Asks the LAN to let us go by `new`.
+    pub fn rename(&mut self, new: &str, now: Instant) {
+        if self.phase != Phase::Active || !is_valid_name(new) || self.name.as_deref() == Some(new) {
+            self.events.push(PeerEvent::RenameRefused {
+                name: new.to_string(),
+            });
+            return;
+        }
+        if self.knows_name(new) {
+            self.events.push(PeerEvent::RenameRefused {
+                name: new.to_string(),
+            });
+            return;
+        }
+        self.renaming = Some((new.to_string(), now + self.config.handshake_window));
+        self.broadcast(&PeerMessage::SetUsername {
+            name: new.to_string(),
+        });
+    }
+
+    /// Leaves the LAN: broadcasts `Disconnect` and forgets every peer.
+    pub fn leave(&mut self) {
+        if self.phase == Phase::Active {
+            self.broadcast(&PeerMessage::Disconnect);
+        }
+        self.phase = Phase::Idle;
+        self.name = None;
+        self.renaming = None;
+        self.known.clear();
+        self.next_refresh = None;
+    }
+
+    /// The next instant [`Peer::on_timeout`] has work to do.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let phase = match &self.phase {
+            Phase::Discovering { until, .. } | Phase::Handshaking { until, .. } => Some(*until),
+            _ => None,
+        };
+        [
+            phase,
+            self.renaming.as_ref().map(|r| r.1),
+            self.next_refresh,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Advances timers: ends the discovery and handshake windows, commits
+    /// renames, re-discovers and drops silent peers.
+    pub fn on_timeout(&mut self, now: Instant) {
+        match self.phase.clone() {
+            Phase::Discovering { name, until } if until <= now => self.handshake(name, now),
+            Phase::Handshaking { name, until } if until <= now => {
+                self.phase = Phase::Active;
+                self.name = Some(name.clone());
+                self.next_refresh = Some(now + self.config.refresh);
+                self.events.push(PeerEvent::Joined { name });
+            }
+            _ => {}
+        }
+        if let Some((new, until)) = self.renaming.clone() {
+            if until <= now {
+                self.renaming = None;
+                let old = self.name.replace(new.clone()).unwrap_or_default();
+                self.events.push(PeerEvent::Renamed { old, new });
+            }
+        }
+        if self.next_refresh.is_some_and(|t| t <= now) {
+            self.next_refresh = Some(now + self.config.refresh);
+            self.expire(now);
+            let (ip, port) = self.me_fields();
+            self.broadcast(&PeerMessage::Discovery { ip, port });
+        }
+    }
+
+    /// Handles one received datagram. `taken` says whether a name is held
+    /// outside this peer's view (a bridge's server users).
+    pub fn on_datagram(
+        &mut self,
+        from: SocketAddr,
+        bytes: &[u8],
+        now: Instant,
+        taken: &dyn Fn(&str) -> bool,
+    ) {
+        if from == self.me {
+            return; // our own broadcast
+        }
+        if bytes.len() > self.config.max_datagram {
+            self.drop_datagram(
+                from,
+                format!("{} bytes is over the datagram limit", bytes.len()),
+            );
+            return;
+        }
+        let msg = match decode_peer(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.drop_datagram(from, e.to_string());
+                return;
+            }
+        };
+        if let Some(k) = self.known.get_mut(&from) {
+            k.last_seen = now;
+        }
+        match msg {
+            PeerMessage::Discovery { ip, port } => self.on_discovery(from, ip, port),
+            PeerMessage::DiscoveryResponse { ip, port, name } => {
+                let addr = claimed_addr(from, ip, port);
+                self.on_discovery_response(addr, name)
+            }
+            PeerMessage::Handshake { ip, port, name } => {
+                let addr = claimed_addr(from, ip, port);
+                self.on_handshake(addr, name, now, taken)
+            }
+            PeerMessage::HandshakeResponse { name, status } => {
+                self.on_handshake_response(from, name, status, now)
+            }
+            PeerMessage::SendChat { message, name } => self.on_chat(from, message, name),
+            PeerMessage::Whisper { message } => match self.known.get(&from) {
+                Some(k) => {
+                    let from = k.name.clone();
+                    self.events.push(PeerEvent::Whisper { from, message });
+                }
+                None => self.drop_datagram(from, "whisper from a peer that never handshook".into()),
+            },
+            PeerMessage::Disconnect => {
+                if let Some(k) = self.known.remove(&from) {
+                    self.events.push(PeerEvent::PeerLeft {
+                        name: k.name,
+                        addr: from,
+                        timed_out: false,
+                    });
+                }
+            }
+            PeerMessage::SetUsername { name } => self.on_set_username(from, name, taken),
+            PeerMessage::SetUsernameResponse { status, .. } => {
+                if status != Status::Ok {
+                    if let Some((name, _)) = self.renaming.take() {
+                        self.events.push(PeerEvent::RenameRefused { name });
+                    }
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ inbound
+
+    fn on_discovery(&mut self, from: SocketAddr, ip: Option<String>, port: Option<u16>) {
+        // Only a peer with a valid name answers (SEMANTICS.md).
+        let Some(name) = self.name.clone().filter(|_| self.phase == Phase::Active) else {
+            return;
+        };
+        let to = claimed_addr(from, ip, port);
+        let (ip, port) = self.me_fields();
+        self.send(to, &PeerMessage::DiscoveryResponse { ip, port, name });
+    }
+
+    fn on_discovery_response(&mut self, addr: SocketAddr, name: String) {
+        if let Phase::Discovering { name: wanted, .. } = &self.phase {
+            if *wanted == name {
+                let name = wanted.clone();
+                self.phase = Phase::Idle;
+                self.events.push(PeerEvent::NameTaken { name });
+                return;
+            }
+            self.events.push(PeerEvent::Discovered { name, addr });
+        }
+    }
+
+    fn on_handshake(
+        &mut self,
+        addr: SocketAddr,
+        name: String,
+        now: Instant,
+        taken: &dyn Fn(&str) -> bool,
+    ) {
+        let Some(mine) = self.name.clone().filter(|_| self.phase == Phase::Active) else {
+            return; // only active peers with a valid name answer
+        };
+        let held_elsewhere = self.known.iter().any(|(a, k)| *a != addr && k.name == name);
+        let duplicate = name == mine || held_elsewhere || taken(&name) || !is_valid_name(&name);
+        let status = if duplicate {
+            Status::DuplicateError
+        } else {
+            Status::Ok
+        };
+        self.send(addr, &PeerMessage::HandshakeResponse { name: mine, status });
+        if duplicate {
+            return;
+        }
+        let manual = self.manual.contains(&addr);
+        let old = self.known.insert(
+            addr,
+            Known {
+                name: name.clone(),
+                last_seen: now,
+                manual,
+            },
+        );
+        match old {
+            Some(k) if k.name == name => {}
+            Some(k) => self.events.push(PeerEvent::PeerRenamed {
+                old: k.name,
+                new: name,
+                addr,
+            }),
+            None => self.events.push(PeerEvent::PeerJoined { name, addr }),
+        }
+    }
+
+    fn on_handshake_response(
+        &mut self,
+        from: SocketAddr,
+        name: String,
+        status: Status,
+        now: Instant,
+    ) {
+        let wanted = match &self.phase {
+            Phase::Handshaking { name, .. } => name.clone(),
+            Phase::Active => self.name.clone().unwrap_or_default(),
+            _ => {
+                self.drop_datagram(from, "HandshakeResponse while not joining".into());
+                return;
+            }
+        };
+        if status != Status::Ok {
+            if matches!(self.phase, Phase::Handshaking { .. }) {
+                self.phase = Phase::Idle;
+                self.known.clear();
+                self.events.push(PeerEvent::NameTaken { name: wanted });
+            }
+            return;
+        }
+        let manual = self.manual.contains(&from);
+        let fresh = !self.known.contains_key(&from);
+        self.known.insert(
+            from,
+            Known {
+                name: name.clone(),
+                last_seen: now,
+                manual,
+            },
+        );
+        if fresh {
+            self.events.push(PeerEvent::PeerJoined { name, addr: from });
+        }
+    }
+
+    fn on_chat(&mut self, from: SocketAddr, message: String, author: Option<String>) {
+        let Some(k) = self.known.get(&from) else {
+            self.drop_datagram(from, "chat from a peer that never handshook".into());
+            return;
+        };
+        let sender = k.name.clone();
+        // A bridge relays "author: text" with the author in `name`.
+        let relayed = author.and_then(|a| {
+            let rest = message.strip_prefix(&a)?.strip_prefix(": ")?.to_string();
+            Some((a, rest))
+        });
+        let event = match relayed {
+            Some((a, rest)) => PeerEvent::Chat {
+                from: a,
+                message: rest,
+                via: Some(sender),
+            },
+            None => PeerEvent::Chat {
+                from: sender,
+                message,
+                via: None,
+            },
+        };
+        self.events.push(event);
+    }
+
+    fn on_set_username(&mut self, from: SocketAddr, new: String, taken: &dyn Fn(&str) -> bool) {
+        let Some(mine) = self.name.clone() else {
+            return;
+        };
+        let Some(old) = self.known.get(&from).map(|k| k.name.clone()) else {
+            self.drop_datagram(from, "SetUsername from a peer that never handshook".into());
+            return;
+        };
+        let held_elsewhere = self.known.iter().any(|(a, k)| *a != from && k.name == new);
+        let duplicate = new == mine || held_elsewhere || taken(&new) || !is_valid_name(&new);
+        let status = if duplicate {
+            Status::DuplicateError
+        } else {
+            Status::Ok
+        };
+        self.send(
+            from,
+            &PeerMessage::SetUsernameResponse {
+                name: new.clone(),
+                status,
+            },
+        );
+        if !duplicate && old != new {
+            if let Some(k) = self.known.get_mut(&from) {
+                k.name = new.clone();
+            }
+            self.events.push(PeerEvent::PeerRenamed {
+                old,
+                new,
+                addr: from,
+            });
+        }
+    }
+
+    // ----------------------------------------------------------- helpers
+
+    fn handshake(&mut self, name: String, now: Instant) {
+        self.phase = Phase::Handshaking {
+            name: name.clone(),
+            until: now + self.config.handshake_window,
+        };
+        let (ip, port) = self.me_fields();
+        let msg = PeerMessage::Handshake { ip, port, name };
+        self.broadcast(&msg);
+        // Hand-added peers are not reached by broadcast.
+        let bytes: Rc<[u8]> = Rc::from(msg.encode());
+        for &to in &self.manual {
+            self.out.push(Transmit {
+                to,
+                bytes: Rc::clone(&bytes),
+            });
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let limit = self.config.refresh * 3;
+        let gone: Vec<SocketAddr> = self
+            .known
+            .iter()
+            .filter(|(_, k)| now.duration_since(k.last_seen) > limit)
+            .map(|(a, _)| *a)
+            .collect();
+        for addr in gone {
+            if let Some(k) = self.known.remove(&addr) {
+                self.events.push(PeerEvent::PeerLeft {
+                    name: k.name,
+                    addr,
+                    timed_out: true,
+                });
+            }
+        }
+    }
+
+    fn addr_of(&self, name: &str) -> Option<SocketAddr> {
+        self.known
+            .iter()
+            .find(|(_, k)| k.name == name)
+            .map(|(a, _)| *a)
+    }
+
+    fn me_fields(&self) -> (Option<String>, Option<u16>) {
+        (Some(self.me.ip().to_string()), Some(self.me.port()))
+    }
+
+    /// Bytes left for the text of `template` (whose text is its prefix).
+    fn budget(&self, template: &PeerMessage) -> usize {
+        self.config
+            .max_datagram
+            .saturating_sub(template.encode().len())
+    }
+
+    fn send(&mut self, to: SocketAddr, msg: &PeerMessage) {
+        self.out.push(Transmit {
+            to,
+            bytes: Rc::from(msg.encode()),
+        });
+    }
+
+    /// One datagram to each broadcast address, and a unicast copy to each
+    /// known peer the broadcast cannot reach: added by hand, or on a port
+    /// no broadcast address targets.
+    fn broadcast(&mut self, msg: &PeerMessage) {
+        let bytes: Rc<[u8]> = Rc::from(msg.encode());
+        for &to in &self.config.broadcast {
+            self.out.push(Transmit {
+                to,
+                bytes: Rc::clone(&bytes),
+            });
+        }
+        for (&addr, k) in &self.known {
+            if k.manual || !self.reached_by_broadcast(addr) {
+                self.out.push(Transmit {
+                    to: addr,
+                    bytes: Rc::clone(&bytes),
+                });
+            }
+        }
+    }
+
+    fn reached_by_broadcast(&self, addr: SocketAddr) -> bool {
+        self.config
+            .broadcast
+            .iter()
+            .any(|b| b.port() == addr.port() && covers(b.ip(), addr.ip()))
+    }
+
+    fn drop_datagram(&mut self, from: SocketAddr, why: String) {
+        self.events.push(PeerEvent::Dropped { from, why });
+    }
+}
+
+/// The address a message claims for its sender, or the datagram's source.
+fn claimed_addr(from: SocketAddr, ip: Option<String>, port: Option<u16>) -> SocketAddr {
+    let ip = ip
+        .and_then(|s| s.parse::<IpAddr>().ok())
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(from.ip());
+    let port = port.filter(|&p| p != 0).unwrap_or(from.port());
+    SocketAddr::new(ip, port)
+}
+
+/// Whether a datagram to broadcast address `b` reaches host `ip`: the
+/// limited broadcast reaches the local network; a directed one (`a.b.c.255`
+/// style, all host bits set) reaches hosts that share its network part.
+fn covers(b: IpAddr, ip: IpAddr) -> bool {
+    match (b, ip) {
+        (IpAddr::V4(b), IpAddr::V4(ip)) => {
+            if b.is_broadcast() {
+                return true;
+            }
+            let (b, ip) = (u32::from(b), u32::from(ip));
+            // Host bits: the trailing ones of the broadcast address.
+            let host = (1u32 << b.trailing_ones().min(31)) - 1;
+            host != 0 && (b & !host) == (ip & !host)
+        }
+        _ => false,
+    }
+}
+
+/// Splits `text` at character boundaries into pieces whose JSON-escaped
+/// form takes at most `budget` bytes. Always at least one piece.
+pub fn split_to_fit(text: &str, budget: usize) -> Vec<&str> {
+    let budget = budget.max(12); // room for any one escaped character
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut used = 0;
+    for (i, c) in text.char_indices() {
+        let cost = escaped_len(c);
+        if used + cost > budget {
+            parts.push(&text[start..i]);
+            start = i;
+            used = 0;
+        }
+        used += cost;
+    }
+    if start < text.len() || parts.is_empty() {
+        parts.push(&text[start..]);
+    }
+    parts
+}
+
+/// Bytes `c` takes inside a pure-ASCII JSON string.
+fn escaped_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 || c as u32 == 0x7f => 6,
+        c if (c as u32) < 0x7f => 1,
+        c if (c as u32) < 0x1_0000 => 6,
+        _ => 12,
+    }
+}
+
+#[cfg(test)]
+mod tests;
