@@ -2,7 +2,7 @@
 //! address it listens on, and runs the loop until SIGINT or SIGTERM.
 
 use mp1::logging;
-use mp1::server::{Config, FramingMode, Server};
+use mp1::server::{BridgeConfig, Config, FramingMode, Server};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -34,6 +34,12 @@ OPTIONS:
                           output (default {close})
   --shutdown-timeout SECS time clients get to take \"Server closing.\" on
                           SIGINT/SIGTERM (default {shutdown})
+  --peer-name NAME        also join the LAN as peer NAME and bridge it into
+                          the server (default: no bridge)
+  --peer-port N           UDP port of the bridge (default: the TCP port)
+  --broadcast ADDR        broadcast address for the bridge; repeatable
+                          (default 255.255.255.255)
+  --peer IP:PORT          a LAN peer to handshake with directly; repeatable
   --log-level LEVEL       off, error, warn, info, debug, trace (default info,
                           or RUST_LOG)
   --log-chat              also log chat and whisper texts
@@ -83,6 +89,10 @@ fn parse_args() -> Result<Command, String> {
     use lexopt::prelude::*;
     let mut c = Config::default();
     let mut level = None;
+    let mut bridge: Option<BridgeConfig> = None;
+    let mut bridge_port = 0u16;
+    let mut broadcast = Vec::new();
+    let mut peers = Vec::new();
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         let name = match arg {
@@ -123,6 +133,12 @@ fn parse_args() -> Result<Command, String> {
                 "--max-output-bytes" => c.max_output_bytes = number(&v, 1024usize)?,
                 "--close-timeout" => c.close_timeout = seconds(&v)?,
                 "--shutdown-timeout" => c.shutdown_timeout = seconds(&v)?,
+                "--peer-name" => bridge = Some(BridgeConfig::new(&v)),
+                "--peer-port" => bridge_port = number(&v, 1u16)?,
+                "--broadcast" => {
+                    broadcast.push(v.parse().map_err(|_| format!("not an IP address: {v:?}"))?)
+                }
+                "--peer" => peers.push(v.parse().map_err(|_| format!("not IP:PORT: {v:?}"))?),
                 "--log-level" => {
                     level = Some(
                         logging::parse_level(&v)
@@ -136,6 +152,17 @@ fn parse_args() -> Result<Command, String> {
         let mut set = set;
         set().map_err(|e| format!("{name}: {e}"))?;
     }
+    if let Some(b) = bridge.as_mut() {
+        b.port = bridge_port;
+        b.broadcast = broadcast;
+        b.peers = peers;
+        if !mp1::protocol::name::is_valid_name(&b.name) {
+            return Err(format!("--peer-name: not a valid name: {:?}", b.name));
+        }
+    } else if bridge_port != 0 || !broadcast.is_empty() || !peers.is_empty() {
+        return Err("--peer-port, --broadcast and --peer need --peer-name".into());
+    }
+    c.bridge = bridge;
     Ok(Command::Run(c, level))
 }
 

@@ -26,6 +26,28 @@ pub enum Effect {
     /// Close after flushing what the connection is owed. The chat state has
     /// already forgotten it.
     Close(ConnId),
+    /// For the LAN, through the peer bridge (only when one is set).
+    Lan(LanOut),
+}
+
+/// What a server user sends to LAN peers through the bridge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LanOut {
+    Chat {
+        from: String,
+        message: String,
+    },
+    Whisper {
+        from: String,
+        to: String,
+        message: String,
+    },
+}
+
+/// A LAN peer seen through the bridge: it shares the server's namespace.
+struct LanUser {
+    name: String,
+    addr: SocketAddr,
 }
 
 /// Limits the state machine enforces.
@@ -67,6 +89,10 @@ pub struct Chat {
     admin: Option<ConnId>,
     next_seq: u64,
     local_time: Box<dyn Fn() -> String>,
+    /// The bridge's own name on the LAN, when mp1d bridges one.
+    bridge: Option<String>,
+    /// LAN peers known to the bridge, in the order they appeared.
+    lan: Vec<LanUser>,
 }
 
 fn chrono_local_time() -> String {
@@ -83,6 +109,8 @@ impl Chat {
             admin: None,
             next_seq: 0,
             local_time: Box::new(chrono_local_time),
+            bridge: None,
+            lan: Vec::new(),
         }
     }
 
@@ -106,16 +134,64 @@ impl Chat {
         self.admin.and_then(|a| self.name_of(a))
     }
 
-    /// Logged-in names in login order.
+    /// Logged-in names in login order, then LAN peers'.
     pub fn online_names(&self) -> Vec<String> {
         let mut users: Vec<&User> = self.members.iter().filter_map(|&c| self.user(c)).collect();
         users.sort_by_key(|u| u.seq);
-        users.into_iter().map(|u| u.name.clone()).collect()
+        let users = users.into_iter().map(|u| u.name.clone());
+        users
+            .chain(self.lan.iter().map(|l| l.name.clone()))
+            .collect()
     }
 
-    /// Whether `name` is held by a logged-in client.
+    /// Whether `name` is held by a logged-in client, a LAN peer or the
+    /// bridge itself: one namespace for both.
     pub fn is_taken(&self, name: &str) -> bool {
         self.names.contains_key(name)
+            || self.bridge.as_deref() == Some(name)
+            || self.lan.iter().any(|l| l.name == name)
+    }
+
+    /// mp1d bridges a LAN under `name`: server chat is relayed to it, and
+    /// LAN peers share the namespace.
+    pub fn set_bridge(&mut self, name: Option<String>) {
+        self.bridge = name;
+    }
+
+    /// A LAN peer handshook with the bridge.
+    pub fn lan_join(&mut self, name: &str, addr: SocketAddr, out: &mut Vec<Effect>) {
+        self.lan.retain(|l| l.addr != addr);
+        self.lan.push(LanUser {
+            name: name.to_string(),
+            addr,
+        });
+        announce(out, format!("{name} joined from the LAN."));
+    }
+
+    /// A LAN peer left or timed out.
+    pub fn lan_leave(&mut self, addr: SocketAddr, out: &mut Vec<Effect>) {
+        if let Some(i) = self.lan.iter().position(|l| l.addr == addr) {
+            let gone = self.lan.remove(i);
+            announce(out, format!("{} left the LAN.", gone.name));
+        }
+    }
+
+    pub fn lan_rename(&mut self, addr: SocketAddr, new: &str, out: &mut Vec<Effect>) {
+        if let Some(l) = self.lan.iter_mut().find(|l| l.addr == addr) {
+            let old = std::mem::replace(&mut l.name, new.to_string());
+            announce(out, format!("{old} has changed username to {new}."));
+        }
+    }
+
+    /// Chat from the LAN reaches every server user.
+    pub fn lan_chat(&mut self, from: &str, message: String, out: &mut Vec<Effect>) {
+        out.push(Effect::Broadcast {
+            except: None,
+            reply: Reply::SendChatFromUser {
+                name: from.to_string(),
+                message,
+            },
+        });
     }
 
     /// A new connection from `addr`; it must log in before anything else.
@@ -258,9 +334,11 @@ impl Chat {
         if !is_valid_name(&name) {
             return (name, Status::InvalidUsername);
         }
-        match self.names.get(&name) {
-            Some(&holder) if holder != conn => (name, Status::DuplicateError),
-            _ => (name, Status::Ok),
+        let own = self.names.get(&name) == Some(&conn);
+        if !own && self.is_taken(&name) {
+            (name, Status::DuplicateError)
+        } else {
+            (name, Status::Ok)
         }
     }
 
@@ -290,12 +368,17 @@ impl Chat {
     }
 
     fn user_info(&self, conn: ConnId, name: String, out: &mut Vec<Effect>) {
-        let target = self.names.get(&name).and_then(|&c| self.session(c));
-        let reply = match target {
-            Some(s) => Reply::ProvideUserInfo {
+        let user = self
+            .names
+            .get(&name)
+            .and_then(|&c| self.session(c))
+            .map(|s| s.addr);
+        let peer = || self.lan.iter().find(|l| l.name == name).map(|l| l.addr);
+        let reply = match user.or_else(peer) {
+            Some(addr) => Reply::ProvideUserInfo {
+                ip: addr.ip().to_string(),
+                port: addr.port(),
                 name,
-                ip: s.addr.ip().to_string(),
-                port: s.addr.port(),
                 status: Status::Ok,
             },
             None => Reply::ProvideUserInfo {
@@ -331,6 +414,12 @@ impl Chat {
             return;
         }
         let name = self.name_of(conn).unwrap_or_default().to_string();
+        if self.bridge.is_some() {
+            out.push(Effect::Lan(LanOut::Chat {
+                from: name.clone(),
+                message: message.clone(),
+            }));
+        }
         out.push(Effect::Broadcast {
             except: Some(conn),
             reply: Reply::SendChatFromUser { name, message },
@@ -356,6 +445,13 @@ impl Chat {
                         message: message.clone(),
                     },
                 )),
+                None if self.lan.iter().any(|l| l.name == *name) => {
+                    out.push(Effect::Lan(LanOut::Whisper {
+                        from: from.clone(),
+                        to: name.clone(),
+                        message: message.clone(),
+                    }))
+                }
                 None => out.push(Effect::Send(
                     conn,
                     Reply::server_message(format!("UserDoesNotExist: {name}")),

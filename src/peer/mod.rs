@@ -107,6 +107,7 @@ pub enum PeerEvent {
     Whisper {
         from: String,
         message: String,
+        via: Option<String>,
     },
     /// A datagram that was not acted on, and why (for the log).
     Dropped {
@@ -245,32 +246,32 @@ impl Peer {
         if self.phase != Phase::Active {
             return;
         }
-        let prefix = author.map(|a| format!("{a}: ")).unwrap_or_default();
-        let template = PeerMessage::SendChat {
-            message: prefix.clone(),
-            name: author.map(str::to_string),
-        };
-        for part in split_to_fit(message, self.budget(&template)) {
-            let msg = PeerMessage::SendChat {
-                message: format!("{prefix}{part}"),
-                name: author.map(str::to_string),
-            };
+        for msg in relayed(
+            author,
+            message,
+            self.config.max_datagram,
+            |message, name| PeerMessage::SendChat { message, name },
+        ) {
             self.broadcast(&msg);
         }
     }
 
     /// Whispers to the known peer called `to`; false if there is none.
     pub fn whisper(&mut self, to: &str, message: &str) -> bool {
+        self.whisper_as(None, to, message)
+    }
+
+    /// A whisper relayed for `author`, like [`Peer::chat_as`].
+    pub fn whisper_as(&mut self, author: Option<&str>, to: &str, message: &str) -> bool {
         let Some(addr) = self.addr_of(to) else {
             return false;
         };
-        let template = PeerMessage::Whisper {
-            message: String::new(),
-        };
-        for part in split_to_fit(message, self.budget(&template)) {
-            let msg = PeerMessage::Whisper {
-                message: part.to_string(),
-            };
+        for msg in relayed(
+            author,
+            message,
+            self.config.max_datagram,
+            |message, name| PeerMessage::Whisper { message, name },
+        ) {
             self.send(addr, &msg);
         }
         true
@@ -394,14 +395,8 @@ impl Peer {
             PeerMessage::HandshakeResponse { name, status } => {
                 self.on_handshake_response(from, name, status, now)
             }
-            PeerMessage::SendChat { message, name } => self.on_chat(from, message, name),
-            PeerMessage::Whisper { message } => match self.known.get(&from) {
-                Some(k) => {
-                    let from = k.name.clone();
-                    self.events.push(PeerEvent::Whisper { from, message });
-                }
-                None => self.drop_datagram(from, "whisper from a peer that never handshook".into()),
-            },
+            PeerMessage::SendChat { message, name } => self.on_text(from, message, name, false),
+            PeerMessage::Whisper { message, name } => self.on_text(from, message, name, true),
             PeerMessage::Disconnect => {
                 if let Some(k) = self.known.remove(&from) {
                     self.events.push(PeerEvent::PeerLeft {
@@ -525,9 +520,17 @@ impl Peer {
         }
     }
 
-    fn on_chat(&mut self, from: SocketAddr, message: String, author: Option<String>) {
+    /// Chat or whisper from `from`; shown only if it handshook with us.
+    fn on_text(
+        &mut self,
+        from: SocketAddr,
+        message: String,
+        author: Option<String>,
+        whisper: bool,
+    ) {
         let Some(k) = self.known.get(&from) else {
-            self.drop_datagram(from, "chat from a peer that never handshook".into());
+            let what = if whisper { "whisper" } else { "chat" };
+            self.drop_datagram(from, format!("{what} from a peer that never handshook"));
             return;
         };
         let sender = k.name.clone();
@@ -536,19 +539,15 @@ impl Peer {
             let rest = message.strip_prefix(&a)?.strip_prefix(": ")?.to_string();
             Some((a, rest))
         });
-        let event = match relayed {
-            Some((a, rest)) => PeerEvent::Chat {
-                from: a,
-                message: rest,
-                via: Some(sender),
-            },
-            None => PeerEvent::Chat {
-                from: sender,
-                message,
-                via: None,
-            },
+        let (from, message, via) = match relayed {
+            Some((a, rest)) => (a, rest, Some(sender)),
+            None => (sender, message, None),
         };
-        self.events.push(event);
+        self.events.push(if whisper {
+            PeerEvent::Whisper { from, message, via }
+        } else {
+            PeerEvent::Chat { from, message, via }
+        });
     }
 
     fn on_set_username(&mut self, from: SocketAddr, new: String, taken: &dyn Fn(&str) -> bool) {
@@ -635,13 +634,6 @@ impl Peer {
         (Some(self.me.ip().to_string()), Some(self.me.port()))
     }
 
-    /// Bytes left for the text of `template` (whose text is its prefix).
-    fn budget(&self, template: &PeerMessage) -> usize {
-        self.config
-            .max_datagram
-            .saturating_sub(template.encode().len())
-    }
-
     fn send(&mut self, to: SocketAddr, msg: &PeerMessage) {
         self.out.push(Transmit {
             to,
@@ -708,6 +700,24 @@ fn covers(b: IpAddr, ip: IpAddr) -> bool {
         }
         _ => false,
     }
+}
+
+/// The datagrams of one chat or whisper: relayed for `author` they read
+/// "author: text" and carry `name`; long text is split so each datagram
+/// stays within `max_datagram` bytes.
+fn relayed(
+    author: Option<&str>,
+    text: &str,
+    max_datagram: usize,
+    make: impl Fn(String, Option<String>) -> PeerMessage,
+) -> Vec<PeerMessage> {
+    let prefix = author.map(|a| format!("{a}: ")).unwrap_or_default();
+    let name = author.map(str::to_string);
+    let overhead = make(prefix.clone(), name.clone()).encode().len();
+    split_to_fit(text, max_datagram.saturating_sub(overhead))
+        .into_iter()
+        .map(|part| make(format!("{prefix}{part}"), name.clone()))
+        .collect()
 }
 
 /// Splits `text` at character boundaries into pieces whose JSON-escaped

@@ -262,7 +262,8 @@ fn whisper_disconnect_and_strangers() {
         lan.take_events(1),
         vec![PeerEvent::Whisper {
             from: "ana".into(),
-            message: "psst".into()
+            message: "psst".into(),
+            via: None
         }]
     );
     // Peer 2 never joined: its chat is not shown.

@@ -36,8 +36,10 @@ pub enum PeerMessage {
         message: String,
         name: Option<String>,
     },
+    /// `name` as in `SendChat`.
     Whisper {
         message: String,
+        name: Option<String>,
     },
     Disconnect,
     SetUsername {
@@ -108,6 +110,7 @@ pub fn decode_peer(bytes: &[u8]) -> Result<PeerMessage, DecodeError> {
         },
         "Whisper" => PeerMessage::Whisper {
             message: f.string("message")?,
+            name: f.lenient_string("name"),
         },
         "Disconnect" => PeerMessage::Disconnect,
         "SetUsername" => PeerMessage::SetUsername {
@@ -144,13 +147,12 @@ impl Serialize for Data<'_> {
             PeerMessage::HandshakeResponse { name, .. }
             | PeerMessage::SetUsername { name }
             | PeerMessage::SetUsernameResponse { name, .. } => m.serialize_entry("name", name)?,
-            PeerMessage::SendChat { message, name } => {
+            PeerMessage::SendChat { message, name } | PeerMessage::Whisper { message, name } => {
                 m.serialize_entry("message", message)?;
                 if let Some(name) = name {
                     m.serialize_entry("name", name)?;
                 }
             }
-            PeerMessage::Whisper { message } => m.serialize_entry("message", message)?,
             PeerMessage::Disconnect => {}
         }
         m.end()
@@ -214,6 +216,7 @@ mod tests {
         });
         round_trip(PeerMessage::Whisper {
             message: "psst".into(),
+            name: None,
         });
         round_trip(PeerMessage::Disconnect);
         round_trip(PeerMessage::SetUsername { name: "c".into() });

@@ -1,7 +1,7 @@
 //! Every limit and knob of the server, with its default. The command line
 //! (`src/bin/mp1d.rs`) fills this in; tests build it directly.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// How replies are framed on a connection.
@@ -55,6 +55,32 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Log every chat and whisper text (off: privacy).
     pub log_chat: bool,
+    /// Also join a LAN as a peer and bridge it into the server.
+    pub bridge: Option<BridgeConfig>,
+}
+
+/// mp1d as a LAN peer (`--peer-name`).
+#[derive(Clone, Debug)]
+pub struct BridgeConfig {
+    /// The bridge's name on the LAN.
+    pub name: String,
+    /// UDP port; 0 means the same number as the TCP port.
+    pub port: u16,
+    /// Broadcast addresses (sent to at the peer port).
+    pub broadcast: Vec<IpAddr>,
+    /// Peers added by hand.
+    pub peers: Vec<SocketAddr>,
+}
+
+impl BridgeConfig {
+    pub fn new(name: &str) -> BridgeConfig {
+        BridgeConfig {
+            name: name.to_string(),
+            port: 0,
+            broadcast: Vec::new(),
+            peers: Vec::new(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -73,6 +99,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(2),
             shutdown_timeout: Duration::from_secs(2),
             log_chat: false,
+            bridge: None,
         }
     }
 }

@@ -2,6 +2,8 @@
 //! loopback port, and talk to it over real TCP sockets.
 #![allow(dead_code)]
 
+pub mod peers;
+
 use mp1::protocol::{Frame, Splitter};
 use serde_json::Value;
 use std::collections::VecDeque;

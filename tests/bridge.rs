@@ -1,0 +1,162 @@
+//! mp1d bridging a LAN (`--peer-name`): one namespace for server users and
+//! LAN peers, chat both ways in order and once, whispers, online list.
+//! Loopback only: the LAN peers are added by hand on 127.0.0.1.
+
+mod common;
+use common::peers::*;
+use common::*;
+use mp1::peer::PeerEvent;
+use serde_json::json;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(5);
+
+/// A LAN peer "lan" (already active) and an mp1d bridging as "br" that was
+/// told about it by hand; returns once they know each other.
+fn setup() -> (Mp1d, TestPeer) {
+    let mut lan = TestPeer::loopback();
+    assert!(lan.join("lan"));
+    let target = lan.addr().to_string();
+    let server = Mp1d::start(&[
+        "--peer-name",
+        "br",
+        "--broadcast",
+        "127.255.255.255",
+        "--peer",
+        &target,
+    ]);
+    let joined = lan.wait_for(T, |e| matches!(e, PeerEvent::PeerJoined { .. }));
+    assert!(
+        matches!(joined, PeerEvent::PeerJoined { ref name, .. } if name == "br"),
+        "{joined:?}"
+    );
+    // The bridge hears our OK, then becomes active.
+    let deadline = std::time::Instant::now() + T;
+    while !server
+        .log
+        .try_iter()
+        .any(|l| l.contains("joined the LAN as \"br\""))
+    {
+        assert!(std::time::Instant::now() < deadline, "bridge never joined");
+        lan.pump(Duration::from_millis(50));
+    }
+    (server, lan)
+}
+
+#[test]
+fn lan_and_server_share_one_namespace() {
+    let (server, mut lan) = setup();
+    let mut alice = server.login("alice");
+    alice.expect_server_message("You are the admin.");
+    // A server login cannot take a LAN peer's name, nor the bridge's.
+    let mut c = server.connect();
+    for taken in ["lan", "br"] {
+        c.send(&msg("Login", json!({"name": taken})));
+        let v = c.recv();
+        assert_eq!(
+            (v["mtp"].as_str(), v["status"].as_str()),
+            (Some("AssignUsername"), Some("DuplicateError")),
+            "{v}"
+        );
+    }
+    alice.send(&msg("SetUsername", json!({"name": "lan"})));
+    assert_eq!(alice.recv()["status"], "DuplicateError");
+    // A LAN peer cannot handshake with a server user's name.
+    let mut other = TestPeer::loopback();
+    other.node.peer.add_peer(server_udp(&server));
+    other.node.peer.join("alice", std::time::Instant::now());
+    let mut refused = false;
+    for _ in 0..40 {
+        other.pump(Duration::from_millis(20));
+        lan.pump(Duration::from_millis(5));
+        if other.seen.contains(&PeerEvent::NameTaken {
+            name: "alice".into(),
+        }) {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "{:?}", other.seen);
+    // LAN peers appear in the online list, after the server users.
+    alice.send(&msg("RequestOnlineList", json!({})));
+    assert_eq!(alice.recv()["data"]["names"], json!(["alice", "lan"]));
+    alice.send(&msg("RequestUserInfo", json!({"name": "lan"})));
+    let v = alice.recv();
+    assert_eq!(v["status"], "OK");
+    assert_eq!(v["data"]["port"], lan.addr().port());
+}
+
+/// The bridge's UDP address: mp1d logs it at start-up.
+fn server_udp(server: &Mp1d) -> std::net::SocketAddr {
+    // --peer-port defaults to the TCP port number.
+    server.addr
+}
+
+#[test]
+fn chat_crosses_the_bridge_both_ways_in_order_once() {
+    let (server, mut lan) = setup();
+    let mut alice = server.login("alice");
+    alice.expect_server_message("You are the admin.");
+    let mut bob = server.login("bob");
+    alice.expect_server_message("bob joined the server.");
+    // Server chat -> LAN: once each, in order, authored by the user.
+    for i in 0..40 {
+        alice.send(&msg("SendChat", json!({"message": format!("tcp {i}")})));
+    }
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + T;
+    while got.len() < 40 && std::time::Instant::now() < deadline {
+        lan.pump(Duration::from_millis(20));
+        got.extend(lan.take_chats());
+    }
+    lan.pump(Duration::from_millis(100));
+    got.extend(lan.take_chats());
+    let want: Vec<(String, String)> = (0..40)
+        .map(|i| ("alice".to_string(), format!("tcp {i}")))
+        .collect();
+    assert_eq!(got, want);
+    for i in 0..40 {
+        assert_eq!(bob.recv()["data"]["message"], format!("tcp {i}"));
+    }
+    // LAN chat -> every server user, once, in order, under the peer's name.
+    for i in 0..40 {
+        lan.node.peer.chat(&format!("udp {i}"));
+    }
+    lan.pump(Duration::from_millis(100));
+    for c in [&mut alice, &mut bob] {
+        for i in 0..40 {
+            assert_eq!(
+                c.recv(),
+                json!({"mtp": "SendChatFromUser", "data": {"name": "lan", "message": format!("udp {i}")}})
+            );
+        }
+        c.expect_silence(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn whisper_to_a_lan_peer_and_peer_comings_and_goings() {
+    let (server, mut lan) = setup();
+    let mut alice = server.login("alice");
+    alice.expect_server_message("You are the admin.");
+    alice.send(&msg(
+        "WhisperToUser",
+        json!({"to": ["lan"], "message": "psst"}),
+    ));
+    assert_eq!(
+        lan.wait_for(T, |e| matches!(e, PeerEvent::Whisper { .. })),
+        PeerEvent::Whisper {
+            from: "alice".into(),
+            message: "psst".into(),
+            via: Some("br".into())
+        }
+    );
+    // A second LAN peer arrives and leaves: server users are told.
+    let mut late = TestPeer::loopback();
+    late.node.peer.add_peer(server_udp(&server));
+    assert!(late.join("late"));
+    alice.expect_server_message("late joined from the LAN.");
+    late.node.peer.leave();
+    late.pump(Duration::from_millis(50));
+    alice.expect_server_message("late left the LAN.");
+}
