@@ -11,6 +11,11 @@
 //! peer must pick another name. With no refusal within the handshake window
 //! the name is ours.
 //!
+//! Peers that join at the same moment cannot answer each other's
+//! `Handshake` (neither is active yet): each remembers the other and, once
+//! active, handshakes with it directly. A refresh `DiscoveryResponse` from a
+//! peer we do not know triggers the same direct handshake.
+//!
 //! Ageing: UDP has no close, so an active peer re-broadcasts `Discovery`
 //! every `refresh` period. Every datagram from a known peer (its
 //! `DiscoveryResponse` included) counts as a sign of life; a known peer not
@@ -143,6 +148,9 @@ pub struct Peer {
     known: HashMap<SocketAddr, Known>,
     /// Peers added by hand, handshaken with whenever we join.
     manual: Vec<SocketAddr>,
+    /// Peers that handshook while we were still joining (and so got no
+    /// answer): we handshake with them directly once we are active.
+    latecomers: Vec<SocketAddr>,
     next_refresh: Option<Instant>,
     out: Vec<Transmit>,
     events: Vec<PeerEvent>,
@@ -160,6 +168,7 @@ impl Peer {
             renaming: None,
             known: HashMap::new(),
             manual: Vec::new(),
+            latecomers: Vec::new(),
             next_refresh: None,
             out: Vec::new(),
             events: Vec::new(),
@@ -306,6 +315,7 @@ impl Peer {
         self.name = None;
         self.renaming = None;
         self.known.clear();
+        self.latecomers.clear();
         self.next_refresh = None;
     }
 
@@ -334,7 +344,14 @@ impl Peer {
                 self.phase = Phase::Active;
                 self.name = Some(name.clone());
                 self.next_refresh = Some(now + self.config.refresh);
-                self.events.push(PeerEvent::Joined { name });
+                self.events.push(PeerEvent::Joined { name: name.clone() });
+                let (ip, port) = self.me_fields();
+                let msg = PeerMessage::Handshake { ip, port, name };
+                for to in std::mem::take(&mut self.latecomers) {
+                    if !self.known.contains_key(&to) {
+                        self.send(to, &msg);
+                    }
+                }
             }
             _ => {}
         }
@@ -430,6 +447,22 @@ impl Peer {
     }
 
     fn on_discovery_response(&mut self, addr: SocketAddr, name: String) {
+        // An active peer we never handshook with (we both joined at once,
+        // or a datagram was lost) answers a refresh: catch up directly.
+        if self.phase == Phase::Active && !self.known.contains_key(&addr) {
+            if let Some(mine) = self.name.clone() {
+                let (ip, port) = self.me_fields();
+                self.send(
+                    addr,
+                    &PeerMessage::Handshake {
+                        ip,
+                        port,
+                        name: mine,
+                    },
+                );
+            }
+            return;
+        }
         if let Phase::Discovering { name: wanted, .. } = &self.phase {
             if *wanted == name {
                 let name = wanted.clone();
@@ -449,7 +482,16 @@ impl Peer {
         taken: &dyn Fn(&str) -> bool,
     ) {
         let Some(mine) = self.name.clone().filter(|_| self.phase == Phase::Active) else {
-            return; // only active peers with a valid name answer
+            // Only active peers with a valid name answer; a peer that is
+            // joining remembers the newcomer for when it is active.
+            let joining = matches!(
+                self.phase,
+                Phase::Discovering { .. } | Phase::Handshaking { .. }
+            );
+            if joining && !self.latecomers.contains(&addr) {
+                self.latecomers.push(addr);
+            }
+            return;
         };
         let held_elsewhere = self.known.iter().any(|(a, k)| *a != addr && k.name == name);
         let duplicate = name == mine || held_elsewhere || taken(&name) || !is_valid_name(&name);

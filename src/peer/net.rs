@@ -29,10 +29,7 @@ impl PeerNode {
     /// is the source the kernel picks towards the first broadcast address
     /// (127.0.0.1 when there is none or no route).
     pub fn bind(bind: IpAddr, port: u16, config: PeerConfig) -> io::Result<PeerNode> {
-        let std_socket = std::net::UdpSocket::bind((bind, port))?;
-        std_socket.set_broadcast(true)?;
-        std_socket.set_nonblocking(true)?;
-        let local = std_socket.local_addr()?;
+        let socket = std::net::UdpSocket::bind((bind, port))?;
         let ip = if !bind.is_unspecified() {
             bind
         } else {
@@ -42,9 +39,20 @@ impl PeerNode {
                 .and_then(|b| source_ip_towards(*b))
                 .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
         };
-        let me = SocketAddr::new(ip, local.port());
+        PeerNode::from_std(socket, ip, config)
+    }
+
+    /// Wraps a bound socket; `ip` is our address as peers see it.
+    pub fn from_std(
+        socket: std::net::UdpSocket,
+        ip: IpAddr,
+        config: PeerConfig,
+    ) -> io::Result<PeerNode> {
+        socket.set_broadcast(true)?;
+        socket.set_nonblocking(true)?;
+        let me = SocketAddr::new(ip, socket.local_addr()?.port());
         Ok(PeerNode {
-            socket: UdpSocket::from_std(std_socket),
+            socket: UdpSocket::from_std(socket),
             peer: Peer::new(me, config),
             pending: VecDeque::new(),
             buf: vec![0; 65536],
@@ -62,7 +70,10 @@ impl PeerNode {
     pub fn on_readable(&mut self, now: Instant, taken: &dyn Fn(&str) -> bool) {
         loop {
             match self.socket.recv_from(&mut self.buf) {
-                Ok((n, from)) => self.peer.on_datagram(from, &self.buf[..n], now, taken),
+                Ok((n, from)) => {
+                    log::trace!("udp <- {from}: {}", String::from_utf8_lossy(&self.buf[..n]));
+                    self.peer.on_datagram(from, &self.buf[..n], now, taken)
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // ICMP errors from an earlier send surface here; they
@@ -82,7 +93,10 @@ impl PeerNode {
     /// Sends everything the peer owes, in batches; what the socket will
     /// not take waits for a writable event.
     pub fn flush(&mut self, registry: &Registry) {
-        self.pending.extend(self.peer.drain_transmits());
+        for t in self.peer.drain_transmits() {
+            log::trace!("udp -> {}: {}", t.to, String::from_utf8_lossy(&t.bytes));
+            self.pending.push_back(t);
+        }
         while !self.pending.is_empty() {
             let n = self.pending.len().min(BATCH);
             match send_batch(&self.socket, self.pending.range(..n)) {

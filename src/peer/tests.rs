@@ -442,3 +442,23 @@ fn split_respects_budget_and_boundaries() {
     let parts = split_to_fit("ééé", 12);
     assert_eq!(parts, vec!["éé", "é"]);
 }
+
+#[test]
+fn peers_joining_at_the_same_time_still_meet() {
+    let mut lan = Lan::new(&[addr(1, PORT), addr(2, PORT)]);
+    let now = lan.now;
+    lan.peers[0].join("ana", now);
+    lan.settle();
+    lan.advance(Duration::from_millis(400));
+    // bo starts while ana is still in her windows: each one's Handshake
+    // reaches the other before it may answer.
+    let now = lan.now;
+    lan.peers[1].join("bo", now);
+    lan.settle();
+    for _ in 0..10 {
+        lan.advance(Duration::from_millis(200));
+    }
+    assert!(lan.peers[0].is_active() && lan.peers[1].is_active());
+    assert_eq!(lan.peers[0].peer_names(), vec!["bo"]);
+    assert_eq!(lan.peers[1].peer_names(), vec!["ana"]);
+}

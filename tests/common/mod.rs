@@ -26,8 +26,23 @@ pub struct Mp1d {
 
 impl Mp1d {
     pub fn start(args: &[&str]) -> Mp1d {
+        Mp1d::start_in(&[], args)
+    }
+
+    /// Starts mp1d under a wrapper command (`ip netns exec NS`); `args`
+    /// come after the defaults, so they may override them.
+    pub fn start_in(wrapper: &[&str], args: &[&str]) -> Mp1d {
+        let bin = env!("CARGO_BIN_EXE_mp1d");
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         #[allow(clippy::zombie_processes)] // Drop kills and waits
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mp1d"))
+        let mut child = cmd
             .args(["--port", "0", "--bind", "127.0.0.1", "--log-level", "debug"])
             .args(args)
             .stdin(Stdio::null())
@@ -128,7 +143,11 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect");
+        Client::from_stream(TcpStream::connect_timeout(&addr, WAIT).expect("connect"))
+    }
+
+    /// A client on a stream connected elsewhere (in a network namespace).
+    pub fn from_stream(stream: TcpStream) -> Client {
         stream.set_nodelay(true).unwrap();
         Client {
             stream,

@@ -20,13 +20,21 @@ impl TestPeer {
     /// A peer on `bind:0` that broadcasts to `broadcast` (may be empty),
     /// with short windows so tests stay quick.
     pub fn bind(bind: IpAddr, port: u16, broadcast: Vec<SocketAddr>) -> TestPeer {
-        let config = PeerConfig {
-            broadcast,
-            discovery_window: Duration::from_millis(300),
-            handshake_window: Duration::from_millis(300),
-            ..PeerConfig::default()
-        };
-        let mut node = PeerNode::bind(bind, port, config).expect("bind UDP");
+        let node = PeerNode::bind(bind, port, quick(broadcast)).expect("bind UDP");
+        TestPeer::from_node(node)
+    }
+
+    /// A peer on a socket made elsewhere (in a network namespace); `ip` is
+    /// its address on that network.
+    pub fn from_socket(
+        socket: std::net::UdpSocket,
+        ip: IpAddr,
+        broadcast: Vec<SocketAddr>,
+    ) -> TestPeer {
+        TestPeer::from_node(PeerNode::from_std(socket, ip, quick(broadcast)).unwrap())
+    }
+
+    fn from_node(mut node: PeerNode) -> TestPeer {
         let poll = Poll::new().unwrap();
         node.register(poll.registry(), Token(0)).unwrap();
         TestPeer {
@@ -105,6 +113,16 @@ impl TestPeer {
             _ => true,
         });
         out
+    }
+}
+
+/// Short windows so tests stay quick.
+fn quick(broadcast: Vec<SocketAddr>) -> PeerConfig {
+    PeerConfig {
+        broadcast,
+        discovery_window: Duration::from_millis(300),
+        handshake_window: Duration::from_millis(300),
+        ..PeerConfig::default()
     }
 }
 
