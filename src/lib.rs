@@ -8,6 +8,8 @@
 //! - [`server`]: `mp1d`'s single-threaded mio loop that moves bytes between
 //!   sockets and the state machine.
 //! - [`peer`]: the peer-to-peer state machine (no I/O) and its UDP driver.
+//! - [`terminal`]: the `mp1` terminal program's two modes, line editor and
+//!   display.
 //! - [`logging`]: a small stderr logger for the binaries.
 
 pub mod chat;
@@ -15,3 +17,4 @@ pub mod logging;
 pub mod peer;
 pub mod protocol;
 pub mod server;
+pub mod terminal;

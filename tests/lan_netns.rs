@@ -42,7 +42,13 @@ fn ip(args: &[&str]) -> Result<(), String> {
 impl Lan {
     /// Hosts get 10.151.0.1, .2, ... in the order given.
     fn create(hosts: &[&str]) -> Result<Lan, String> {
-        let prefix = format!("mp1t{}", std::process::id());
+        Lan::create_named("", hosts)
+    }
+
+    /// As `create`, with `tag` in the namespace names so that tests running
+    /// at once do not collide.
+    fn create_named(tag: &str, hosts: &[&str]) -> Result<Lan, String> {
+        let prefix = format!("mp1t{}{tag}", std::process::id());
         let mut lan = Lan {
             prefix: prefix.clone(),
             hosts: Vec::new(),
@@ -253,4 +259,34 @@ fn broadcast_lan_with_three_peers_and_a_bridging_server() {
         );
     }
     drop(server);
+}
+
+#[test]
+fn terminal_peers_find_each_other_by_broadcast() {
+    use common::terminal::Mp1;
+    if let Some(why) = skip_reason() {
+        eprintln!("SKIPPED terminal_peers_find_each_other_by_broadcast: {why}");
+        return;
+    }
+    // Its own namespaces (the prefix includes the test's thread id).
+    let lan = Lan::create_named("t", &["x", "y"]).expect("create namespaces");
+    let (nx, ny) = (lan.ns("x"), lan.ns("y"));
+    let args = ["peer", "--broadcast", "10.151.0.255", "--name"];
+    let mut x = Mp1::spawn_in(
+        &["ip", "netns", "exec", &nx],
+        &[&args[..], &["xena"]].concat(),
+    );
+    x.expect("* joined the LAN as xena");
+    let mut y = Mp1::spawn_in(
+        &["ip", "netns", "exec", &ny],
+        &[&args[..], &["yuri"]].concat(),
+    );
+    y.expect("* xena is online at 10.151.0.1:15151");
+    y.expect("* joined the LAN as yuri");
+    x.expect("* yuri joined (10.151.0.2:15151)");
+    y.type_line("hi over the wire");
+    x.expect("yuri: hi over the wire");
+    x.type_line("/quit");
+    assert_eq!(x.wait_exit(), Some(0));
+    y.expect("* xena left");
 }

@@ -5,7 +5,7 @@
 //! list of names, and a string of digits for a port. Every rejection names
 //! the problem so the server can tell the client what was wrong.
 
-use super::message::Request;
+use super::message::{AdminCommand, Reply, Request, Status};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -59,6 +59,12 @@ struct RawFields<'a> {
     ip: Option<&'a RawValue>,
     #[serde(borrow, default)]
     port: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    time: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    names: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    from: Option<&'a RawValue>,
 }
 
 /// A string that borrows from the input when it has no escapes.
@@ -114,6 +120,9 @@ impl<'a> Fields<'a> {
             "message" => self.raw.message,
             "ip" => self.raw.ip,
             "port" => self.raw.port,
+            "time" => self.raw.time,
+            "names" => self.raw.names,
+            "from" => self.raw.from,
             _ => None,
         }
     }
@@ -236,6 +245,72 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, DecodeError> {
     })
 }
 
+/// Decodes one clientbound message (what a client reads from a server).
+/// Lenient like the server: a missing field reads as empty.
+pub fn decode_reply(bytes: &[u8]) -> Result<Reply, DecodeError> {
+    let f = Fields::parse(bytes)?;
+    let text = |field| f.lenient_string(field).unwrap_or_default();
+    let status = || {
+        f.status
+            .as_deref()
+            .map(|s| {
+                Status::parse(s)
+                    .ok_or_else(|| DecodeError::Invalid(format!("unknown status {s:?}")))
+            })
+            .unwrap_or(Ok(Status::Ok))
+    };
+    let admin = |command| -> Result<Reply, DecodeError> {
+        Ok(Reply::Admin {
+            command,
+            name: text("name"),
+            status: status()?,
+        })
+    };
+    Ok(match f.mtp.as_ref() {
+        "AssignUsername" => Reply::AssignUsername {
+            name: text("name"),
+            status: status()?,
+        },
+        "SetUsername" => Reply::SetUsername {
+            name: text("name"),
+            status: status()?,
+        },
+        "ProvideUserInfo" => Reply::ProvideUserInfo {
+            name: text("name"),
+            ip: text("ip"),
+            port: f.lenient_port("port").unwrap_or(0),
+            status: status()?,
+        },
+        "SendLocalTime" => Reply::SendLocalTime { time: text("time") },
+        "WhisperFromUser" => Reply::WhisperFromUser {
+            from: text("from"),
+            message: text("message"),
+        },
+        "SendChatFromUser" => Reply::SendChatFromUser {
+            name: text("name"),
+            message: text("message"),
+        },
+        "SendOnlineList" => Reply::SendOnlineList {
+            names: f.string_list("names").unwrap_or_default(),
+        },
+        "KickUser" => admin(AdminCommand::KickUser)?,
+        "MuteUser" => admin(AdminCommand::MuteUser)?,
+        "UnmuteUser" => admin(AdminCommand::UnmuteUser)?,
+        "SetAsAdmin" => admin(AdminCommand::SetAsAdmin)?,
+        "ServerMessage" => Reply::ServerMessage {
+            message: text("message"),
+        },
+        "Disconnect" => Reply::Disconnect {
+            message: text("message"),
+        },
+        other => {
+            return Err(DecodeError::Invalid(format!(
+                "unknown message type {other:?}"
+            )))
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +418,60 @@ mod tests {
         assert!(e.to_string().contains("\"data\" must be an object"));
         let e = dec(r#"{"mtp":"KickUser","data":{"name":null}}"#).unwrap_err();
         assert!(e.to_string().contains("missing field \"data.name\""));
+    }
+
+    #[test]
+    fn replies_decode_back() {
+        use crate::protocol::encode_to_string;
+        let replies = [
+            Reply::AssignUsername {
+                name: "a".into(),
+                status: Status::DuplicateError,
+            },
+            Reply::SetUsername {
+                name: "b".into(),
+                status: Status::Ok,
+            },
+            Reply::ProvideUserInfo {
+                name: "b".into(),
+                ip: "1.2.3.4".into(),
+                port: 5,
+                status: Status::Ok,
+            },
+            Reply::SendLocalTime {
+                time: "01:02:03".into(),
+            },
+            Reply::WhisperFromUser {
+                from: "x".into(),
+                message: "y".into(),
+            },
+            Reply::SendChatFromUser {
+                name: "x".into(),
+                message: "é".into(),
+            },
+            Reply::SendOnlineList {
+                names: vec!["a".into()],
+            },
+            Reply::Admin {
+                command: AdminCommand::SetAsAdmin,
+                name: "z".into(),
+                status: Status::AlreadyAdmin,
+            },
+            Reply::server_message("m"),
+            Reply::disconnect("bye"),
+        ];
+        for r in replies {
+            assert_eq!(decode_reply(encode_to_string(&r).as_bytes()), Ok(r));
+        }
+        // The draft's figure spelling, and a reply with data {}.
+        assert_eq!(
+            decode_reply(br#"{"mtp":"UnmuteUser","data":{},"status":"UserNotMuted"}"#),
+            Ok(Reply::Admin {
+                command: AdminCommand::UnmuteUser,
+                name: "".into(),
+                status: Status::UserAlreadyUnmuted
+            })
+        );
     }
 
     #[test]

@@ -190,6 +190,60 @@ impl Reply {
     }
 }
 
+impl Request {
+    pub fn mtp(&self) -> &'static str {
+        match self {
+            Request::Login { .. } => "Login",
+            Request::SetUsername { .. } => "SetUsername",
+            Request::RequestUserInfo { .. } => "RequestUserInfo",
+            Request::RequestLocalTime => "RequestLocalTime",
+            Request::WhisperToUser { .. } => "WhisperToUser",
+            Request::SendChat { .. } => "SendChat",
+            Request::RequestOnlineList => "RequestOnlineList",
+            Request::Disconnect => "Disconnect",
+            Request::KickUser { .. } => "KickUser",
+            Request::MuteUser { .. } => "MuteUser",
+            Request::UnmuteUser { .. } => "UnmuteUser",
+            Request::SetAsAdmin { .. } => "SetAsAdmin",
+        }
+    }
+}
+
+/// The `data` object of a request (what a client sends).
+struct RequestData<'a>(&'a Request);
+
+impl Serialize for RequestData<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        match self.0 {
+            Request::Login { name } | Request::SetUsername { name } => {
+                m.serialize_entry("name", name.as_deref().unwrap_or(""))?
+            }
+            Request::RequestUserInfo { name }
+            | Request::KickUser { name }
+            | Request::MuteUser { name }
+            | Request::UnmuteUser { name }
+            | Request::SetAsAdmin { name } => m.serialize_entry("name", name)?,
+            Request::WhisperToUser { to, message } => {
+                m.serialize_entry("to", to)?;
+                m.serialize_entry("message", message)?;
+            }
+            Request::SendChat { message } => m.serialize_entry("message", message)?,
+            Request::RequestLocalTime | Request::RequestOnlineList | Request::Disconnect => {}
+        }
+        m.end()
+    }
+}
+
+impl Serialize for Request {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("mtp", self.mtp())?;
+        m.serialize_entry("data", &RequestData(self))?;
+        m.end()
+    }
+}
+
 /// The `data` object of a reply, borrowed from it.
 struct Data<'a>(&'a Reply);
 

@@ -1,0 +1,252 @@
+//! Client mode: log in to an MP1 server (mp1d or any implementation, bare
+//! or newline framing) and chat. One mio loop over the TCP socket and the
+//! stdin waker.
+
+use super::command::{self, Command, HELP};
+use super::display::{self, Outcome};
+use super::{Input, Screen, STDIN};
+use crate::protocol::{ascii, decode_reply, Frame, Request, Splitter};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const SOCKET: Token = Token(0);
+/// How long /quit waits for the server's Goodbye.
+const QUIT_WAIT: Duration = Duration::from_secs(3);
+/// Largest reply object accepted from a server.
+const MAX_REPLY: usize = 1 << 20;
+
+/// How a session ended: the process exit code and why.
+pub struct Ended {
+    pub code: u8,
+    pub why: Option<String>,
+}
+
+struct Session {
+    stream: TcpStream,
+    out: Vec<u8>,
+    splitter: Splitter,
+    name: String,
+    logged_in: bool,
+    /// The server refused our name; the next typed line is a new one.
+    asking_name: bool,
+    quitting: Option<Instant>,
+    closed: bool,
+}
+
+impl Session {
+    fn send(&mut self, req: &Request) {
+        ascii::to_writer(&mut self.out, req);
+        self.out.push(b'\n');
+    }
+
+    /// Writes what is pending; false if the connection failed.
+    fn flush(&mut self) -> io::Result<()> {
+        while !self.out.is_empty() {
+            match self.stream.write(&self.out) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Connects to `addr` and logs in as `name`; runs until the person quits
+/// or the server closes the connection.
+pub fn run(addr: SocketAddr, name: &str) -> Ended {
+    let std_stream = match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+        Ok(s) => s,
+        Err(e) => return failed(format!("cannot reach {addr}: {e}")),
+    };
+    let _ = std_stream.set_nodelay(true);
+    if let Err(e) = std_stream.set_nonblocking(true) {
+        return failed(e.to_string());
+    }
+    let mut poll = match Poll::new() {
+        Ok(p) => p,
+        Err(e) => return failed(e.to_string()),
+    };
+    let mut s = Session {
+        stream: TcpStream::from_std(std_stream),
+        out: Vec::new(),
+        splitter: Splitter::new(),
+        name: name.to_string(),
+        logged_in: false,
+        asking_name: false,
+        quitting: None,
+        closed: false,
+    };
+    let registered = poll.registry().register(
+        &mut s.stream,
+        SOCKET,
+        Interest::READABLE | Interest::WRITABLE,
+    );
+    let waker = Waker::new(poll.registry(), STDIN);
+    let (Ok(()), Ok(waker)) = (registered, waker) else {
+        return failed("cannot set up the event loop".into());
+    };
+    let mut screen = Screen::new(waker, &format!("{name}> "));
+    s.send(&Request::Login {
+        name: Some(name.to_string()),
+    });
+    let mut events = Events::with_capacity(16);
+    loop {
+        if let Err(e) = s.flush() {
+            return lost(&s, &screen, e.to_string());
+        }
+        let timeout = s
+            .quitting
+            .map(|t| t.saturating_duration_since(Instant::now()));
+        if let Err(e) = poll.poll(&mut events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return failed(e.to_string());
+            }
+        }
+        if s.quitting.is_some_and(|t| Instant::now() >= t) {
+            return Ended { code: 0, why: None };
+        }
+        for event in events.iter() {
+            if event.token() == SOCKET && event.is_readable() {
+                if let Some(ended) = read_replies(&mut s, &mut screen) {
+                    return ended;
+                }
+            }
+        }
+        for input in screen.take_input() {
+            on_input(&mut s, &mut screen, input);
+        }
+    }
+}
+
+fn failed(why: String) -> Ended {
+    Ended {
+        code: 1,
+        why: Some(why),
+    }
+}
+
+/// The connection ended without a Disconnect from the server.
+fn lost(s: &Session, screen: &Screen, why: String) -> Ended {
+    if s.quitting.is_some() || s.closed {
+        return Ended { code: 0, why: None };
+    }
+    screen.show("* connection lost");
+    failed(format!("the server dropped the connection ({why})"))
+}
+
+/// Reads and shows every reply that arrived; `Some` when the session ends.
+fn read_replies(s: &mut Session, screen: &mut Screen) -> Option<Ended> {
+    let mut buf = [0u8; 16384];
+    loop {
+        match s.stream.read(&mut buf) {
+            Ok(0) => {
+                if s.closed {
+                    let code = if s.quitting.is_some() { 0 } else { 1 };
+                    return Some(Ended { code, why: None });
+                }
+                return Some(lost(s, screen, "closed".into()));
+            }
+            Ok(n) => {
+                let mut replies = Vec::new();
+                let mut oversized = false;
+                s.splitter.feed(&buf[..n], MAX_REPLY, |f| {
+                    match f {
+                        Frame::Object(o) => replies.push(decode_reply(o)),
+                        Frame::Oversized => oversized = true,
+                        Frame::LineBreak | Frame::Garbage => {}
+                    }
+                    true
+                });
+                if oversized {
+                    return Some(failed("the server sent an object over 1 MiB".into()));
+                }
+                for r in replies {
+                    match r {
+                        Ok(reply) => on_reply(s, screen, &reply),
+                        Err(e) => screen.show(&format!("! unreadable reply: {e}")),
+                    }
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Some(lost(s, screen, e.to_string())),
+        }
+    }
+}
+
+fn on_reply(s: &mut Session, screen: &mut Screen, reply: &crate::protocol::Reply) {
+    let (line, outcome) = display::reply(reply);
+    screen.show(&line);
+    match outcome {
+        Outcome::Show => {}
+        Outcome::LoggedIn(name) => {
+            s.logged_in = true;
+            s.asking_name = false;
+            screen.set_prompt(&format!("{name}> "));
+            s.name = name;
+        }
+        Outcome::Renamed(name) => {
+            screen.set_prompt(&format!("{name}> "));
+            s.name = name;
+        }
+        Outcome::AskName if !s.logged_in => {
+            s.asking_name = true;
+            screen.set_prompt("name> ");
+        }
+        Outcome::AskName => {}
+        Outcome::Closed => s.closed = true,
+    }
+}
+
+fn on_input(s: &mut Session, screen: &mut Screen, input: Input) {
+    let line = match input {
+        Input::Line(l) => l,
+        Input::End => return quit(s),
+    };
+    if s.asking_name {
+        let name = line.trim().to_string();
+        if !name.is_empty() {
+            s.asking_name = false;
+            s.send(&Request::Login { name: Some(name) });
+        }
+        return;
+    }
+    if line.is_empty() {
+        return;
+    }
+    let cmd = match command::parse(&line) {
+        Ok(c) => c,
+        Err(e) => return screen.show(&e),
+    };
+    let req = match cmd {
+        Command::Chat(message) => Request::SendChat { message },
+        Command::Nick(name) => Request::SetUsername { name: Some(name) },
+        Command::Who(name) => Request::RequestUserInfo { name },
+        Command::Time => Request::RequestLocalTime,
+        Command::Msg { to, text } => Request::WhisperToUser { to, message: text },
+        Command::List => Request::RequestOnlineList,
+        Command::Kick(name) => Request::KickUser { name },
+        Command::Mute(name) => Request::MuteUser { name },
+        Command::Unmute(name) => Request::UnmuteUser { name },
+        Command::Op(name) => Request::SetAsAdmin { name },
+        Command::Connect { .. } => return screen.show("/connect is for peer mode"),
+        Command::Help => return screen.show(HELP),
+        Command::Quit => return quit(s),
+    };
+    s.send(&req);
+}
+
+fn quit(s: &mut Session) {
+    if s.quitting.is_none() {
+        s.send(&Request::Disconnect);
+        s.quitting = Some(Instant::now() + QUIT_WAIT);
+    }
+}

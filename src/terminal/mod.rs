@@ -1,0 +1,153 @@
+//! The `mp1` terminal program: a person chatting against a server (client
+//! mode) or on a LAN with no server (peer mode). Each mode is one mio loop
+//! over its socket plus stdin; typed lines become [`command::Command`]s and
+//! what arrives is shown by [`display`].
+//!
+//! Stdin is read by a small thread that wakes the loop through a
+//! `mio::Waker`: epoll cannot watch a regular file (`mp1 ... < script`),
+//! and making a shared terminal non-blocking would leak into the shell.
+
+pub mod client;
+pub mod command;
+pub mod display;
+pub mod line_editor;
+pub mod peer_chat;
+
+use line_editor::{Key, LineEditor, RawMode};
+use std::io::{self, Read, Write};
+use std::sync::{mpsc, Arc};
+
+/// The token the stdin thread wakes the loop with.
+pub const STDIN: mio::Token = mio::Token(1);
+
+/// Typed input, as lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    Line(String),
+    /// End of input (Ctrl-D, Ctrl-C, or the end of a piped script).
+    End,
+}
+
+/// Where lines go and where typed input comes from: a line editor in raw
+/// mode on a terminal, plain lines otherwise (pipes, scripts, tests).
+pub struct Screen {
+    editor: Option<(LineEditor, RawMode)>,
+    /// Held here too: if the thread's copy were the last, its eventfd
+    /// would close as the thread ends, taking the final wake-up with it.
+    _waker: Arc<mio::Waker>,
+    rx: mpsc::Receiver<Option<Vec<u8>>>,
+    partial: Vec<u8>,
+    ended: bool,
+}
+
+impl Screen {
+    /// Starts the stdin thread, which wakes `waker` whenever it read.
+    pub fn new(waker: mio::Waker, prompt: &str) -> Screen {
+        // SAFETY: isatty only inspects the descriptors.
+        let tty = unsafe { libc::isatty(0) == 1 && libc::isatty(1) == 1 };
+        let editor = if tty {
+            RawMode::enable()
+                .ok()
+                .map(|raw| (LineEditor::new(prompt), raw))
+        } else {
+            None
+        };
+        let (tx, rx) = mpsc::channel();
+        let waker = Arc::new(waker);
+        let thread_waker = Arc::clone(&waker);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut stdin = io::stdin().lock();
+            loop {
+                let chunk = match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => None,
+                    Ok(n) => Some(buf[..n].to_vec()),
+                };
+                let end = chunk.is_none();
+                if tx.send(chunk).is_err() || thread_waker.wake().is_err() || end {
+                    return;
+                }
+            }
+        });
+        let screen = Screen {
+            editor,
+            _waker: waker,
+            rx,
+            partial: Vec::new(),
+            ended: false,
+        };
+        screen.redraw();
+        screen
+    }
+
+    /// Shows one line (above the prompt on a terminal).
+    pub fn show(&self, line: &str) {
+        let mut out = Vec::new();
+        match &self.editor {
+            Some((e, _)) => e.print_above(line, &mut out),
+            None => {
+                out.extend_from_slice(line.as_bytes());
+                out.push(b'\n');
+            }
+        }
+        let mut stdout = io::stdout().lock();
+        let _ = stdout.write_all(&out);
+        let _ = stdout.flush();
+    }
+
+    pub fn set_prompt(&mut self, prompt: &str) {
+        if let Some((e, _)) = self.editor.as_mut() {
+            e.set_prompt(prompt);
+        }
+        self.redraw();
+    }
+
+    fn redraw(&self) {
+        if let Some((e, _)) = &self.editor {
+            let mut out = Vec::new();
+            e.render(&mut out);
+            let _ = io::stdout().write_all(&out);
+            let _ = io::stdout().flush();
+        }
+    }
+
+    /// Typed lines that arrived since the last call.
+    pub fn take_input(&mut self) -> Vec<Input> {
+        let mut inputs = Vec::new();
+        while let Ok(chunk) = self.rx.try_recv() {
+            if self.ended {
+                break;
+            }
+            let Some(bytes) = chunk else {
+                if !self.partial.is_empty() {
+                    let line =
+                        String::from_utf8_lossy(&std::mem::take(&mut self.partial)).into_owned();
+                    inputs.push(Input::Line(line));
+                }
+                inputs.push(Input::End);
+                self.ended = true;
+                break;
+            };
+            match self.editor.as_mut() {
+                Some((e, _)) => {
+                    for key in e.feed(&bytes) {
+                        inputs.push(match key {
+                            Key::Line(l) => Input::Line(l),
+                            Key::Quit => Input::End,
+                        });
+                    }
+                    self.redraw();
+                }
+                None => {
+                    self.partial.extend_from_slice(&bytes);
+                    while let Some(i) = self.partial.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = self.partial.drain(..=i).collect();
+                        let text = String::from_utf8_lossy(&line[..i]);
+                        inputs.push(Input::Line(text.trim_end_matches('\r').to_string()));
+                    }
+                }
+            }
+        }
+        inputs
+    }
+}

@@ -1,0 +1,182 @@
+//! Peer mode: chat on a LAN with no server, through the library's peer
+//! state machine on one UDP socket, in a mio loop with the stdin waker.
+
+use super::client::Ended;
+use super::command::{self, Command, HELP};
+use super::display;
+use super::{Input, Screen, STDIN};
+use crate::peer::net::PeerNode;
+use crate::peer::{PeerConfig, PeerEvent};
+use mio::{Events, Poll, Token, Waker};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+const SOCKET: Token = Token(0);
+
+/// Peer-mode settings from the command line.
+pub struct PeerOptions {
+    pub name: String,
+    pub port: u16,
+    pub bind: IpAddr,
+    pub broadcast: Vec<IpAddr>,
+    pub peers: Vec<SocketAddr>,
+    /// Also show datagrams that were dropped, and why.
+    pub verbose: bool,
+}
+
+pub fn run(opts: PeerOptions) -> Ended {
+    let config = PeerConfig {
+        broadcast: opts
+            .broadcast
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, opts.port))
+            .collect(),
+        ..PeerConfig::default()
+    };
+    let mut node = match PeerNode::bind(opts.bind, opts.port, config) {
+        Ok(n) => n,
+        Err(e) => return failed(format!("cannot bind UDP port {}: {e}", opts.port)),
+    };
+    let Ok(mut poll) = Poll::new() else {
+        return failed("cannot set up the event loop".into());
+    };
+    let registered = node.register(poll.registry(), SOCKET);
+    let waker = Waker::new(poll.registry(), STDIN);
+    let (Ok(()), Ok(waker)) = (registered, waker) else {
+        return failed("cannot set up the event loop".into());
+    };
+    let mut screen = Screen::new(waker, &format!("{}> ", opts.name));
+    screen.show(&format!(
+        "* on UDP {}; joining as {}...",
+        node.peer.me(),
+        opts.name
+    ));
+    for p in &opts.peers {
+        node.peer.add_peer(*p);
+    }
+    node.peer.join(&opts.name, Instant::now());
+    let mut asking_name = false;
+    let mut events = Events::with_capacity(16);
+    loop {
+        node.flush(poll.registry());
+        let now = Instant::now();
+        let timeout = node
+            .peer
+            .next_timeout()
+            .map(|t| t.saturating_duration_since(now));
+        if let Err(e) = poll.poll(&mut events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return failed(e.to_string());
+            }
+        }
+        let now = Instant::now();
+        if events
+            .iter()
+            .any(|e| e.token() == SOCKET && e.is_readable())
+        {
+            node.on_readable(now, &|_| false);
+        }
+        if node.peer.next_timeout().is_some_and(|t| t <= now) {
+            node.peer.on_timeout(now);
+        }
+        for event in node.drain_events() {
+            if let Some(line) = display::peer_event(&event, opts.verbose) {
+                screen.show(&line);
+            }
+            match event {
+                PeerEvent::NameTaken { .. } => {
+                    asking_name = true;
+                    screen.set_prompt("name> ");
+                }
+                PeerEvent::Joined { name } | PeerEvent::Renamed { new: name, .. } => {
+                    screen.set_prompt(&format!("{name}> "));
+                }
+                _ => {}
+            }
+        }
+        for input in screen.take_input() {
+            let line = match input {
+                Input::Line(l) => l,
+                Input::End => return leave(&mut node, &poll),
+            };
+            if asking_name {
+                let name = line.trim();
+                if node.peer.join(name, Instant::now()) {
+                    asking_name = false;
+                    screen.set_prompt(&format!("{name}> "));
+                } else {
+                    screen.show(&format!("{name:?} is not a valid name; type another name"));
+                }
+                continue;
+            }
+            if line.is_empty() {
+                continue;
+            }
+            match command::parse(&line) {
+                Ok(Command::Quit) => return leave(&mut node, &poll),
+                Ok(cmd) => on_command(&mut node, &screen, cmd),
+                Err(e) => screen.show(&e),
+            }
+        }
+    }
+}
+
+fn on_command(node: &mut PeerNode, screen: &Screen, cmd: Command) {
+    let peer = &mut node.peer;
+    match cmd {
+        Command::Chat(text) => {
+            if peer.is_active() {
+                peer.chat(&text);
+            } else {
+                screen.show("not on the LAN yet; wait for \"joined\"");
+            }
+        }
+        Command::Msg { to, text } => {
+            for name in to {
+                if !peer.whisper(&name, &text) {
+                    screen.show(&format!("msg failed: no peer {name}"));
+                }
+            }
+        }
+        Command::Nick(name) => peer.rename(&name, Instant::now()),
+        Command::List => {
+            let names = peer.peer_names();
+            screen.show(&format!("* peers ({}): {}", names.len(), names.join(", ")));
+        }
+        Command::Connect { ip, port } => match ip.parse::<IpAddr>() {
+            Ok(ip) => {
+                peer.add_peer(SocketAddr::new(ip, port));
+                screen.show(&format!("* handshaking with {ip}:{port}"));
+            }
+            Err(_) => screen.show(&format!("/connect: not an IP address: {ip}")),
+        },
+        Command::Help => screen.show(HELP),
+        Command::Who(_)
+        | Command::Time
+        | Command::Kick(_)
+        | Command::Mute(_)
+        | Command::Unmute(_)
+        | Command::Op(_) => screen.show("that command needs a server (mp1 connect)"),
+        Command::Quit => {}
+    }
+}
+
+/// Broadcasts Disconnect and gives the datagrams a moment to leave.
+fn leave(node: &mut PeerNode, poll: &Poll) -> Ended {
+    node.peer.leave();
+    let until = Instant::now() + Duration::from_millis(500);
+    node.flush(poll.registry());
+    while node.pending() > 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+        node.flush(poll.registry());
+    }
+    Ended { code: 0, why: None }
+}
+
+fn failed(why: String) -> Ended {
+    Ended {
+        code: 1,
+        why: Some(why),
+    }
+}
