@@ -116,10 +116,8 @@ impl LineEditor {
             Some(b'D') => self.cursor = self.cursor.saturating_sub(1),
             Some(b'H') => self.cursor = 0,
             Some(b'F') => self.cursor = self.buf.len(),
-            Some(b'~') if seq.get(2) == Some(&b'3') => {
-                if self.cursor < self.buf.len() {
-                    self.buf.remove(self.cursor);
-                }
+            Some(b'~') if seq.get(2) == Some(&b'3') && self.cursor < self.buf.len() => {
+                self.buf.remove(self.cursor);
             }
             _ => {}
         }
