@@ -85,6 +85,27 @@ where
     }
 }
 
+/// Options that take a value.
+const VALUE_OPTIONS: &[&str] = &[
+    "--port",
+    "--bind",
+    "--framing",
+    "--max-clients",
+    "--max-message-bytes",
+    "--max-chat-chars",
+    "--max-unparsable",
+    "--login-timeout",
+    "--idle-timeout",
+    "--max-output-bytes",
+    "--close-timeout",
+    "--shutdown-timeout",
+    "--peer-name",
+    "--peer-port",
+    "--broadcast",
+    "--peer",
+    "--log-level",
+];
+
 fn parse_args() -> Result<Command, String> {
     use lexopt::prelude::*;
     let mut c = Config::default();
@@ -113,6 +134,9 @@ fn parse_args() -> Result<Command, String> {
                 continue;
             }
             _ => {}
+        }
+        if !VALUE_OPTIONS.contains(&name.as_str()) {
+            return Err(format!("{name}: unknown option"));
         }
         let v = p
             .value()
@@ -145,7 +169,7 @@ fn parse_args() -> Result<Command, String> {
                             .ok_or_else(|| format!("unknown log level {v:?}"))?,
                     )
                 }
-                _ => return Err("unknown option".into()),
+                _ => unreachable!("VALUE_OPTIONS lists {name}"),
             }
             Ok(())
         };

@@ -180,7 +180,8 @@ fn send_batch<'a>(
             socket.as_raw_fd(),
             msgs.as_mut_ptr(),
             msgs.len() as libc::c_uint,
-            libc::MSG_DONTWAIT,
+            // The flags argument is int on glibc, unsigned on musl.
+            libc::MSG_DONTWAIT as _,
         )
     };
     if n < 0 {

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Smoke test of one mp1d binary (native or under qemu-user), on loopback.
+
+usage: dist/smoke.py [--runner qemu-aarch64-static] path/to/mp1d
+
+Starts the server on 127.0.0.1 (a free port), logs in two clients (one bare,
+one newline framed), chats, whispers, asks the time, kicks, shuts the
+server down with SIGTERM, and checks every reply byte for byte. Exits 0 when
+all checks pass; prints each check.
+"""
+import argparse
+import json
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+TIMEOUT = 20  # seconds for any one reply; emulation is slow
+
+
+class Client:
+    def __init__(self, port, newline):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.newline = newline
+        self.buf = b""
+        self.raw = b""
+
+    def send(self, mtp, data):
+        line = json.dumps({"mtp": mtp, "data": data}).encode()
+        self.s.sendall(line + (b"\n" if self.newline else b""))
+
+    def recv(self):
+        """The next JSON object, split by brace depth as class clients do."""
+        deadline = time.time() + TIMEOUT
+        while True:
+            obj = self._split()
+            if obj is not None:
+                return json.loads(obj)
+            if time.time() > deadline:
+                raise AssertionError("no reply in time")
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise AssertionError("connection closed")
+            self.buf += chunk
+            self.raw += chunk
+
+    def _split(self):
+        depth, in_str, esc = 0, False, False
+        start = None
+        for i, b in enumerate(self.buf):
+            c = chr(b)
+            if in_str:
+                if esc:
+                    esc = False
+                elif c == "\\":
+                    esc = True
+                elif c == '"':
+                    in_str = False
+            elif c == '"':
+                in_str = True
+            elif c == "{":
+                if depth == 0:
+                    start = i
+                depth += 1
+            elif c == "}":
+                depth -= 1
+                if depth == 0:
+                    obj = self.buf[start:i + 1]
+                    self.buf = self.buf[i + 1:]
+                    return obj
+        return None
+
+    def closed(self):
+        self.s.settimeout(TIMEOUT)
+        try:
+            return self.s.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+def check(what, got, want):
+    if got != want:
+        print(f"FAIL {what}:\n  got  {got!r}\n  want {want!r}")
+        sys.exit(1)
+    print(f"ok   {what}")
+
+
+def sm(text):
+    return {"mtp": "ServerMessage", "data": {"message": text}}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runner", default="")
+    ap.add_argument("binary")
+    a = ap.parse_args()
+    cmd = ([a.runner] if a.runner else []) + [a.binary, "--port", "0", "--bind", "127.0.0.1"]
+    srv = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    port = None
+    t0 = time.time()
+    for line in srv.stderr:
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        if m:
+            port = int(m.group(1))
+            break
+        if time.time() - t0 > TIMEOUT:
+            break
+    if port is None:
+        srv.kill()
+        print("FAIL server did not start")
+        sys.exit(1)
+    log = []
+    threading.Thread(target=lambda: log.extend(srv.stderr), daemon=True).start()
+    print(f"ok   server started in {time.time() - t0:.2f} s on port {port}")
+    try:
+        alice, bob = Client(port, newline=False), Client(port, newline=True)
+        alice.send("Login", {"name": "alice"})
+        check("alice logs in", alice.recv(), {"mtp": "AssignUsername", "data": {"name": "alice"}, "status": "OK"})
+        check("join announced", alice.recv(), sm("alice joined the server."))
+        check("first user is admin", alice.recv(), sm("You are the admin."))
+        bob.send("Login", {"name": "bob"})
+        check("bob logs in", bob.recv(), {"mtp": "AssignUsername", "data": {"name": "bob"}, "status": "OK"})
+        check("bob sees his join", bob.recv(), sm("bob joined the server."))
+        check("alice sees bob join", alice.recv(), sm("bob joined the server."))
+        bob.send("SendChat", {"message": "hola se\u00f1or \U0001F600"})
+        check("chat delivered", alice.recv(),
+              {"mtp": "SendChatFromUser", "data": {"name": "bob", "message": "hola se\u00f1or \U0001F600"}})
+        check("reply is pure ASCII with \\u escapes", b"se\\u00f1or \\ud83d\\ude00" in alice.raw, True)
+        check("bare client got no newline", b"\n" in alice.raw, False)
+        alice.send("WhisperToUser", {"to": ["bob"], "message": "psst"})
+        check("whisper delivered", bob.recv(), {"mtp": "WhisperFromUser", "data": {"from": "alice", "message": "psst"}})
+        check("newline client got lines", bob.raw.endswith(b"}\n"), True)
+        alice.send("RequestLocalTime", {})
+        t = alice.recv()
+        check("local time is HH:MM:SS", bool(re.fullmatch(r"\d\d:\d\d:\d\d", t["data"]["time"])), True)
+        alice.send("KickUser", {"name": "bob"})
+        check("kick answered", alice.recv(), {"mtp": "KickUser", "data": {"name": "bob"}, "status": "OK"})
+        check("kicked user told", bob.recv(), {"mtp": "Disconnect", "data": {"message": "Kicked from the server."}})
+        check("kicked user closed", bob.closed(), True)
+        check("kick announced", alice.recv(), sm("bob has been kicked from the server."))
+        srv.send_signal(signal.SIGTERM)
+        check("SIGTERM says goodbye", alice.recv(), {"mtp": "Disconnect", "data": {"message": "Server closing."}})
+        check("server exits 0", srv.wait(timeout=TIMEOUT), 0)
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+    print("all checks passed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+//! mp1d's command line: every option is documented in --help, the README
+//! and the service's environment file; bad options get a clear error.
+
+use std::process::Command;
+
+fn mp1d(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mp1d"))
+        .args(args)
+        .output()
+        .expect("mp1d runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn options_in_help() -> Vec<String> {
+    let (code, help, _) = mp1d(&["--help"]);
+    assert_eq!(code, Some(0));
+    let opts: Vec<String> = help
+        .lines()
+        .filter_map(|l| l.trim_start().split_whitespace().next())
+        .filter(|w| w.starts_with("--"))
+        .map(|w| w.trim_end_matches(',').to_string())
+        .collect();
+    assert!(opts.len() >= 15, "{opts:?}");
+    opts
+}
+
+#[test]
+fn every_option_is_documented_everywhere() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let env = std::fs::read_to_string(format!("{root}/dist/mp1d.env")).unwrap();
+    for opt in options_in_help() {
+        if opt == "--help" || opt == "--version" {
+            continue;
+        }
+        assert!(readme.contains(&format!("`{opt}")), "README lacks {opt}");
+        assert!(env.contains(&opt), "dist/mp1d.env lacks {opt}");
+    }
+}
+
+#[test]
+fn bad_options_are_refused_clearly() {
+    for (args, want) in [
+        (&["--bogus"][..], "mp1d: --bogus: unknown option"),
+        (
+            &["--port", "99999"][..],
+            "mp1d: --port: expected a whole number, not \"99999\"",
+        ),
+        (
+            &["--framing", "fancy"][..],
+            "framing must be auto, newline or bare",
+        ),
+        (
+            &["--login-timeout", "-1"][..],
+            "expected a number of seconds",
+        ),
+        (&["--bind", "nowhere"][..], "not an IP address"),
+        (&["--peer", "1.2.3.4"][..], "not IP:PORT"),
+        (&["--broadcast", "127.255.255.255"][..], "need --peer-name"),
+        (&["--peer-name", "has space"][..], "not a valid name"),
+        (&["stray"][..], "unexpected argument"),
+    ] {
+        let (code, _, err) = mp1d(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(err.contains("Try 'mp1d --help'"), "{err}");
+    }
+}
+
+#[test]
+fn a_port_in_use_fails_with_the_reason() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, _, err) = mp1d(&["--bind", "127.0.0.1", "--port", &port]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn version() {
+    let (code, out, _) = mp1d(&["--version"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(out.trim(), format!("mp1d {}", env!("CARGO_PKG_VERSION")));
+}
