@@ -20,7 +20,7 @@ fn options_in_help() -> Vec<String> {
     assert_eq!(code, Some(0));
     let opts: Vec<String> = help
         .lines()
-        .filter_map(|l| l.trim_start().split_whitespace().next())
+        .filter_map(|l| l.split_whitespace().next())
         .filter(|w| w.starts_with("--"))
         .map(|w| w.trim_end_matches(',').to_string())
         .collect();
