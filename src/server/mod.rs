@@ -17,6 +17,7 @@ pub mod output;
 mod sys;
 
 pub use config::{BridgeConfig, Config, FramingMode};
+pub use sys::raise_nofile_limit;
 
 use crate::chat::{Chat, ChatConfig, ConnId, Effect, LanOut};
 use crate::peer::net::PeerNode;

@@ -1,0 +1,702 @@
+//! One load run on one mio loop: connect and log in the simulated clients
+//! in batches, handshake the simulated UDP peers with the server's bridge,
+//! then drive the closed- or open-loop chat workload and record every
+//! delivery.
+
+use crate::accounting::{tally, Receiver, Tally};
+use crate::procfs;
+use crate::progress::Progress;
+use hdrhistogram::Histogram;
+use mio::net::{TcpStream, UdpSocket};
+use mio::{Events, Interest, Poll, Token};
+use mp1::protocol::{ascii, decode_peer, Frame, PeerMessage, Request, Splitter, Status};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Tokens at and above this are UDP peers.
+const PEER_BASE: usize = 1 << 30;
+
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// Message k+1 goes out once every TCP receiver has message k.
+    Closed { messages: u64, warmup: u64 },
+    /// `rate` messages/s from the senders on a fixed schedule for
+    /// `duration`; latency counts from the intended send time.
+    Open {
+        rate: f64,
+        duration: Duration,
+        warmup: Duration,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub target: SocketAddr,
+    pub clients: usize,
+    pub peers: usize,
+    /// UDP address of the server's bridge.
+    pub bridge: SocketAddr,
+    pub mode: Mode,
+    pub senders: usize,
+    pub payload: usize,
+    /// Connections being set up at once.
+    pub batch: usize,
+    pub connect_timeout: Duration,
+    /// Closed loop: give up on one message after this.
+    pub msg_timeout: Duration,
+    /// Open loop: wait this long for stragglers after the last send.
+    pub drain: Duration,
+    /// Newline-framed (true) or bare JSON.
+    pub newline: bool,
+    pub show_progress: bool,
+    /// Measure this server process's CPU and memory.
+    pub server_pid: Option<u32>,
+}
+
+/// Server and generator CPU over the measured workload (not the logins),
+/// and the server's resident memory at its end.
+#[derive(Clone, Debug, Default)]
+pub struct Usage {
+    pub server_cpu_s: Option<f64>,
+    pub server_rss_kib: Option<u64>,
+    pub loadgen_cpu_s: f64,
+    pub wall_s: f64,
+}
+
+/// What a run measured.
+pub struct Outcome {
+    pub clients: usize,
+    pub peers: usize,
+    /// Connect + login latency per client, µs.
+    pub login_us: Histogram<u64>,
+    pub connect_s: f64,
+    /// Per delivery (TCP), µs.
+    pub delivery_us: Histogram<u64>,
+    /// Closed loop: send until the last TCP receiver got it, µs.
+    pub fanout_us: Histogram<u64>,
+    /// Per delivery to UDP peers, µs.
+    pub peer_delivery_us: Histogram<u64>,
+    pub tcp: Tally,
+    pub udp: Tally,
+    pub sent: u64,
+    /// Measured deliveries per second (TCP).
+    pub deliveries_per_s: f64,
+    /// Open loop: what the schedule offered.
+    pub offered_per_s: Option<f64>,
+    /// Seconds from the first measured send to the last delivery.
+    pub measure_s: f64,
+    /// Closed loop: messages given up on after the message timeout.
+    pub timeouts: u64,
+    pub usage: Usage,
+}
+
+enum Phase {
+    Connecting,
+    LoggingIn,
+    Ready,
+}
+
+struct Client {
+    stream: TcpStream,
+    phase: Phase,
+    started: Instant,
+    splitter: Splitter,
+    out: Vec<u8>,
+    rx: Receiver,
+}
+
+struct Peer {
+    socket: UdpSocket,
+    joined: bool,
+    rx: Receiver,
+}
+
+/// A chat in flight: its sender, intended send time, receivers still due.
+struct Flight {
+    sender: usize,
+    sent_ns: u64,
+    due: usize,
+    measured: bool,
+}
+
+fn hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+pub fn run(p: &Params) -> Result<Outcome, String> {
+    Runner::new(p)?.go()
+}
+
+struct Runner<'a> {
+    p: &'a Params,
+    poll: Poll,
+    events: Events,
+    base: Instant,
+    clients: Vec<Client>,
+    peers: Vec<Peer>,
+    buf: Vec<u8>,
+    flights: Vec<Flight>,
+    /// (seq, sender) of every chat sent, for the tally.
+    sent: Vec<(u64, usize)>,
+    out: Outcome,
+    first_measured_ns: Option<u64>,
+    last_delivery_ns: u64,
+    progress: Progress,
+}
+
+impl<'a> Runner<'a> {
+    fn new(p: &'a Params) -> Result<Runner<'a>, String> {
+        if p.senders == 0 || p.senders > p.clients {
+            return Err(format!(
+                "--senders must be 1..={} (the number of clients)",
+                p.clients
+            ));
+        }
+        Ok(Runner {
+            p,
+            poll: Poll::new().map_err(|e| e.to_string())?,
+            events: Events::with_capacity(4096),
+            base: Instant::now(),
+            clients: Vec::with_capacity(p.clients),
+            peers: Vec::with_capacity(p.peers),
+            buf: vec![0; 1 << 16],
+            flights: Vec::new(),
+            sent: Vec::new(),
+            out: Outcome {
+                clients: p.clients,
+                peers: p.peers,
+                login_us: hist(),
+                connect_s: 0.0,
+                delivery_us: hist(),
+                fanout_us: hist(),
+                peer_delivery_us: hist(),
+                tcp: Tally::default(),
+                udp: Tally::default(),
+                sent: 0,
+                deliveries_per_s: 0.0,
+                offered_per_s: None,
+                measure_s: 0.0,
+                timeouts: 0,
+                usage: Usage::default(),
+            },
+            first_measured_ns: None,
+            last_delivery_ns: 0,
+            progress: Progress::new(p.show_progress),
+        })
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.base.elapsed().as_nanos() as u64
+    }
+
+    fn go(mut self) -> Result<Outcome, String> {
+        let t0 = Instant::now();
+        self.connect_all()?;
+        self.join_peers()?;
+        self.out.connect_s = t0.elapsed().as_secs_f64();
+        self.settle(Duration::from_millis(300))?;
+        let pid = self.p.server_pid;
+        let (server0, own0, wall0) = (
+            pid.and_then(procfs::process_cpu_s),
+            procfs::own_cpu_s(),
+            Instant::now(),
+        );
+        match self.p.mode.clone() {
+            Mode::Closed { messages, warmup } => self.closed_loop(messages, warmup)?,
+            Mode::Open {
+                rate,
+                duration,
+                warmup,
+            } => self.open_loop(rate, duration, warmup)?,
+        }
+        self.out.usage = Usage {
+            server_cpu_s: pid
+                .and_then(procfs::process_cpu_s)
+                .zip(server0)
+                .map(|(a, b)| a - b),
+            server_rss_kib: pid.and_then(procfs::process_rss_kib),
+            loadgen_cpu_s: procfs::own_cpu_s() - own0,
+            wall_s: wall0.elapsed().as_secs_f64(),
+        };
+        self.progress.done();
+        self.finish();
+        Ok(self.out)
+    }
+
+    // ------------------------------------------------------ set-up
+
+    fn connect_all(&mut self) -> Result<(), String> {
+        let mut ready = 0;
+        let mut started = 0;
+        while ready < self.p.clients {
+            while started < self.p.clients && started - ready < self.p.batch {
+                self.start_client(started)?;
+                started += 1;
+            }
+            self.turn(Some(Duration::from_millis(50)))?;
+            ready = self
+                .clients
+                .iter()
+                .filter(|c| matches!(c.phase, Phase::Ready))
+                .count();
+            self.progress
+                .show("login", ready as u64, self.p.clients as u64);
+            for (i, c) in self.clients.iter().enumerate() {
+                if !matches!(c.phase, Phase::Ready) && c.started.elapsed() > self.p.connect_timeout
+                {
+                    return Err(format!(
+                        "client c{i}: no login within {:?} ({} of {} logged in)",
+                        self.p.connect_timeout, ready, self.p.clients
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn start_client(&mut self, i: usize) -> Result<(), String> {
+        let mut stream = TcpStream::connect(self.p.target)
+            .map_err(|e| format!("connect {}: {e}", self.p.target))?;
+        self.poll
+            .registry()
+            .register(
+                &mut stream,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            )
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        let login = Request::Login {
+            name: Some(format!("c{i}")),
+        };
+        ascii::to_writer(&mut out, &login);
+        if self.p.newline {
+            out.push(b'\n');
+        }
+        self.clients.push(Client {
+            stream,
+            phase: Phase::Connecting,
+            started: Instant::now(),
+            splitter: Splitter::new(),
+            out,
+            rx: Receiver::default(),
+        });
+        Ok(())
+    }
+
+    fn join_peers(&mut self) -> Result<(), String> {
+        if self.p.peers == 0 {
+            return Ok(());
+        }
+        for i in 0..self.p.peers {
+            let std = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+            std.set_nonblocking(true).map_err(|e| e.to_string())?;
+            let mut socket = UdpSocket::from_std(std);
+            let me = socket.local_addr().map_err(|e| e.to_string())?;
+            self.poll
+                .registry()
+                .register(&mut socket, Token(PEER_BASE + i), Interest::READABLE)
+                .map_err(|e| e.to_string())?;
+            let hs = PeerMessage::Handshake {
+                ip: Some(me.ip().to_string()),
+                port: Some(me.port()),
+                name: format!("p{i}"),
+            };
+            socket
+                .send_to(&hs.encode(), self.p.bridge)
+                .map_err(|e| e.to_string())?;
+            self.peers.push(Peer {
+                socket,
+                joined: false,
+                rx: Receiver::default(),
+            });
+        }
+        let deadline = Instant::now() + self.p.connect_timeout;
+        loop {
+            let joined = self.peers.iter().filter(|p| p.joined).count();
+            self.progress
+                .show("peers", joined as u64, self.p.peers as u64);
+            if joined == self.p.peers {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "only {joined} of {} peers got a HandshakeResponse from the bridge at {} \
+                     (start mp1d with --peer-name NAME --broadcast 127.255.255.255)",
+                    self.p.peers, self.p.bridge
+                ));
+            }
+            self.turn(Some(Duration::from_millis(50)))?;
+        }
+    }
+
+    /// Reads until nothing has arrived for `quiet` (the join storm ends).
+    fn settle(&mut self, quiet: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.turn(Some(quiet))? == 0 {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------- workloads
+
+    fn closed_loop(&mut self, messages: u64, warmup: u64) -> Result<(), String> {
+        let total = messages + warmup;
+        for k in 0..total {
+            let sender = (k % self.p.senders as u64) as usize;
+            let now = self.now_ns();
+            self.send_chat(sender, now, k >= warmup)?;
+            let sent_at = Instant::now();
+            let seq = k as usize;
+            while self.flights[seq].due > 0 {
+                if sent_at.elapsed() > self.p.msg_timeout {
+                    self.out.timeouts += 1;
+                    break;
+                }
+                self.turn(Some(Duration::from_millis(100)))?;
+            }
+            self.progress.show("closed", k + 1, total);
+        }
+        // Let the peers' datagrams arrive too.
+        self.settle(Duration::from_millis(200))
+    }
+
+    fn open_loop(&mut self, rate: f64, duration: Duration, warmup: Duration) -> Result<(), String> {
+        if rate <= 0.0 {
+            return Err("--rate must be positive".into());
+        }
+        self.out.offered_per_s = Some(rate * (self.p.clients - 1 + self.p.peers) as f64);
+        let interval = 1e9 / rate;
+        let start = self.now_ns();
+        let warm_ns = warmup.as_nanos() as u64;
+        let end = start + warm_ns + duration.as_nanos() as u64;
+        let mut k: u64 = 0;
+        loop {
+            let intended = start + (k as f64 * interval) as u64;
+            if intended >= end {
+                break;
+            }
+            let now = self.now_ns();
+            if intended <= now {
+                let sender = (k % self.p.senders as u64) as usize;
+                self.send_chat(sender, intended, intended >= start + warm_ns)?;
+                k += 1;
+                continue;
+            }
+            self.turn(Some(Duration::from_nanos(intended - now)))?;
+            self.progress.show(
+                "open",
+                now.saturating_sub(start) / 1_000_000,
+                (end - start) / 1_000_000,
+            );
+        }
+        let drain_until = Instant::now() + self.p.drain;
+        while Instant::now() < drain_until && self.flights.iter().any(|f| f.due > 0) {
+            self.turn(Some(Duration::from_millis(50)))?;
+        }
+        self.settle(Duration::from_millis(200))
+    }
+
+    /// Sends chat number `flights.len()` from `sender`, stamped `sent_ns`.
+    fn send_chat(&mut self, sender: usize, sent_ns: u64, measured: bool) -> Result<(), String> {
+        let seq = self.flights.len() as u64;
+        let mut text = format!("s={seq};k={sender};t={sent_ns};");
+        while text.len() < self.p.payload {
+            text.push('x');
+        }
+        let c = &mut self.clients[sender];
+        ascii::to_writer(&mut c.out, &Request::SendChat { message: text });
+        if self.p.newline {
+            c.out.push(b'\n');
+        }
+        flush(c).map_err(|e| format!("c{sender}: write: {e}"))?;
+        if measured && self.first_measured_ns.is_none() {
+            self.first_measured_ns = Some(sent_ns);
+        }
+        self.flights.push(Flight {
+            sender,
+            sent_ns,
+            due: self.p.clients - 1,
+            measured,
+        });
+        self.sent.push((seq, sender));
+        self.out.sent += 1;
+        Ok(())
+    }
+
+    // ------------------------------------------------------ the loop
+
+    /// One poll and everything it reported; returns bytes read.
+    fn turn(&mut self, timeout: Option<Duration>) -> Result<usize, String> {
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),
+            Err(e) => return Err(e.to_string()),
+        }
+        let tokens: Vec<(usize, bool, bool)> = self
+            .events
+            .iter()
+            .map(|e| (e.token().0, e.is_readable(), e.is_writable()))
+            .collect();
+        let mut read = 0;
+        for (t, readable, writable) in tokens {
+            if t >= PEER_BASE {
+                read += self.read_peer(t - PEER_BASE)?;
+                continue;
+            }
+            if writable {
+                self.on_writable(t)?;
+            }
+            if readable {
+                read += self.read_client(t)?;
+            }
+        }
+        Ok(read)
+    }
+
+    fn on_writable(&mut self, i: usize) -> Result<(), String> {
+        let c = &mut self.clients[i];
+        if matches!(c.phase, Phase::Connecting) {
+            if let Ok(Some(e)) | Err(e) = c.stream.take_error() {
+                return Err(format!("c{i}: connect to {}: {e}", self.p.target));
+            }
+            if c.stream.peer_addr().is_err() {
+                return Ok(()); // not connected yet
+            }
+            c.phase = Phase::LoggingIn;
+        }
+        flush(c).map_err(|e| format!("c{i}: write: {e}"))
+    }
+
+    fn read_client(&mut self, i: usize) -> Result<usize, String> {
+        let mut total = 0;
+        loop {
+            let n = match self.clients[i].stream.read(&mut self.buf) {
+                Ok(0) => return Err(format!("c{i}: the server closed the connection")),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(total),
+                Err(e) => return Err(format!("c{i}: read: {e}")),
+            };
+            total += n;
+            let now = self.now_ns();
+            let buf = &self.buf[..n];
+            let mut junk = false;
+            let mut err = None;
+            let mut replies = Vec::new();
+            self.clients[i].splitter.feed(buf, 1 << 20, |f| {
+                match f {
+                    Frame::Object(o) => replies.push(classify(o)),
+                    Frame::Garbage | Frame::Oversized => junk = true,
+                    Frame::LineBreak => {}
+                }
+                true
+            });
+            if junk {
+                err = Some(format!(
+                    "c{i}: the server sent something that is not a JSON object"
+                ));
+            }
+            for r in replies {
+                match r {
+                    Seen::Chat { seq, sender } => self.on_delivery(i, seq, sender, now),
+                    Seen::LoginOk => {
+                        let c = &mut self.clients[i];
+                        c.phase = Phase::Ready;
+                        let us = c.started.elapsed().as_micros() as u64;
+                        let _ = self.out.login_us.record(us.max(1));
+                    }
+                    Seen::LoginRefused(why) => err = Some(format!("c{i}: login refused: {why}")),
+                    Seen::Disconnect(why) => {
+                        err = Some(format!("c{i}: disconnected by the server: {why}"))
+                    }
+                    Seen::Other => {}
+                }
+            }
+            if let Some(e) = err {
+                return Err(e);
+            }
+            if n < self.buf.len() {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn on_delivery(&mut self, receiver: usize, seq: u64, sender: usize, now: u64) {
+        self.clients[receiver].rx.record(seq, sender);
+        let Some(f) = self.flights.get_mut(seq as usize) else {
+            return;
+        };
+        if f.sender == receiver {
+            return;
+        }
+        f.due = f.due.saturating_sub(1);
+        if f.measured {
+            let us = now.saturating_sub(f.sent_ns) / 1000;
+            let _ = self.out.delivery_us.record(us.max(1));
+            self.last_delivery_ns = self.last_delivery_ns.max(now);
+            if f.due == 0 {
+                let _ = self.out.fanout_us.record(us.max(1));
+            }
+        }
+    }
+
+    fn read_peer(&mut self, i: usize) -> Result<usize, String> {
+        let mut total = 0;
+        loop {
+            let (n, _) = match self.peers[i].socket.recv_from(&mut self.buf) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("p{i}: {e}")),
+            };
+            total += n;
+            let now = self.now_ns();
+            match decode_peer(&self.buf[..n]) {
+                Ok(PeerMessage::HandshakeResponse { status, .. }) => {
+                    if status != Status::Ok {
+                        return Err(format!("peer p{i}: the bridge refused the name"));
+                    }
+                    self.peers[i].joined = true;
+                }
+                Ok(PeerMessage::SendChat { message, .. }) => {
+                    if let Some((seq, sender, _)) = parse_stamp(message.as_bytes()) {
+                        self.peers[i].rx.record(seq, sender);
+                        if let Some(f) = self.flights.get(seq as usize) {
+                            if f.measured {
+                                let us = now.saturating_sub(f.sent_ns) / 1000;
+                                let _ = self.out.peer_delivery_us.record(us.max(1));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        let rx: Vec<Receiver> = self.clients.iter().map(|c| c.rx.clone()).collect();
+        let senders: Vec<Option<usize>> = (0..self.clients.len()).map(Some).collect();
+        self.out.tcp = tally(&rx, &self.sent, &senders);
+        let prx: Vec<Receiver> = self.peers.iter().map(|p| p.rx.clone()).collect();
+        self.out.udp = tally(&prx, &self.sent, &vec![None; prx.len()]);
+        if let Some(first) = self.first_measured_ns {
+            let span = self.last_delivery_ns.saturating_sub(first) as f64 / 1e9;
+            self.out.measure_s = span;
+            if span > 0.0 {
+                self.out.deliveries_per_s = self.out.delivery_us.len() as f64 / span;
+            }
+        }
+        for p in &mut self.peers {
+            let _ = p
+                .socket
+                .send_to(&PeerMessage::Disconnect.encode(), self.p.bridge);
+        }
+    }
+}
+
+fn flush(c: &mut Client) -> io::Result<()> {
+    if matches!(c.phase, Phase::Connecting) {
+        return Ok(());
+    }
+    while !c.out.is_empty() {
+        match c.stream.write(&c.out) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                c.out.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+enum Seen {
+    Chat { seq: u64, sender: usize },
+    LoginOk,
+    LoginRefused(String),
+    Disconnect(String),
+    Other,
+}
+
+/// Classifies a server object cheaply: most are join announcements, so
+/// only the `mtp` prefix is looked at unless it is one we need.
+fn classify(o: &[u8]) -> Seen {
+    if o.starts_with(br#"{"mtp":"SendChatFromUser""#) {
+        return match find(o, b"\"message\":\"").and_then(|i| parse_stamp(&o[i..])) {
+            Some((seq, sender, _)) => Seen::Chat { seq, sender },
+            None => Seen::Other,
+        };
+    }
+    if o.starts_with(br#"{"mtp":"AssignUsername""#) {
+        return if find(o, br#""status":"OK""#).is_some() {
+            Seen::LoginOk
+        } else {
+            Seen::LoginRefused(String::from_utf8_lossy(o).into_owned())
+        };
+    }
+    if o.starts_with(br#"{"mtp":"Disconnect""#) {
+        return Seen::Disconnect(String::from_utf8_lossy(o).into_owned());
+    }
+    Seen::Other
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len())
+        .position(|w| w == needle)
+        .map(|i| i + needle.len())
+}
+
+/// Reads `s=SEQ;k=SENDER;t=NS;` from the start of a chat text (after any
+/// bridge prefix such as `c3: `).
+pub fn parse_stamp(text: &[u8]) -> Option<(u64, usize, u64)> {
+    let start = find(text, b"s=")?;
+    let mut fields = text[start..].split(|&b| b == b';');
+    let num = |b: &[u8]| std::str::from_utf8(b).ok()?.parse::<u64>().ok();
+    let seq = num(fields.next()?)?;
+    let sender = num(fields.next()?.strip_prefix(b"k=")?)? as usize;
+    let t = num(fields.next()?.strip_prefix(b"t=")?)?;
+    Some((seq, sender, t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_round_trip_through_bridge_prefixes() {
+        assert_eq!(parse_stamp(b"s=12;k=3;t=999;xxxx"), Some((12, 3, 999)));
+        assert_eq!(parse_stamp(b"c3: s=12;k=3;t=999;"), Some((12, 3, 999)));
+        assert_eq!(parse_stamp(b"hello"), None);
+    }
+
+    #[test]
+    fn classify_by_prefix() {
+        assert!(matches!(
+            classify(
+                br#"{"mtp":"SendChatFromUser","data":{"name":"c1","message":"s=5;k=1;t=7;x"}}"#
+            ),
+            Seen::Chat { seq: 5, sender: 1 }
+        ));
+        assert!(matches!(
+            classify(br#"{"mtp":"AssignUsername","data":{"name":"c1"},"status":"OK"}"#),
+            Seen::LoginOk
+        ));
+        assert!(matches!(
+            classify(br#"{"mtp":"AssignUsername","data":{"name":"c1"},"status":"DuplicateError"}"#),
+            Seen::LoginRefused(_)
+        ));
+        assert!(matches!(
+            classify(br#"{"mtp":"ServerMessage","data":{"message":"x"}}"#),
+            Seen::Other
+        ));
+    }
+}

@@ -1,0 +1,127 @@
+//! loadgen against a real mp1d (run in-process from the library on
+//! 127.0.0.1): small closed- and open-loop runs with UDP peers through the
+//! bridge lose nothing, and the outputs (JSON, .hgrm, SVG) are written.
+
+use serde_json::Value;
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+
+/// Starts mp1d bridging as "br" (loopback broadcast only) on a thread.
+fn start_mp1d() -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bridge = mp1::server::BridgeConfig::new("br");
+        bridge.broadcast = vec![IpAddr::from([127, 255, 255, 255])];
+        let config = mp1::server::Config {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            bridge: Some(bridge),
+            ..mp1::server::Config::default()
+        };
+        let server = mp1::server::Server::bind(config).expect("mp1d binds");
+        tx.send(server.local_addr().unwrap()).unwrap();
+        server.run().unwrap();
+    });
+    let addr = rx.recv().unwrap();
+    // The bridge needs its discovery and handshake windows to be active.
+    std::thread::sleep(std::time::Duration::from_millis(1700));
+    addr
+}
+
+fn loadgen(args: &[&str]) -> (Option<i32>, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap_or(Value::Null);
+    (out.status.code(), json, format!("{stdout}{stderr}"))
+}
+
+#[test]
+fn closed_and_open_loops_with_peers_lose_nothing() {
+    let addr = start_mp1d().to_string();
+    let dir = std::env::temp_dir().join(format!("loadgen-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let hgrm = dir.join("run").to_string_lossy().into_owned();
+    let svg = dir.join("plot.svg").to_string_lossy().into_owned();
+    let (code, j, all) = loadgen(&[
+        "--target",
+        &addr,
+        "--clients",
+        "20",
+        "--peers",
+        "3",
+        "--messages",
+        "30",
+        "--json",
+        "--hgrm",
+        &hgrm,
+        "--plot",
+        &svg,
+    ]);
+    assert_eq!(code, Some(0), "{all}");
+    assert_eq!(j["tcp"]["expected"], 50 * 19, "{j}");
+    assert_eq!(j["tcp"]["lost"], 0, "{j}");
+    assert_eq!(j["udp"]["expected"], 50 * 3, "{j}");
+    assert_eq!(j["udp"]["lost"], 0, "{j}");
+    assert_eq!(j["delivery_us"]["count"], 30 * 19, "{j}");
+    assert!(j["deliveries_per_s"].as_f64().unwrap() > 0.0);
+    let text = std::fs::read_to_string(format!("{hgrm}-delivery.hgrm")).unwrap();
+    assert!(
+        text.contains("Percentile") && text.contains("Total count"),
+        "{text}"
+    );
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+
+    let (code, j, all) = loadgen(&[
+        "--target",
+        &addr,
+        "--clients",
+        "10",
+        "--senders",
+        "3",
+        "--mode",
+        "open",
+        "--rate",
+        "50",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0.2",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{all}");
+    assert_eq!(j["tcp"]["lost"], 0, "{j}");
+    assert!(j["offered_deliveries_per_s"].as_f64().unwrap() > 0.0, "{j}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_sweep_prints_one_table() {
+    let addr = start_mp1d().to_string();
+    let (code, _, all) = loadgen(&["--target", &addr, "--sweep", "5,10", "--messages", "10"]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(all.contains("| clients | deliveries/s |"), "{all}");
+    assert!(all.contains("\n| 5 |") && all.contains("\n| 10 |"), "{all}");
+}
+
+#[test]
+fn no_server_fails_clearly() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let (code, _, all) = loadgen(&[
+        "--target",
+        &free,
+        "--clients",
+        "2",
+        "--connect-timeout",
+        "2",
+    ]);
+    assert_eq!(code, Some(1), "{all}");
+    assert!(all.contains("loadgen: 2 clients:"), "{all}");
+}

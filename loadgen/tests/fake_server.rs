@@ -1,0 +1,195 @@
+//! loadgen's accounting against a fake MP1 server that misbehaves on
+//! purpose: a dropped, a reordered or a duplicated delivery must be caught
+//! and reported (and make loadgen exit 1); a faithful server reports zeros.
+
+use mp1::protocol::{decode_request, encode_line, Frame, Reply, Request, Splitter, Status};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    /// Chat number 3 never reaches the second client.
+    Drop,
+    /// Chat number 3 reaches the second client after chat number 4.
+    Reorder,
+    /// Chat number 3 reaches the second client twice.
+    Duplicate,
+}
+
+struct Shared {
+    clients: Vec<TcpStream>,
+    chats: usize,
+    held: Option<Vec<u8>>,
+}
+
+fn line(reply: &Reply) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_line(reply, &mut out);
+    out
+}
+
+/// Serves MP1 logins and chat fan-out on a free port until the test ends.
+fn fake_server(fault: Fault) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let shared = Arc::new(Mutex::new(Shared {
+        clients: Vec::new(),
+        chats: 0,
+        held: None,
+    }));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                let me = {
+                    let mut s = shared.lock().unwrap();
+                    s.clients.push(stream.try_clone().unwrap());
+                    s.clients.len() - 1
+                };
+                let mut splitter = Splitter::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    let mut requests = Vec::new();
+                    splitter.feed(&buf[..n], 1 << 16, |f| {
+                        if let Frame::Object(o) = f {
+                            requests.push(decode_request(o));
+                        }
+                        true
+                    });
+                    for req in requests {
+                        match req {
+                            Ok(Request::Login { name }) => {
+                                let name = name.unwrap_or_default();
+                                let ok = Reply::AssignUsername {
+                                    name,
+                                    status: Status::Ok,
+                                };
+                                let _ = stream.write_all(&line(&ok));
+                            }
+                            Ok(Request::SendChat { message }) => {
+                                let mut s = shared.lock().unwrap();
+                                deliver(&mut s, me, message, fault);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn deliver(s: &mut Shared, from: usize, message: String, fault: Fault) {
+    let k = s.chats;
+    s.chats += 1;
+    let bytes = line(&Reply::SendChatFromUser {
+        name: format!("c{from}"),
+        message,
+    });
+    for to in 0..s.clients.len() {
+        if to == from {
+            continue;
+        }
+        let victim = to == 1 || (from == 1 && to == 0);
+        let mut out = bytes.clone();
+        if victim && k == 3 {
+            match fault {
+                Fault::Drop => continue,
+                Fault::Reorder => {
+                    s.held = Some(bytes.clone());
+                    continue;
+                }
+                Fault::Duplicate => out.extend_from_slice(&bytes),
+                Fault::None => {}
+            }
+        }
+        if victim && k == 4 {
+            if let Some(held) = s.held.take() {
+                out.extend_from_slice(&held);
+            }
+        }
+        let _ = s.clients[to].write_all(&out);
+    }
+}
+
+fn loadgen(addr: &str, extra: &[&str]) -> (Option<i32>, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "--target",
+            addr,
+            "--clients",
+            "3",
+            "--json",
+            "--msg-timeout",
+            "0.5",
+        ])
+        .args(extra)
+        .output()
+        .expect("loadgen runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(stdout.lines().last().unwrap_or("null"))
+        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code(), json)
+}
+
+const CLOSED: &[&str] = &["--messages", "8", "--warmup", "0"];
+const OPEN: &[&str] = &[
+    "--mode",
+    "open",
+    "--rate",
+    "40",
+    "--duration",
+    "0.4",
+    "--warmup",
+    "0",
+    "--drain",
+    "1",
+];
+
+#[test]
+fn a_faithful_server_reports_no_loss() {
+    let addr = fake_server(Fault::None);
+    let (code, j) = loadgen(&addr, CLOSED);
+    assert_eq!(code, Some(0), "{j}");
+    assert_eq!(j["tcp"]["expected"], 16);
+    assert_eq!(j["tcp"]["received"], 16);
+    assert_eq!(j["tcp"]["lost"], 0);
+    assert_eq!(j["delivery_us"]["count"], 16);
+}
+
+#[test]
+fn a_dropped_delivery_is_caught() {
+    let addr = fake_server(Fault::Drop);
+    let (code, j) = loadgen(&addr, CLOSED);
+    assert_eq!(code, Some(1), "{j}");
+    assert_eq!(j["tcp"]["lost"], 1, "{j}");
+    assert_eq!(j["msg_timeouts"], 1, "{j}");
+}
+
+#[test]
+fn a_reordered_delivery_is_caught() {
+    let addr = fake_server(Fault::Reorder);
+    let (code, j) = loadgen(&addr, OPEN);
+    assert_eq!(code, Some(1), "{j}");
+    assert_eq!(j["tcp"]["reordered"], 1, "{j}");
+    assert_eq!(j["tcp"]["lost"], 0, "{j}");
+}
+
+#[test]
+fn a_duplicated_delivery_is_caught() {
+    let addr = fake_server(Fault::Duplicate);
+    let (code, j) = loadgen(&addr, CLOSED);
+    assert_eq!(code, Some(1), "{j}");
+    assert_eq!(j["tcp"]["duplicates"], 1, "{j}");
+    assert_eq!(j["tcp"]["lost"], 0, "{j}");
+}
