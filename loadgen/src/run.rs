@@ -142,6 +142,8 @@ struct Runner<'a> {
     out: Outcome,
     first_measured_ns: Option<u64>,
     last_delivery_ns: u64,
+    /// (server CPU, own CPU, when) at the first measured send.
+    cpu_at_start: Option<(Option<f64>, f64, Instant)>,
     progress: Progress,
 }
 
@@ -182,8 +184,32 @@ impl<'a> Runner<'a> {
             },
             first_measured_ns: None,
             last_delivery_ns: 0,
+            cpu_at_start: None,
             progress: Progress::new(p.show_progress),
         })
+    }
+
+    fn cpu_now(&self) -> (Option<f64>, f64, Instant) {
+        (
+            self.p.server_pid.and_then(procfs::process_cpu_s),
+            procfs::own_cpu_s(),
+            Instant::now(),
+        )
+    }
+
+    /// CPU used from the first measured send until now: the measured
+    /// window, without the logins and the warm-up.
+    fn take_usage(&mut self) {
+        let Some((server0, own0, t0)) = self.cpu_at_start else {
+            return;
+        };
+        let (server1, own1, _) = self.cpu_now();
+        self.out.usage = Usage {
+            server_cpu_s: server1.zip(server0).map(|(a, b)| a - b),
+            server_rss_kib: self.p.server_pid.and_then(procfs::process_rss_kib),
+            loadgen_cpu_s: own1 - own0,
+            wall_s: t0.elapsed().as_secs_f64(),
+        };
     }
 
     fn now_ns(&self) -> u64 {
@@ -361,6 +387,7 @@ impl<'a> Runner<'a> {
             }
             self.progress.show("closed", k + 1, total);
         }
+        self.take_usage();
         // Let the peers' datagrams arrive too.
         self.settle(Duration::from_millis(200))
     }
@@ -398,6 +425,7 @@ impl<'a> Runner<'a> {
         while Instant::now() < drain_until && self.flights.iter().any(|f| f.due > 0) {
             self.turn(Some(Duration::from_millis(50)))?;
         }
+        self.take_usage();
         self.settle(Duration::from_millis(200))
     }
 
@@ -416,6 +444,7 @@ impl<'a> Runner<'a> {
         flush(c).map_err(|e| format!("c{sender}: write: {e}"))?;
         if measured && self.first_measured_ns.is_none() {
             self.first_measured_ns = Some(sent_ns);
+            self.cpu_at_start = Some(self.cpu_now());
         }
         self.flights.push(Flight {
             sender,
