@@ -279,11 +279,16 @@ pub fn sweep_svg(rows: &[Value]) -> String {
     let (p50, p99) = (pts("p50"), pts("p99"));
     let max_c = p99.iter().map(|p| p.0).fold(1.0, f64::max);
     let max_v = p99.iter().map(|p| p.1).fold(1.0, f64::max);
-    let x = |c: f64| m + c / max_c * (w - 2.0 * m);
+    // Room on the right for the last point's labels.
+    let x = |c: f64| m + c / max_c * (w - 3.5 * m);
     let y = |v: f64| h - m - v / max_v * (h - 2.0 * m);
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{m}\" y=\"24\" font-size=\"15\">mp1 delivery latency against clients</text>\n"
     );
+    for i in 0..=4 {
+        let v = max_v * i as f64 / 4.0;
+        let _ = writeln!(s, "<line x1=\"{m}\" y1=\"{0:.1}\" x2=\"{1:.1}\" y2=\"{0:.1}\" stroke=\"#eee\"/><text x=\"{2}\" y=\"{3:.1}\" text-anchor=\"end\">{4}</text>", y(v), x(max_c), m - 6.0, y(v) + 4.0, fmt_us(v));
+    }
     for (label, series, color) in [("p50", &p50, "#1f77b4"), ("p99", &p99, "#d62728")] {
         let line: Vec<String> = series
             .iter()
@@ -297,19 +302,26 @@ pub fn sweep_svg(rows: &[Value]) -> String {
         for (c, v) in series.iter() {
             let _ = writeln!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"{color}\">{} {}</text>", x(*c), y(*v), x(*c) + 5.0, y(*v) - 5.0, label, fmt_us(*v));
         }
+    }
+    for (c, _) in &p50 {
         let _ = writeln!(
             s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{} clients</text>",
-            x(max_c),
-            h - m + 16.0,
-            max_c
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{c}</text>",
+            x(*c),
+            h - m + 16.0
         );
     }
     let _ = writeln!(
         s,
-        "<line x1=\"{m}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#999\"/></svg>",
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">clients</text>",
+        w / 2.0,
+        h - 12.0
+    );
+    let _ = writeln!(
+        s,
+        "<line x1=\"{m}\" y1=\"{}\" x2=\"{:.1}\" y2=\"{}\" stroke=\"#999\"/></svg>",
         h - m,
-        w - m,
+        x(max_c),
         h - m
     );
     s
