@@ -15,6 +15,7 @@
 pub mod chat;
 pub mod logging;
 pub mod peer;
+pub mod pending;
 pub mod protocol;
 pub mod server;
 pub mod terminal;

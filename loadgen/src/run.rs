@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token};
 use mp1::protocol::{ascii, decode_peer, Frame, PeerMessage, Request, Splitter, Status};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -634,18 +634,7 @@ fn flush(c: &mut Client) -> io::Result<()> {
     if matches!(c.phase, Phase::Connecting) {
         return Ok(());
     }
-    while !c.out.is_empty() {
-        match c.stream.write(&c.out) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                c.out.drain(..n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
+    mp1::pending::write_pending(&mut c.stream, &mut c.out)
 }
 
 enum Seen {

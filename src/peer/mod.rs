@@ -493,15 +493,9 @@ impl Peer {
             }
             return;
         };
-        let held_elsewhere = self.known.iter().any(|(a, k)| *a != addr && k.name == name);
-        let duplicate = name == mine || held_elsewhere || taken(&name) || !is_valid_name(&name);
-        let status = if duplicate {
-            Status::DuplicateError
-        } else {
-            Status::Ok
-        };
+        let status = self.judge_name(addr, &name, &mine, taken);
         self.send(addr, &PeerMessage::HandshakeResponse { name: mine, status });
-        if duplicate {
+        if status != Status::Ok {
             return;
         }
         let manual = self.manual.contains(&addr);
@@ -600,13 +594,7 @@ impl Peer {
             self.drop_datagram(from, "SetUsername from a peer that never handshook".into());
             return;
         };
-        let held_elsewhere = self.known.iter().any(|(a, k)| *a != from && k.name == new);
-        let duplicate = new == mine || held_elsewhere || taken(&new) || !is_valid_name(&new);
-        let status = if duplicate {
-            Status::DuplicateError
-        } else {
-            Status::Ok
-        };
+        let status = self.judge_name(from, &new, &mine, taken);
         self.send(
             from,
             &PeerMessage::SetUsernameResponse {
@@ -614,7 +602,7 @@ impl Peer {
                 status,
             },
         );
-        if !duplicate && old != new {
+        if status == Status::Ok && old != new {
             if let Some(k) = self.known.get_mut(&from) {
                 k.name = new.clone();
             }
@@ -627,6 +615,23 @@ impl Peer {
     }
 
     // ----------------------------------------------------------- helpers
+
+    /// Whether the peer at `addr` may go by `name`: not ours, not another
+    /// known peer's, not held outside (`taken`), and a valid name.
+    fn judge_name(
+        &self,
+        addr: SocketAddr,
+        name: &str,
+        mine: &str,
+        taken: &dyn Fn(&str) -> bool,
+    ) -> Status {
+        let held_elsewhere = self.known.iter().any(|(a, k)| *a != addr && k.name == name);
+        if name == mine || held_elsewhere || taken(name) || !is_valid_name(name) {
+            Status::DuplicateError
+        } else {
+            Status::Ok
+        }
+    }
 
     fn handshake(&mut self, name: String, now: Instant) {
         self.phase = Phase::Handshaking {

@@ -8,7 +8,7 @@ use super::{Input, Screen, STDIN};
 use crate::protocol::{ascii, decode_reply, Frame, Request, Splitter};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -42,20 +42,8 @@ impl Session {
         self.out.push(b'\n');
     }
 
-    /// Writes what is pending; false if the connection failed.
     fn flush(&mut self) -> io::Result<()> {
-        while !self.out.is_empty() {
-            match self.stream.write(&self.out) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.out.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        crate::pending::write_pending(&mut self.stream, &mut self.out)
     }
 }
 

@@ -17,6 +17,18 @@ use std::time::{Duration, Instant};
 /// How long any single expected reply may take before a test fails.
 pub const WAIT: Duration = Duration::from_secs(5);
 
+/// `bin`, or `bin` run by a wrapper command such as `ip netns exec NS`.
+pub fn command_in(wrapper: &[&str], bin: &str) -> Command {
+    match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    }
+}
+
 /// A running `mp1d`, killed when dropped.
 pub struct Mp1d {
     pub child: Child,
@@ -33,17 +45,8 @@ impl Mp1d {
     /// Starts mp1d under a wrapper command (`ip netns exec NS`); `args`
     /// come after the defaults, so they may override them.
     pub fn start_in(wrapper: &[&str], args: &[&str]) -> Mp1d {
-        let bin = env!("CARGO_BIN_EXE_mp1d");
-        let mut cmd = match wrapper.split_first() {
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
-                c.args(rest).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
         #[allow(clippy::zombie_processes)] // Drop kills and waits
-        let mut child = cmd
+        let mut child = command_in(wrapper, env!("CARGO_BIN_EXE_mp1d"))
             .args(["--port", "0", "--bind", "127.0.0.1", "--log-level", "debug"])
             .args(args)
             .stdin(Stdio::null())

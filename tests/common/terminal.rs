@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -24,17 +24,8 @@ impl Mp1 {
 
     /// Runs mp1 under a wrapper command (`ip netns exec NS`).
     pub fn spawn_in(wrapper: &[&str], args: &[&str]) -> Mp1 {
-        let bin = env!("CARGO_BIN_EXE_mp1");
-        let mut cmd = match wrapper.split_first() {
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
-                c.args(rest).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
         #[allow(clippy::zombie_processes)] // Drop kills and waits
-        let mut child = cmd
+        let mut child = super::command_in(wrapper, env!("CARGO_BIN_EXE_mp1"))
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
