@@ -124,6 +124,30 @@ fn replies() -> Vec<(&'static str, Reply)> {
             },
         ),
         (
+            "MuteUser",
+            Reply::Admin {
+                command: AdminCommand::MuteUser,
+                name: s("username"),
+                status: Status::UserAlreadyMuted,
+            },
+        ),
+        (
+            "UnmuteUser",
+            Reply::Admin {
+                command: AdminCommand::UnmuteUser,
+                name: s("username"),
+                status: Status::Ok,
+            },
+        ),
+        (
+            "SetAsAdmin",
+            Reply::Admin {
+                command: AdminCommand::SetAsAdmin,
+                name: s("username"),
+                status: Status::NotAdminError,
+            },
+        ),
+        (
             "ServerMessage",
             Reply::server_message("username joined the server."),
         ),

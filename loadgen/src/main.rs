@@ -42,6 +42,8 @@ USAGE: loadgen [OPTIONS]
   --senders K           clients that send, in turn (default 1)
   --payload B           chat text bytes (default 64)
   --batch B             connections being set up at once (default 100)
+  --ramp R              new connections per second at most (default 0:
+                        as fast as --batch allows)
   --connect-timeout S   per-client connect+login limit (default 30)
   --msg-timeout S       closed: give up on one chat after S (default 10)
   --framing newline|bare  (default newline)
@@ -70,6 +72,7 @@ fn parse() -> Result<Option<Options>, String> {
         (100usize, 0usize, 1usize, 64usize, 100usize);
     let (mut messages, mut warmup, mut rate) = (200u64, None::<f64>, 10.0f64);
     let (mut duration, mut drain, mut connect_timeout, mut msg_timeout) = (10.0, 5.0, 30.0, 10.0);
+    let mut ramp = 0.0;
     let mut open = false;
     let mut newline = true;
     let mut sweep = Vec::new();
@@ -114,6 +117,7 @@ fn parse() -> Result<Option<Options>, String> {
                     .filter(|b| *b > 0)
                     .ok_or_else(|| bad("a positive number"))?
             }
+            "--ramp" => ramp = num(&v).ok_or_else(|| bad("connections per second"))?,
             "--messages" => messages = v.parse().map_err(|_| bad("a number"))?,
             "--warmup" => warmup = Some(num(&v).ok_or_else(|| bad("a number"))?),
             "--rate" => rate = num(&v).ok_or_else(|| bad("a number"))?,
@@ -171,6 +175,7 @@ fn parse() -> Result<Option<Options>, String> {
         senders,
         payload,
         batch,
+        ramp,
         connect_timeout: Duration::from_secs_f64(connect_timeout),
         msg_timeout: Duration::from_secs_f64(msg_timeout),
         drain: Duration::from_secs_f64(drain),

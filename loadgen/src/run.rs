@@ -42,6 +42,8 @@ pub struct Params {
     pub payload: usize,
     /// Connections being set up at once.
     pub batch: usize,
+    /// New connections per second at most (0: as fast as `batch` allows).
+    pub ramp: f64,
     pub connect_timeout: Duration,
     /// Closed loop: give up on one message after this.
     pub msg_timeout: Duration,
@@ -255,12 +257,25 @@ impl<'a> Runner<'a> {
     fn connect_all(&mut self) -> Result<(), String> {
         let mut ready = 0;
         let mut started = 0;
+        let t0 = Instant::now();
+        let ramp = self.p.ramp;
         while ready < self.p.clients {
-            while started < self.p.clients && started - ready < self.p.batch {
+            // The ramp: how many may have started by now.
+            let allowed = if ramp > 0.0 {
+                1 + (t0.elapsed().as_secs_f64() * ramp) as usize
+            } else {
+                usize::MAX
+            };
+            while started < self.p.clients && started - ready < self.p.batch && started < allowed {
                 self.start_client(started)?;
                 started += 1;
             }
-            self.turn(Some(Duration::from_millis(50)))?;
+            let wait = if ramp > 0.0 {
+                (1.0 / ramp).min(0.05)
+            } else {
+                0.05
+            };
+            self.turn(Some(Duration::from_secs_f64(wait)))?;
             ready = self
                 .clients
                 .iter()
