@@ -11,6 +11,7 @@
 //!    reused slab slot cannot receive a stale event meant for its previous
 //!    occupant; tokens also carry a generation as a second guard).
 
+mod bridge;
 mod config;
 mod connection;
 pub mod output;
@@ -19,9 +20,8 @@ mod sys;
 pub use config::{BridgeConfig, Config, FramingMode};
 pub use sys::raise_nofile_limit;
 
-use crate::chat::{Chat, ChatConfig, ConnId, Effect, LanOut};
+use crate::chat::{Chat, ChatConfig, ConnId, Effect};
 use crate::peer::net::PeerNode;
-use crate::peer::{PeerConfig, PeerEvent};
 use crate::protocol::{decode_request, encode_line, DecodeError, Frame, Reply};
 use connection::{Connection, Phase};
 use log::{debug, info, warn};
@@ -31,7 +31,7 @@ use output::Flushed;
 use slab::Slab;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -168,52 +168,6 @@ impl Server {
             stats: Stats::default(),
         })
         .and_then(Server::start_bridge)
-    }
-
-    /// Joins the LAN as a peer when configured to bridge one.
-    fn start_bridge(mut self) -> io::Result<Server> {
-        let Some(b) = self.config.bridge.clone() else {
-            return Ok(self);
-        };
-        let port = if b.port == 0 {
-            self.local_addr()?.port()
-        } else {
-            b.port
-        };
-        let broadcast = if b.broadcast.is_empty() {
-            vec![IpAddr::V4(Ipv4Addr::BROADCAST)]
-        } else {
-            b.broadcast.clone()
-        };
-        let config = PeerConfig {
-            broadcast: broadcast
-                .into_iter()
-                .map(|ip| SocketAddr::new(ip, port))
-                .collect(),
-            ..PeerConfig::default()
-        };
-        let mut node = PeerNode::bind(self.config.bind, port, config)?;
-        node.register(self.poll.registry(), BRIDGE)?;
-        info!("bridging the LAN as {:?} on UDP {}", b.name, node.peer.me());
-        let now = Instant::now();
-        if !node.peer.join(&b.name, now) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("invalid peer name {:?}", b.name),
-            ));
-        }
-        for addr in &b.peers {
-            node.peer.add_peer(*addr);
-        }
-        node.flush(self.poll.registry());
-        self.chat.set_bridge(Some(b.name));
-        self.bridge = Some(node);
-        Ok(self)
-    }
-
-    /// The UDP address of the LAN bridge, if there is one.
-    pub fn bridge_addr(&self) -> Option<SocketAddr> {
-        self.bridge.as_ref().map(|n| n.peer.me())
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -622,95 +576,7 @@ impl Server {
                 }
             }
             Effect::Close(key) => self.begin_close(key),
-            Effect::Lan(out) => {
-                if let Some(node) = self.bridge.as_mut() {
-                    match out {
-                        LanOut::Chat { from, message } => node.peer.chat_as(Some(&from), &message),
-                        LanOut::Whisper { from, to, message } => {
-                            node.peer.whisper_as(Some(&from), &to, &message);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    // ------------------------------------------------------------ bridge
-
-    fn on_bridge_event(&mut self, readable: bool) {
-        if readable {
-            if let Some(node) = self.bridge.as_mut() {
-                let chat = &self.chat;
-                node.on_readable(Instant::now(), &|name| chat.is_taken(name));
-            }
-            self.on_lan_events();
-        }
-        self.flush_bridge();
-    }
-
-    /// Turns what the LAN said into server state and messages.
-    fn on_lan_events(&mut self) {
-        let Some(node) = self.bridge.as_mut() else {
-            return;
-        };
-        for event in node.drain_events() {
-            match event {
-                PeerEvent::Joined { name } => info!("joined the LAN as {name:?}"),
-                PeerEvent::NameTaken { name } => {
-                    // The bridge has no user to ask: try the next name.
-                    self.lan_name_tries += 1;
-                    let base: String = self
-                        .config
-                        .bridge
-                        .as_ref()
-                        .map_or("mp1d", |b| &b.name)
-                        .chars()
-                        .take(26)
-                        .collect();
-                    let next = format!("{base}-{}", self.lan_name_tries);
-                    warn!("LAN name {name:?} is taken; trying {next:?}");
-                    let node = self.bridge.as_mut().expect("bridge exists");
-                    node.peer.join(&next, Instant::now());
-                    self.chat.set_bridge(Some(next));
-                }
-                PeerEvent::PeerJoined { name, addr } => {
-                    self.chat.lan_join(&name, addr, &mut self.effects)
-                }
-                PeerEvent::PeerLeft { addr, .. } => self.chat.lan_leave(addr, &mut self.effects),
-                PeerEvent::PeerRenamed { new, addr, .. } => {
-                    self.chat.lan_rename(addr, &new, &mut self.effects)
-                }
-                PeerEvent::Chat { from, message, .. } => {
-                    if self.config.log_chat {
-                        info!("LAN chat {from}: {message}");
-                    }
-                    self.chat.lan_chat(&from, message, &mut self.effects)
-                }
-                PeerEvent::Whisper { from, .. } => {
-                    info!("whisper from LAN peer {from} to the bridge itself: not delivered")
-                }
-                PeerEvent::Dropped { from, why } => {
-                    info!("LAN datagram from {from} dropped: {why}")
-                }
-                PeerEvent::Discovered { .. }
-                | PeerEvent::Renamed { .. }
-                | PeerEvent::RenameRefused { .. } => {}
-            }
-        }
-        self.apply_effects();
-    }
-
-    fn flush_bridge(&mut self) {
-        let now = Instant::now();
-        let Some(node) = self.bridge.as_mut() else {
-            return;
-        };
-        if node.peer.next_timeout().is_some_and(|t| t <= now) {
-            node.peer.on_timeout(now);
-            self.on_lan_events();
-        }
-        if let Some(node) = self.bridge.as_mut() {
-            node.flush(self.poll.registry());
+            Effect::Lan(out) => self.relay_to_lan(out),
         }
     }
 
