@@ -479,3 +479,25 @@ fn connection_churn_does_not_confuse_reused_slots() {
     watcher.send(&msg("RequestOnlineList", json!({})));
     assert_eq!(watcher.recv()["data"]["names"], json!(["watcher"]));
 }
+
+#[test]
+fn mass_departure_is_announced_once_each_and_the_server_lives_on() {
+    let server = Mp1d::start(&[]);
+    let mut watcher = server.login("watcher");
+    watcher.expect_server_message("You are the admin.");
+    let crowd: Vec<Client> = (0..200).map(|i| server.login(&format!("m{i}"))).collect();
+    for i in 0..200 {
+        watcher.expect_server_message(&format!("m{i} joined the server."));
+    }
+    drop(crowd); // all close at once
+    let mut left = std::collections::HashSet::new();
+    while left.len() < 200 {
+        let v = watcher.recv();
+        let text = v["data"]["message"].as_str().unwrap().to_string();
+        let name = text.strip_suffix(" left the server.").expect("only departures");
+        assert!(left.insert(name.to_string()), "{name} announced twice");
+    }
+    watcher.expect_silence(Duration::from_millis(200));
+    watcher.send(&msg("RequestOnlineList", json!({})));
+    assert_eq!(watcher.recv()["data"]["names"], json!(["watcher"]));
+}

@@ -58,6 +58,11 @@ const IDLE_SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Bytes written since the last heap trim that make the next quiet moment
 /// worth a trim (a trim costs about a millisecond per 30 MiB of heap).
 const TRIM_AFTER_BYTES: u64 = 16 * 1024 * 1024;
+const TRIM_RECHECK: Duration = Duration::from_millis(100);
+/// Messages queued (one per recipient) after which the loop flushes in the
+/// middle of a turn: a turn of 1000 leaves among 5000 clients would
+/// otherwise hold five million queue slots (~120 MB) until its end.
+const FLUSH_AFTER_QUEUED: usize = 256 * 1024;
 
 fn token(key: usize, generation: u32) -> Token {
     Token(key | ((generation as usize & KEY_MASK) << KEY_BITS))
@@ -89,10 +94,14 @@ pub struct Server {
     effects: Vec<Effect>,
     /// Connections owed a flush this turn.
     dirty: Vec<ConnId>,
+    /// Messages queued since the last flush.
+    queued: usize,
     /// Connections that died this turn, freed at its end.
     dead: Vec<ConnId>,
     /// Slow consumers found during a fan-out, cut off right after it.
     too_slow: Vec<ConnId>,
+    /// Connections that failed or closed, still to be logged out.
+    lost: Vec<ConnId>,
     /// Connections that hit the per-turn read cap and have more to read.
     read_backlog: Vec<ConnId>,
     login_deadlines: VecDeque<(Instant, ConnId, u32)>,
@@ -105,6 +114,8 @@ pub struct Server {
     newline: Rc<[u8]>,
     /// Bytes flushed since the heap was last trimmed.
     written_since_trim: u64,
+    /// Earliest time to look again for a quiet moment to trim in.
+    next_trim_check: Instant,
     /// mp1d's own LAN peer, when it bridges a LAN (`--peer-name`).
     bridge: Option<PeerNode>,
     /// Names tried after the configured LAN name was taken.
@@ -152,8 +163,10 @@ impl Server {
             encoded: Vec::with_capacity(256),
             effects: Vec::new(),
             dirty: Vec::new(),
+            queued: 0,
             dead: Vec::new(),
             too_slow: Vec::new(),
+            lost: Vec::new(),
             read_backlog: Vec::new(),
             login_deadlines: VecDeque::new(),
             close_deadlines: VecDeque::new(),
@@ -163,6 +176,7 @@ impl Server {
             shutdown_deadline: None,
             newline: Rc::from(&b"\n"[..]),
             written_since_trim: 0,
+            next_trim_check: Instant::now(),
             bridge: None,
             lan_name_tries: 0,
             stats: Stats::default(),
@@ -210,13 +224,15 @@ impl Server {
                     BRIDGE => self.on_bridge_event(event.is_readable()),
                     t => self.on_conn_event(t, event.is_readable(), event.is_writable()),
                 }
+                self.log_out_lost();
+                self.flush_if_heavy();
             }
             if full && events.capacity() < 65536 {
                 events = Events::with_capacity(events.capacity() * 2);
             }
             self.continue_reads();
             self.fire_timers(Instant::now());
-            self.flush_dirty();
+            self.flush_all();
             self.flush_bridge();
             self.free_dead();
             if let Some(deadline) = self.shutdown_deadline {
@@ -236,10 +252,17 @@ impl Server {
     /// about to sleep, returns freed memory to the kernel.
     fn trim_heap_if_quiet(&mut self, timeout: Option<Duration>) {
         let sleeping = timeout.is_none_or(|t| !t.is_zero());
-        if sleeping
-            && self.written_since_trim >= TRIM_AFTER_BYTES
-            && self.conns.iter().all(|(_, c)| c.out.bytes() == 0)
-        {
+        if !sleeping || self.written_since_trim < TRIM_AFTER_BYTES {
+            return;
+        }
+        // The scan below is O(connections): while some client keeps output
+        // pending, look again only now and then.
+        let now = Instant::now();
+        if now < self.next_trim_check {
+            return;
+        }
+        self.next_trim_check = now + TRIM_RECHECK;
+        if self.conns.iter().all(|(_, c)| c.out.bytes() == 0) {
             sys::release_free_memory();
             self.written_since_trim = 0;
         }
@@ -256,6 +279,8 @@ impl Server {
             self.accept_paused_until,
             self.shutdown_deadline,
             self.bridge.as_ref().and_then(|n| n.peer.next_timeout()),
+            // Come back to trim the heap once the output has drained.
+            (self.written_since_trim >= TRIM_AFTER_BYTES).then_some(self.next_trim_check),
         ]
         .into_iter()
         .flatten()
@@ -470,6 +495,7 @@ impl Server {
                 }
                 self.chat.handle(key, msg, &mut self.effects);
                 self.apply_effects();
+                self.flush_if_heavy();
                 self.check_unparsable(key)
             }
             Frame::LineBreak => {
@@ -556,12 +582,14 @@ impl Server {
             Effect::Send(to, reply) => {
                 let line = self.encode(&reply);
                 self.send(to, &line);
+                self.queued += 1;
             }
             Effect::Broadcast { except, reply } => {
                 if let Reply::ServerMessage { message } = &reply {
                     info!("{message}");
                 }
                 let line = self.encode(&reply);
+                self.queued += self.chat.members().len();
                 for &to in self.chat.members() {
                     if Some(to) != except {
                         queue(
@@ -658,21 +686,38 @@ impl Server {
     }
 
     /// The connection failed or the client closed it.
+    /// The user is logged out (and the others told) a little later, in
+    /// [`Server::log_out_lost`]: when many clients vanish at once, all of
+    /// them are found dead before anyone is told, so nobody is sent the
+    /// departures of the others.
     fn lost(&mut self, key: ConnId, why: &str) {
         let conn = &mut self.conns[key];
         let was_open = conn.phase == Phase::Open;
         debug!("#{key} {}: {why}", conn.addr);
         self.kill(key);
         if was_open {
-            self.chat.disconnect(key, &mut self.effects);
-            self.apply_effects();
+            self.lost.push(key);
         }
+    }
+
+    /// Logs out the connections found lost; true if that queued output.
+    fn log_out_lost(&mut self) -> bool {
+        if self.lost.is_empty() {
+            return false;
+        }
+        for key in std::mem::take(&mut self.lost) {
+            self.chat.disconnect(key, &mut self.effects);
+        }
+        self.apply_effects();
+        !self.dirty.is_empty()
     }
 
     fn kill(&mut self, key: ConnId) {
         let conn = &mut self.conns[key];
         if conn.phase != Phase::Dead {
             conn.phase = Phase::Dead;
+            // Nothing more will be written: free the queue now.
+            conn.out = output::OutQueue::default();
             self.dead.push(key);
         }
     }
@@ -690,7 +735,27 @@ impl Server {
 
     // ------------------------------------------------------------ output
 
+    /// Flushes now rather than at the end of the turn when a lot was
+    /// queued, bounding the memory a burst of fan-out can hold.
+    fn flush_if_heavy(&mut self) {
+        if self.queued >= FLUSH_AFTER_QUEUED {
+            self.flush_all();
+        }
+    }
+
+    /// Flushes every connection owed output; the departures of those whose
+    /// writes failed are announced to the rest, and flushed too.
+    fn flush_all(&mut self) {
+        loop {
+            self.flush_dirty();
+            if !self.log_out_lost() {
+                return;
+            }
+        }
+    }
+
     fn flush_dirty(&mut self) {
+        self.queued = 0;
         while let Some(key) = self.dirty.pop() {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
@@ -718,7 +783,9 @@ impl Server {
                         // for the client's, draining what it still sends.
                         let _ = conn.stream.shutdown(Shutdown::Write);
                         conn.phase = Phase::Draining;
-                        self.read_from(key);
+                        // Read what it sent meanwhile on the next turn
+                        // (this may run in the middle of a read).
+                        self.read_backlog.push(key);
                     }
                 }
                 Ok(Flushed::Blocked) => {
