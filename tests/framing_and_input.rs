@@ -494,7 +494,9 @@ fn mass_departure_is_announced_once_each_and_the_server_lives_on() {
     while left.len() < 200 {
         let v = watcher.recv();
         let text = v["data"]["message"].as_str().unwrap().to_string();
-        let name = text.strip_suffix(" left the server.").expect("only departures");
+        let name = text
+            .strip_suffix(" left the server.")
+            .expect("only departures");
         assert!(left.insert(name.to_string()), "{name} announced twice");
     }
     watcher.expect_silence(Duration::from_millis(200));

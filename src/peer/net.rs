@@ -8,10 +8,11 @@ use mio::{Interest, Registry, Token};
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Datagrams handed to one `sendmmsg`.
 const BATCH: usize = 64;
+const SEND_ERROR_LOG_EVERY: Duration = Duration::from_secs(60);
 
 pub struct PeerNode {
     pub socket: UdpSocket,
@@ -21,6 +22,8 @@ pub struct PeerNode {
     buf: Vec<u8>,
     /// WRITABLE interest is registered (only while datagrams wait).
     writable: bool,
+    /// When a failed send to each destination was last logged.
+    send_errors: Vec<(SocketAddr, Instant)>,
     token: Option<Token>,
 }
 
@@ -57,6 +60,7 @@ impl PeerNode {
             pending: VecDeque::new(),
             buf: vec![0; 65536],
             writable: false,
+            send_errors: Vec::new(),
             token: None,
         })
     }
@@ -109,7 +113,7 @@ impl PeerNode {
                     // A bad destination (no route, not permitted): drop
                     // that datagram, keep the rest.
                     if let Some(t) = self.pending.pop_front() {
-                        log::warn!("peer send to {}: {e}", t.to);
+                        self.send_failed(t.to, &e);
                     }
                 }
             }
@@ -130,6 +134,22 @@ impl PeerNode {
                 }
             }
         }
+    }
+
+    /// Logs a failed send, once a minute per destination at most: an
+    /// unreachable broadcast address fails on every chat.
+    fn send_failed(&mut self, to: SocketAddr, e: &io::Error) {
+        let now = Instant::now();
+        let quiet = self
+            .send_errors
+            .iter()
+            .any(|(addr, at)| *addr == to && now.duration_since(*at) < SEND_ERROR_LOG_EVERY);
+        if quiet {
+            return;
+        }
+        self.send_errors.retain(|(addr, _)| *addr != to);
+        self.send_errors.push((to, now));
+        log::warn!("peer send to {to}: {e} (logged once a minute)");
     }
 
     /// Datagrams still waiting for the socket.
