@@ -129,7 +129,8 @@ impl Server {
     pub fn bind(mut config: Config) -> io::Result<Server> {
         let nofile = sys::raise_nofile_limit();
         let fit = nofile.saturating_sub(RESERVED_FDS).max(1) as usize;
-        let fit = fit.min(KEY_MASK - 1);
+        // Keys stay below the low halves of the fixed tokens (MAX, MAX-1, MAX-2).
+        let fit = fit.min(KEY_MASK - 3);
         if config.max_clients > fit {
             warn!(
                 "max clients lowered from {} to {} to fit the open-file limit ({})",
