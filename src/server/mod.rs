@@ -371,7 +371,7 @@ impl Server {
             let at = Instant::now() + self.config.login_timeout;
             self.login_deadlines.push_back((at, key, generation));
         }
-        debug!("connect {addr} (#{key})");
+        info!("connect {addr} (#{key})");
     }
 
     // ------------------------------------------------------------ events
