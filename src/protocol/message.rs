@@ -237,10 +237,7 @@ impl Serialize for RequestData<'_> {
 
 impl Serialize for Request {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("mtp", self.mtp())?;
-        m.serialize_entry("data", &RequestData(self))?;
-        m.end()
+        serialize_envelope(s, self.mtp(), &RequestData(self), None)
     }
 }
 
@@ -279,12 +276,23 @@ impl Serialize for Data<'_> {
 
 impl Serialize for Reply {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("mtp", self.mtp())?;
-        m.serialize_entry("data", &Data(self))?;
-        if let Some(status) = self.status() {
-            m.serialize_entry("status", status.as_str())?;
-        }
-        m.end()
+        serialize_envelope(s, self.mtp(), &Data(self), self.status())
     }
+}
+
+/// The envelope every MP1 message shares, in this key order:
+/// `{"mtp": ..., "data": {...}, "status": ...}` (no `status` if `None`).
+pub(crate) fn serialize_envelope<S: Serializer>(
+    s: S,
+    mtp: &str,
+    data: &impl Serialize,
+    status: Option<Status>,
+) -> Result<S::Ok, S::Error> {
+    let mut m = s.serialize_map(None)?;
+    m.serialize_entry("mtp", mtp)?;
+    m.serialize_entry("data", data)?;
+    if let Some(status) = status {
+        m.serialize_entry("status", status.as_str())?;
+    }
+    m.end()
 }

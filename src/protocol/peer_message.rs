@@ -4,7 +4,7 @@
 //! one message.
 
 use super::decode::{DecodeError, Fields};
-use super::message::Status;
+use super::message::{serialize_envelope, Status};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
@@ -161,17 +161,12 @@ impl Serialize for Data<'_> {
 
 impl Serialize for PeerMessage {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("mtp", self.mtp())?;
-        m.serialize_entry("data", &Data(self))?;
-        match self {
+        let status = match self {
             PeerMessage::HandshakeResponse { status, .. }
-            | PeerMessage::SetUsernameResponse { status, .. } => {
-                m.serialize_entry("status", status.as_str())?
-            }
-            _ => {}
-        }
-        m.end()
+            | PeerMessage::SetUsernameResponse { status, .. } => Some(*status),
+            _ => None,
+        };
+        serialize_envelope(s, self.mtp(), &Data(self), status)
     }
 }
 
