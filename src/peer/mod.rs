@@ -239,8 +239,8 @@ impl Peer {
             _ => None,
         };
         if let Some(name) = name {
-            let (ip, port) = self.me_fields();
-            self.send(addr, &PeerMessage::Handshake { ip, port, name });
+            let msg = self.own_handshake(name);
+            self.send(addr, &msg);
         }
     }
 
@@ -345,11 +345,10 @@ impl Peer {
                 self.name = Some(name.clone());
                 self.next_refresh = Some(now + self.config.refresh);
                 self.events.push(PeerEvent::Joined { name: name.clone() });
-                let (ip, port) = self.me_fields();
-                let msg = PeerMessage::Handshake { ip, port, name };
+                let bytes: Rc<[u8]> = Rc::from(self.own_handshake(name).encode());
                 for to in std::mem::take(&mut self.latecomers) {
                     if !self.known.contains_key(&to) {
-                        self.send(to, &msg);
+                        self.push(to, &bytes);
                     }
                 }
             }
@@ -451,15 +450,8 @@ impl Peer {
         // or a datagram was lost) answers a refresh: catch up directly.
         if self.phase == Phase::Active && !self.known.contains_key(&addr) {
             if let Some(mine) = self.name.clone() {
-                let (ip, port) = self.me_fields();
-                self.send(
-                    addr,
-                    &PeerMessage::Handshake {
-                        ip,
-                        port,
-                        name: mine,
-                    },
-                );
+                let msg = self.own_handshake(mine);
+                self.send(addr, &msg);
             }
             return;
         }
@@ -638,16 +630,11 @@ impl Peer {
             name: name.clone(),
             until: now + self.config.handshake_window,
         };
-        let (ip, port) = self.me_fields();
-        let msg = PeerMessage::Handshake { ip, port, name };
-        self.broadcast(&msg);
+        let msg = self.own_handshake(name);
+        let bytes = self.broadcast(&msg);
         // Hand-added peers are not reached by broadcast.
-        let bytes: Rc<[u8]> = Rc::from(msg.encode());
-        for &to in &self.manual {
-            self.out.push(Transmit {
-                to,
-                bytes: Rc::clone(&bytes),
-            });
+        for to in self.manual.clone() {
+            self.push(to, &bytes);
         }
     }
 
@@ -681,17 +668,30 @@ impl Peer {
         (Some(self.me.ip().to_string()), Some(self.me.port()))
     }
 
+    /// Our `Handshake` as `name`.
+    fn own_handshake(&self, name: String) -> PeerMessage {
+        let (ip, port) = self.me_fields();
+        PeerMessage::Handshake { ip, port, name }
+    }
+
     fn send(&mut self, to: SocketAddr, msg: &PeerMessage) {
+        let bytes = Rc::from(msg.encode());
+        self.push(to, &bytes);
+    }
+
+    /// Queues already encoded bytes (shared by the copies of a message).
+    fn push(&mut self, to: SocketAddr, bytes: &Rc<[u8]>) {
         self.out.push(Transmit {
             to,
-            bytes: Rc::from(msg.encode()),
+            bytes: Rc::clone(bytes),
         });
     }
 
     /// One datagram to each broadcast address, and a unicast copy to each
     /// known peer the broadcast cannot reach: added by hand, or on a port
     /// no broadcast address targets.
-    fn broadcast(&mut self, msg: &PeerMessage) {
+    /// Returns the encoded bytes, for callers that send more copies.
+    fn broadcast(&mut self, msg: &PeerMessage) -> Rc<[u8]> {
         let bytes: Rc<[u8]> = Rc::from(msg.encode());
         for &to in &self.config.broadcast {
             self.out.push(Transmit {
@@ -707,6 +707,7 @@ impl Peer {
                 });
             }
         }
+        bytes
     }
 
     fn reached_by_broadcast(&self, addr: SocketAddr) -> bool {
