@@ -24,6 +24,16 @@ pub struct Ended {
     pub why: Option<String>,
 }
 
+impl Ended {
+    /// The session could not go on: exit status 1, with the reason.
+    pub fn failed(why: String) -> Ended {
+        Ended {
+            code: 1,
+            why: Some(why),
+        }
+    }
+}
+
 struct Session {
     stream: TcpStream,
     out: Vec<u8>,
@@ -52,15 +62,15 @@ impl Session {
 pub fn run(addr: SocketAddr, name: &str) -> Ended {
     let std_stream = match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
         Ok(s) => s,
-        Err(e) => return failed(format!("cannot reach {addr}: {e}")),
+        Err(e) => return Ended::failed(format!("cannot reach {addr}: {e}")),
     };
     let _ = std_stream.set_nodelay(true);
     if let Err(e) = std_stream.set_nonblocking(true) {
-        return failed(e.to_string());
+        return Ended::failed(e.to_string());
     }
     let mut poll = match Poll::new() {
         Ok(p) => p,
-        Err(e) => return failed(e.to_string()),
+        Err(e) => return Ended::failed(e.to_string()),
     };
     let mut s = Session {
         stream: TcpStream::from_std(std_stream),
@@ -79,7 +89,7 @@ pub fn run(addr: SocketAddr, name: &str) -> Ended {
     );
     let waker = Waker::new(poll.registry(), STDIN);
     let (Ok(()), Ok(waker)) = (registered, waker) else {
-        return failed("cannot set up the event loop".into());
+        return Ended::failed("cannot set up the event loop".into());
     };
     let mut screen = Screen::new(waker, &format!("{name}> "));
     s.send(&Request::Login {
@@ -95,7 +105,7 @@ pub fn run(addr: SocketAddr, name: &str) -> Ended {
             .map(|t| t.saturating_duration_since(Instant::now()));
         if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() != io::ErrorKind::Interrupted {
-                return failed(e.to_string());
+                return Ended::failed(e.to_string());
             }
         }
         if s.quitting.is_some_and(|t| Instant::now() >= t) {
@@ -114,20 +124,13 @@ pub fn run(addr: SocketAddr, name: &str) -> Ended {
     }
 }
 
-fn failed(why: String) -> Ended {
-    Ended {
-        code: 1,
-        why: Some(why),
-    }
-}
-
 /// The connection ended without a Disconnect from the server.
 fn lost(s: &Session, screen: &Screen, why: String) -> Ended {
     if s.quitting.is_some() || s.closed {
         return Ended { code: 0, why: None };
     }
     screen.show("* connection lost");
-    failed(format!("the server dropped the connection ({why})"))
+    Ended::failed(format!("the server dropped the connection ({why})"))
 }
 
 /// Reads and shows every reply that arrived; `Some` when the session ends.
@@ -154,7 +157,7 @@ fn read_replies(s: &mut Session, screen: &mut Screen) -> Option<Ended> {
                     true
                 });
                 if oversized {
-                    return Some(failed("the server sent an object over 1 MiB".into()));
+                    return Some(Ended::failed("the server sent an object over 1 MiB".into()));
                 }
                 for r in replies {
                     match r {

@@ -36,15 +36,15 @@ pub fn run(opts: PeerOptions) -> Ended {
     };
     let mut node = match PeerNode::bind(opts.bind, opts.port, config) {
         Ok(n) => n,
-        Err(e) => return failed(format!("cannot bind UDP port {}: {e}", opts.port)),
+        Err(e) => return Ended::failed(format!("cannot bind UDP port {}: {e}", opts.port)),
     };
     let Ok(mut poll) = Poll::new() else {
-        return failed("cannot set up the event loop".into());
+        return Ended::failed("cannot set up the event loop".into());
     };
     let registered = node.register(poll.registry(), SOCKET);
     let waker = Waker::new(poll.registry(), STDIN);
     let (Ok(()), Ok(waker)) = (registered, waker) else {
-        return failed("cannot set up the event loop".into());
+        return Ended::failed("cannot set up the event loop".into());
     };
     let mut screen = Screen::new(waker, &format!("{}> ", opts.name));
     screen.show(&format!(
@@ -67,7 +67,7 @@ pub fn run(opts: PeerOptions) -> Ended {
             .map(|t| t.saturating_duration_since(now));
         if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() != io::ErrorKind::Interrupted {
-                return failed(e.to_string());
+                return Ended::failed(e.to_string());
             }
         }
         let now = Instant::now();
@@ -172,11 +172,4 @@ fn leave(node: &mut PeerNode, poll: &Poll) -> Ended {
         node.flush(poll.registry());
     }
     Ended { code: 0, why: None }
-}
-
-fn failed(why: String) -> Ended {
-    Ended {
-        code: 1,
-        why: Some(why),
-    }
 }

@@ -250,6 +250,14 @@ impl Client {
         assert_eq!(v["data"]["message"], text, "{v}");
     }
 
+    /// The next reply is a `ServerMessage` whose text starts with `prefix`.
+    pub fn expect_server_message_starting(&mut self, prefix: &str) {
+        let v = self.recv();
+        assert_eq!(v["mtp"], "ServerMessage", "{v}");
+        let text = v["data"]["message"].as_str().unwrap_or_default();
+        assert!(text.starts_with(prefix), "{v}");
+    }
+
     /// Waits for the server to close the connection (EOF or reset).
     pub fn expect_closed(&mut self) {
         let deadline = Instant::now() + WAIT;
