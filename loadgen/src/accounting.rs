@@ -55,14 +55,17 @@ pub struct Tally {
     pub reordered: u64,
 }
 
-/// Tallies `receivers` against `sent`: (seq, sender index) of each message,
-/// which every receiver but its sender should have got. `sender_of[r]` is
-/// the sender index of receiver `r`, if it sends.
-pub fn tally(receivers: &[Receiver], sent: &[(u64, usize)], sender_of: &[Option<usize>]) -> Tally {
+/// Tallies receivers against `sent`: (seq, sender index) of each message,
+/// which every receiver but its sender should have got. Each receiver comes
+/// with its own sender index, if it sends.
+pub fn tally<'a>(
+    receivers: impl IntoIterator<Item = (&'a Receiver, Option<usize>)>,
+    sent: &[(u64, usize)],
+) -> Tally {
     let mut t = Tally::default();
-    for (r, rx) in receivers.iter().enumerate() {
+    for (rx, own) in receivers {
         for &(seq, from) in sent {
-            if sender_of.get(r).copied().flatten() == Some(from) {
+            if own == Some(from) {
                 continue;
             }
             t.expected += 1;
@@ -83,13 +86,13 @@ mod tests {
 
     #[test]
     fn clean_run() {
-        let mut rx = vec![Receiver::default(), Receiver::default()];
+        let mut rx = [Receiver::default(), Receiver::default()];
         let sent: Vec<(u64, usize)> = (0..5).map(|s| (s, 0)).collect();
         // Receiver 0 is the sender; receiver 1 gets all five.
         for s in 0..5 {
             rx[1].record(s, 0);
         }
-        let t = tally(&rx, &sent, &[Some(0), None]);
+        let t = tally([(&rx[0], Some(0)), (&rx[1], None)], &sent);
         assert_eq!(
             t,
             Tally {
@@ -104,12 +107,12 @@ mod tests {
 
     #[test]
     fn loss_duplicates_and_reordering_are_caught() {
-        let mut rx = vec![Receiver::default()];
+        let mut rx = [Receiver::default()];
         let sent: Vec<(u64, usize)> = (0..6).map(|s| (s, 0)).collect();
         for s in [0, 2, 1, 3, 3, 5] {
             rx[0].record(s, 0);
         }
-        let t = tally(&rx, &sent, &[None]);
+        let t = tally([(&rx[0], None)], &sent);
         assert_eq!(t.lost, 1, "4 never came");
         assert_eq!(t.duplicates, 1);
         assert_eq!(t.reordered, 1, "1 after 2");

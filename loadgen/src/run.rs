@@ -625,11 +625,14 @@ impl<'a> Runner<'a> {
     }
 
     fn finish(&mut self) {
-        let rx: Vec<Receiver> = self.clients.iter().map(|c| c.rx.clone()).collect();
-        let senders: Vec<Option<usize>> = (0..self.clients.len()).map(Some).collect();
-        self.out.tcp = tally(&rx, &self.sent, &senders);
-        let prx: Vec<Receiver> = self.peers.iter().map(|p| p.rx.clone()).collect();
-        self.out.udp = tally(&prx, &self.sent, &vec![None; prx.len()]);
+        // Client i sends as sender i; peers only receive.
+        let clients = self
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (&c.rx, Some(i)));
+        self.out.tcp = tally(clients, &self.sent);
+        self.out.udp = tally(self.peers.iter().map(|p| (&p.rx, None)), &self.sent);
         if let Some(first) = self.first_measured_ns {
             let span = self.last_delivery_ns.saturating_sub(first) as f64 / 1e9;
             self.out.measure_s = span;
