@@ -191,10 +191,10 @@ fn split(c: &mut Criterion) {
         b.iter(|| {
             let mut s = Splitter::new();
             let mut n = 0;
-            s.feed(black_box(&stream), 65536, |_| {
+            let mut frames = s.frames(black_box(&stream), 65536);
+            while frames.next_frame().is_some() {
                 n += 1;
-                true
-            });
+            }
             n
         })
     });

@@ -18,4 +18,5 @@ pub mod peer;
 pub mod pending;
 pub mod protocol;
 pub mod server;
+pub mod session;
 pub mod terminal;

@@ -529,46 +529,54 @@ impl<'a> Runner<'a> {
             };
             total += n;
             let now = self.now_ns();
-            let buf = &self.buf[..n];
-            let mut junk = false;
-            let mut err = None;
-            let mut replies = Vec::new();
-            self.clients[i].splitter.feed(buf, 1 << 20, |f| {
-                match f {
-                    Frame::Object(o) => replies.push(classify(o)),
-                    Frame::Garbage | Frame::Oversized => junk = true,
-                    Frame::LineBreak => {}
-                }
-                true
-            });
-            if junk {
-                err = Some(format!(
-                    "c{i}: the server sent something that is not a JSON object"
-                ));
-            }
-            for r in replies {
-                match r {
-                    Seen::Chat { seq, sender } => self.on_delivery(i, seq, sender, now),
-                    Seen::LoginOk => {
-                        let c = &mut self.clients[i];
-                        c.phase = Phase::Ready;
-                        let us = c.started.elapsed().as_micros() as u64;
-                        let _ = self.out.login_us.record(us.max(1));
-                    }
-                    Seen::LoginRefused(why) => err = Some(format!("c{i}: login refused: {why}")),
-                    Seen::Disconnect(why) => {
-                        err = Some(format!("c{i}: disconnected by the server: {why}"))
-                    }
-                    Seen::Other => {}
-                }
-            }
-            if let Some(e) = err {
-                return Err(e);
-            }
+            // Out of `self` while the replies are handled.
+            let mut splitter = std::mem::take(&mut self.clients[i].splitter);
+            let buf = std::mem::take(&mut self.buf);
+            let handled = self.on_bytes(i, &mut splitter, &buf[..n], now);
+            self.clients[i].splitter = splitter;
+            self.buf = buf;
+            handled?;
             if n < self.buf.len() {
                 return Ok(total);
             }
         }
+    }
+
+    /// Handles the replies in `bytes`, read from client `i`.
+    fn on_bytes(
+        &mut self,
+        i: usize,
+        splitter: &mut Splitter,
+        bytes: &[u8],
+        now: u64,
+    ) -> Result<(), String> {
+        let mut frames = splitter.frames(bytes, 1 << 20);
+        while let Some(f) = frames.next_frame() {
+            let seen = match f {
+                Frame::Object(o) => classify(o),
+                Frame::Garbage | Frame::Oversized => {
+                    return Err(format!(
+                        "c{i}: the server sent something that is not a JSON object"
+                    ))
+                }
+                Frame::LineBreak => continue,
+            };
+            match seen {
+                Seen::Chat { seq, sender } => self.on_delivery(i, seq, sender, now),
+                Seen::LoginOk => {
+                    let c = &mut self.clients[i];
+                    c.phase = Phase::Ready;
+                    let us = c.started.elapsed().as_micros() as u64;
+                    let _ = self.out.login_us.record(us.max(1));
+                }
+                Seen::LoginRefused(why) => return Err(format!("c{i}: login refused: {why}")),
+                Seen::Disconnect(why) => {
+                    return Err(format!("c{i}: disconnected by the server: {why}"))
+                }
+                Seen::Other => {}
+            }
+        }
+        Ok(())
     }
 
     fn on_delivery(&mut self, receiver: usize, seq: u64, sender: usize, now: u64) {

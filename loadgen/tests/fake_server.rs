@@ -59,12 +59,12 @@ fn fake_server(fault: Fault) -> String {
                         Ok(n) => n,
                     };
                     let mut requests = Vec::new();
-                    splitter.feed(&buf[..n], 1 << 16, |f| {
+                    let mut frames = splitter.frames(&buf[..n], 1 << 16);
+                    while let Some(f) = frames.next_frame() {
                         if let Frame::Object(o) = f {
                             requests.push(decode_request(o));
                         }
-                        true
-                    });
+                    }
                     for req in requests {
                         match req {
                             Ok(Request::Login { name }) => {

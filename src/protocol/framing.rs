@@ -36,6 +36,189 @@ pub struct Splitter {
     /// An object just ended and only spaces/tabs followed so far: a line
     /// break arriving next still counts as its terminator.
     awaiting_eol: bool,
+    /// `partial` holds the complete object handed out last; it is cleared
+    /// (keeping its allocation) before the next frame.
+    partial_complete: bool,
+}
+
+/// Where the splitter is in one read's bytes: what the caller keeps
+/// between [`Splitter::next_frame`] calls on the same input.
+#[derive(Debug, Default)]
+pub struct Cursor {
+    /// Next byte of the input to look at.
+    pos: usize,
+    /// The object left partial by earlier reads has been continued.
+    resumed: bool,
+    /// An object found together with the line break after it: the line
+    /// break is reported first, the object on the next call.
+    held: Option<Held>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Held {
+    Input(usize, usize),
+    Partial,
+}
+
+/// The frames found in one read, pulled one at a time: a [`Splitter`], its
+/// input and a [`Cursor`] together.
+pub struct Frames<'s, 'i> {
+    splitter: &'s mut Splitter,
+    input: &'i [u8],
+    at: Cursor,
+    max_object: usize,
+}
+
+impl Frames<'_, '_> {
+    /// The next frame, or `None` once the input is used up.
+    pub fn next_frame(&mut self) -> Option<Frame<'_>> {
+        self.splitter
+            .next_frame(self.input, &mut self.at, self.max_object)
+    }
+}
+
+impl Splitter {
+    /// The next frame in `input`, or `None` once it is used up (a partial
+    /// object at its end is kept for the next read). Pass the same input
+    /// and cursor until then; a fresh cursor starts on the next read.
+    /// Stopping early (the connection is closing) drops the rest.
+    pub fn next_frame<'a>(
+        &'a mut self,
+        input: &'a [u8],
+        at: &mut Cursor,
+        max_object: usize,
+    ) -> Option<Frame<'a>> {
+        if self.partial_complete {
+            self.partial.clear();
+            self.partial_complete = false;
+        }
+        match at.held.take() {
+            Some(Held::Input(a, b)) => return Some(Frame::Object(&input[a..b])),
+            Some(Held::Partial) => {
+                self.partial_complete = true;
+                return Some(Frame::Object(&self.partial));
+            }
+            None => {}
+        }
+        if !at.resumed {
+            at.resumed = true;
+            if !self.partial.is_empty() {
+                return self.resume_partial(input, at, max_object);
+            }
+        }
+        self.scan_input(input, at, max_object)
+    }
+
+    /// Frames that start in this read.
+    fn scan_input<'a>(
+        &mut self,
+        input: &'a [u8],
+        at: &mut Cursor,
+        max: usize,
+    ) -> Option<Frame<'a>> {
+        let s = self;
+        while at.pos < input.len() {
+            let i = at.pos;
+            if s.awaiting_eol {
+                match input[i] {
+                    b' ' | b'\t' => {
+                        at.pos += 1;
+                        continue;
+                    }
+                    b'\n' | b'\r' => {
+                        s.awaiting_eol = false;
+                        return Some(Frame::LineBreak);
+                    }
+                    _ => s.awaiting_eol = false,
+                }
+            }
+            match input[i] {
+                b' ' | b'\t' | b'\n' | b'\r' => at.pos += 1,
+                b'{' => {
+                    let rest = &input[i..];
+                    return match s.scan(rest) {
+                        Scan::End(j) => {
+                            if j + 1 > max {
+                                s.reset();
+                                at.pos = input.len();
+                                return Some(Frame::Oversized);
+                            }
+                            let (a, b) = (i, i + j + 1);
+                            at.pos = b;
+                            if s.line_break_after(input, &mut at.pos) {
+                                at.held = Some(Held::Input(a, b));
+                                Some(Frame::LineBreak)
+                            } else {
+                                Some(Frame::Object(&input[a..b]))
+                            }
+                        }
+                        Scan::Broken(j) => {
+                            s.reset();
+                            at.pos = skip_line(input, i + j);
+                            Some(Frame::Garbage)
+                        }
+                        Scan::More => {
+                            at.pos = input.len();
+                            if rest.len() > max {
+                                s.reset();
+                                Some(Frame::Oversized)
+                            } else {
+                                s.partial.extend_from_slice(rest);
+                                None
+                            }
+                        }
+                    };
+                }
+                _ => {
+                    at.pos = skip_line(input, i);
+                    return Some(Frame::Garbage);
+                }
+            }
+        }
+        None
+    }
+
+    /// Continues the object an earlier read left unfinished.
+    fn resume_partial<'a>(
+        &'a mut self,
+        input: &[u8],
+        at: &mut Cursor,
+        max_object: usize,
+    ) -> Option<Frame<'a>> {
+        let s = self;
+        match s.scan(input) {
+            Scan::End(j) => {
+                if s.partial.len() + j + 1 > max_object {
+                    s.reset();
+                    at.pos = input.len();
+                    return Some(Frame::Oversized);
+                }
+                s.partial.extend_from_slice(&input[..=j]);
+                at.pos = j + 1;
+                if s.line_break_after(input, &mut at.pos) {
+                    at.held = Some(Held::Partial);
+                    return Some(Frame::LineBreak);
+                }
+                s.partial_complete = true;
+                Some(Frame::Object(&s.partial))
+            }
+            Scan::Broken(j) => {
+                s.reset();
+                at.pos = skip_line(input, j);
+                Some(Frame::Garbage)
+            }
+            Scan::More => {
+                at.pos = input.len();
+                if s.partial.len() + input.len() > max_object {
+                    s.reset();
+                    Some(Frame::Oversized)
+                } else {
+                    s.partial.extend_from_slice(input);
+                    None
+                }
+            }
+        }
+    }
 }
 
 /// Where a scan for the end of an object stopped.
@@ -55,123 +238,23 @@ impl Splitter {
 
     /// Bytes held for an object that has not ended yet.
     pub fn buffered(&self) -> usize {
-        self.partial.len()
+        if self.partial_complete {
+            0
+        } else {
+            self.partial.len()
+        }
     }
 
-    /// Feeds newly read bytes, calling `on_frame` for each frame found. The
-    /// callback returns `false` to stop early (the connection is closing);
-    /// the remaining input is then dropped.
-    pub fn feed(
-        &mut self,
-        input: &[u8],
-        max_object: usize,
-        on_frame: impl FnMut(Frame<'_>) -> bool,
-    ) {
-        let mut on_frame = on_frame;
-        let mut i = 0;
-        if !self.partial.is_empty() {
-            match self.scan(input) {
-                Scan::End(j) => {
-                    if self.partial.len() + j + 1 > max_object {
-                        self.reset();
-                        on_frame(Frame::Oversized);
-                        return;
-                    }
-                    self.partial.extend_from_slice(&input[..=j]);
-                    let object = std::mem::take(&mut self.partial);
-                    i = j + 1;
-                    let eol = self.line_break_after(input, &mut i);
-                    if eol && !on_frame(Frame::LineBreak) {
-                        return;
-                    }
-                    let go_on = on_frame(Frame::Object(&object));
-                    // Keep the allocation for the next partial object.
-                    self.partial = object;
-                    self.partial.clear();
-                    if !go_on {
-                        return;
-                    }
-                }
-                Scan::Broken(j) => {
-                    self.reset();
-                    i = skip_line(input, j);
-                    if !on_frame(Frame::Garbage) {
-                        return;
-                    }
-                }
-                Scan::More => {
-                    if self.partial.len() + input.len() > max_object {
-                        self.reset();
-                        on_frame(Frame::Oversized);
-                    } else {
-                        self.partial.extend_from_slice(input);
-                    }
-                    return;
-                }
-            }
-        }
-        while i < input.len() {
-            if self.awaiting_eol {
-                match input[i] {
-                    b' ' | b'\t' => {
-                        i += 1;
-                        continue;
-                    }
-                    b'\n' | b'\r' => {
-                        self.awaiting_eol = false;
-                        if !on_frame(Frame::LineBreak) {
-                            return;
-                        }
-                    }
-                    _ => self.awaiting_eol = false,
-                }
-            }
-            match input[i] {
-                b' ' | b'\t' | b'\n' | b'\r' => i += 1,
-                b'{' => {
-                    let rest = &input[i..];
-                    match self.scan(rest) {
-                        Scan::End(j) => {
-                            if j + 1 > max_object {
-                                self.reset();
-                                on_frame(Frame::Oversized);
-                                return;
-                            }
-                            let object = &rest[..=j];
-                            i += j + 1;
-                            let eol = self.line_break_after(input, &mut i);
-                            if eol && !on_frame(Frame::LineBreak) {
-                                return;
-                            }
-                            if !on_frame(Frame::Object(object)) {
-                                return;
-                            }
-                        }
-                        Scan::Broken(j) => {
-                            self.reset();
-                            i = skip_line(input, i + j);
-                            if !on_frame(Frame::Garbage) {
-                                return;
-                            }
-                        }
-                        Scan::More => {
-                            if rest.len() > max_object {
-                                self.reset();
-                                on_frame(Frame::Oversized);
-                            } else {
-                                self.partial.extend_from_slice(rest);
-                            }
-                            return;
-                        }
-                    }
-                }
-                _ => {
-                    i = skip_line(input, i);
-                    if !on_frame(Frame::Garbage) {
-                        return;
-                    }
-                }
-            }
+    /// A cursor over newly read bytes: call [`Frames::next_frame`] until it
+    /// returns `None`, handling each frame before asking for the next.
+    /// Dropping the cursor early (the connection is closing) drops the
+    /// rest of `input`.
+    pub fn frames<'s, 'i>(&'s mut self, input: &'i [u8], max_object: usize) -> Frames<'s, 'i> {
+        Frames {
+            splitter: self,
+            input,
+            at: Cursor::default(),
+            max_object,
         }
     }
 
@@ -241,6 +324,7 @@ impl Splitter {
 
     fn reset(&mut self) {
         self.partial.clear();
+        self.partial_complete = false;
         self.depth = 0;
         self.in_string = false;
         self.escaped = false;
@@ -272,15 +356,15 @@ mod tests {
         let mut s = Splitter::new();
         let mut out = Vec::new();
         for c in chunks {
-            s.feed(c, max, |f| {
+            let mut frames = s.frames(c, max);
+            while let Some(f) = frames.next_frame() {
                 out.push(match f {
                     Frame::Object(o) => F::O(String::from_utf8_lossy(o).into_owned()),
                     Frame::LineBreak => F::Eol,
                     Frame::Garbage => F::Junk,
                     Frame::Oversized => F::Big,
                 });
-                true
-            });
+            }
         }
         out
     }
@@ -338,11 +422,28 @@ mod tests {
     #[test]
     fn stopping_early_drops_the_rest() {
         let mut s = Splitter::new();
-        let mut n = 0;
-        s.feed(b"{}{}{}", 100, |_| {
-            n += 1;
-            false
-        });
-        assert_eq!(n, 1);
+        assert_eq!(
+            s.frames(b"{}{}{\"a\"", 100).next_frame(),
+            Some(Frame::Object(b"{}"))
+        );
+        // Nothing of the abandoned input was kept.
+        assert_eq!(s.buffered(), 0);
+        assert_eq!(
+            s.frames(b"{}", 100).next_frame(),
+            Some(Frame::Object(b"{}"))
+        );
+    }
+
+    #[test]
+    fn an_object_completed_across_reads_is_handed_out_once() {
+        let mut s = Splitter::new();
+        assert_eq!(s.frames(b"{\"a\":", 100).next_frame(), None);
+        assert_eq!(s.buffered(), 5);
+        let mut frames = s.frames(b"1}\r\n{}", 100);
+        assert_eq!(frames.next_frame(), Some(Frame::LineBreak));
+        assert_eq!(frames.next_frame(), Some(Frame::Object(b"{\"a\":1}")));
+        assert_eq!(frames.next_frame(), Some(Frame::Object(b"{}")));
+        assert_eq!(frames.next_frame(), None);
+        assert_eq!(s.buffered(), 0);
     }
 }

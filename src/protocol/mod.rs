@@ -9,7 +9,7 @@ pub mod name;
 pub mod peer_message;
 
 pub use decode::{decode_reply, decode_request, DecodeError};
-pub use framing::{Frame, Splitter};
+pub use framing::{Cursor, Frame, Splitter};
 pub use message::{AdminCommand, Reply, Request, Status};
 pub use peer_message::{decode_peer, PeerMessage};
 

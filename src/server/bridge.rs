@@ -3,7 +3,7 @@
 //! users. One namespace for both: the chat state machine knows the LAN
 //! names, and the peer asks it whether a name is taken.
 
-use super::{Server, BRIDGE};
+use super::{Server, Timer, BRIDGE};
 use crate::chat::LanOut;
 use crate::peer::net::PeerNode;
 use crate::peer::{PeerConfig, PeerEvent};
@@ -36,7 +36,7 @@ impl Server {
             ..PeerConfig::default()
         };
         let mut node = PeerNode::bind(self.config.bind, port, config)?;
-        node.register(self.poll.registry(), BRIDGE)?;
+        node.register(self.el.registry(), BRIDGE)?;
         info!("bridging the LAN as {:?} on UDP {}", b.name, node.peer.me());
         let now = Instant::now();
         if !node.peer.join(&b.name, now) {
@@ -48,9 +48,10 @@ impl Server {
         for addr in &b.peers {
             node.peer.add_peer(*addr);
         }
-        node.flush(self.poll.registry());
+        node.flush(self.el.registry());
         self.chat.set_bridge(Some(b.name));
         self.bridge = Some(node);
+        self.arm_bridge_timer();
         Ok(self)
     }
 
@@ -132,7 +133,20 @@ impl Server {
             self.on_lan_events();
         }
         if let Some(node) = self.bridge.as_mut() {
-            node.flush(self.poll.registry());
+            node.flush(self.el.registry());
+        }
+        self.arm_bridge_timer();
+    }
+
+    /// Makes sure the loop wakes for the peer's next deadline: a timer is
+    /// set unless an earlier one is already pending.
+    fn arm_bridge_timer(&mut self) {
+        let Some(next) = self.bridge.as_ref().and_then(|n| n.peer.next_timeout()) else {
+            return;
+        };
+        if self.bridge_wake.is_none_or(|w| next < w) {
+            self.bridge_wake = Some(next);
+            self.el.timers.set(next, Timer::Bridge);
         }
     }
 

@@ -1,10 +1,11 @@
-//! One client connection as the loop sees it: its socket, the partial
-//! object it is sending, the bytes it is owed, and how it frames replies.
+//! One client connection as the loop sees it: its socket, its protocol
+//! session, the bytes it is owed, and where it is in its life. The phase
+//! changes only through the methods here.
 
 use super::output::OutQueue;
-use crate::protocol::Splitter;
+use crate::session::{Framing, Session};
 use mio::net::TcpStream;
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::time::Instant;
 
 /// Where a connection is in its life.
@@ -25,63 +26,78 @@ pub enum Phase {
 pub struct Connection {
     pub stream: TcpStream,
     pub addr: SocketAddr,
-    /// Changes each time the slab slot is reused, so a stale event for a
-    /// previous occupant is recognised and ignored.
-    pub generation: u32,
-    pub phase: Phase,
-    pub input: Splitter,
+    /// Changes each time the slab slot is reused, so a stale event or
+    /// timer for a previous occupant is recognised and ignored.
+    generation: u32,
+    phase: Phase,
+    /// Input rules and reply framing.
+    pub session: Session,
     pub out: OutQueue,
-    /// Replies end in `\n` (newline framing) rather than back-to-back.
-    pub newline: bool,
-    /// Whether framing still follows the client (`--framing auto`).
-    pub mirror: bool,
-    /// Some reply went out bare: a switch to newline owes one `\n`.
-    pub sent_bare: bool,
-    /// Queued in the loop's flush list this turn.
-    pub dirty: bool,
+    /// Queued in the table's flush list this turn.
+    pub(super) dirty: bool,
     /// WRITABLE interest is registered (only while output is pending).
-    pub writable: bool,
+    pub(super) writable: bool,
     /// Marked as a slow consumer; cut off once the fan-out finishes.
-    pub too_slow: bool,
-    /// Unparsable inputs in a row.
-    pub unparsable: u32,
+    pub(super) too_slow: bool,
     pub last_input: Instant,
 }
 
 impl Connection {
-    pub fn new(
-        stream: TcpStream,
-        addr: SocketAddr,
-        generation: u32,
-        newline: bool,
-        mirror: bool,
-    ) -> Self {
+    pub fn new(stream: TcpStream, addr: SocketAddr, generation: u32, framing: Framing) -> Self {
         Connection {
             stream,
             addr,
             generation,
             phase: Phase::Open,
-            input: Splitter::new(),
+            session: Session::new(framing),
             out: OutQueue::default(),
-            newline,
-            mirror,
-            sent_bare: false,
             dirty: false,
             writable: false,
             too_slow: false,
-            unparsable: 0,
             last_input: Instant::now(),
         }
     }
 
-    /// How many bytes of an encoded line (ending in `\n`) this connection
-    /// is sent, recording that a bare reply went out.
-    pub fn framed_len(&mut self, line_len: usize) -> usize {
-        if self.newline {
-            line_len
-        } else {
-            self.sent_bare = true;
-            line_len - 1
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// Stops reading; the output still goes out. False if it was not open.
+    pub fn begin_close(&mut self) -> bool {
+        if self.phase != Phase::Open {
+            return false;
         }
+        self.phase = Phase::Closing;
+        true
+    }
+
+    /// All output is out on a closing connection: send our FIN after it
+    /// and wait for the client's, draining what it still sends.
+    pub fn output_done(&mut self) -> bool {
+        if self.phase != Phase::Closing {
+            return false;
+        }
+        let _ = self.stream.shutdown(Shutdown::Write);
+        self.phase = Phase::Draining;
+        true
+    }
+
+    /// Marks the connection dead and frees its queue (nothing more will be
+    /// written). False if it already was.
+    pub fn kill(&mut self) -> bool {
+        if self.phase == Phase::Dead {
+            return false;
+        }
+        self.phase = Phase::Dead;
+        self.out = OutQueue::default();
+        true
     }
 }

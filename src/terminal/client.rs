@@ -146,25 +146,24 @@ fn read_replies(s: &mut Session, screen: &mut Screen) -> Option<Ended> {
                 return Some(lost(s, screen, "closed".into()));
             }
             Ok(n) => {
-                let mut replies = Vec::new();
-                let mut oversized = false;
-                s.splitter.feed(&buf[..n], MAX_REPLY, |f| {
+                // Out of `s` while its replies are handled.
+                let mut splitter = std::mem::take(&mut s.splitter);
+                let mut frames = splitter.frames(&buf[..n], MAX_REPLY);
+                while let Some(f) = frames.next_frame() {
                     match f {
-                        Frame::Object(o) => replies.push(decode_reply(o)),
-                        Frame::Oversized => oversized = true,
+                        Frame::Object(o) => match decode_reply(o) {
+                            Ok(reply) => on_reply(s, screen, &reply),
+                            Err(e) => screen.show(&format!("! unreadable reply: {e}")),
+                        },
+                        Frame::Oversized => {
+                            return Some(Ended::failed(
+                                "the server sent an object over 1 MiB".into(),
+                            ))
+                        }
                         Frame::LineBreak | Frame::Garbage => {}
                     }
-                    true
-                });
-                if oversized {
-                    return Some(Ended::failed("the server sent an object over 1 MiB".into()));
                 }
-                for r in replies {
-                    match r {
-                        Ok(reply) => on_reply(s, screen, &reply),
-                        Err(e) => screen.show(&format!("! unreadable reply: {e}")),
-                    }
-                }
+                s.splitter = splitter;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -186,13 +186,12 @@ impl Client {
             }
             Ok(n) => {
                 self.raw.extend_from_slice(&buf[..n]);
-                let objects = &mut self.objects;
-                self.splitter.feed(&buf[..n], usize::MAX, |f| {
+                let mut frames = self.splitter.frames(&buf[..n], usize::MAX);
+                while let Some(f) = frames.next_frame() {
                     if let Frame::Object(o) = f {
-                        objects.push_back(o.to_vec());
+                        self.objects.push_back(o.to_vec());
                     }
-                    true
-                });
+                }
                 true
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,

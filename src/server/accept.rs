@@ -1,0 +1,111 @@
+//! The listening socket: accept until the backlog is empty, admit or
+//! refuse each connection, and back off when file descriptors run out
+//! (the failed connection stays in the backlog, so retrying at once would
+//! spin).
+
+use super::{FramingMode, Server, Timer};
+use crate::protocol::{encode_line, Reply};
+use crate::session::Framing;
+use log::{debug, info, warn};
+use mio::net::TcpStream;
+use std::io::{self, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+pub(super) const BACKOFF_MIN: Duration = Duration::from_millis(10);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Per-connection accept failures in a row before pausing a moment.
+const ODD_ERRORS_MAX: u32 = 64;
+
+impl Server {
+    pub(super) fn accept_all(&mut self) {
+        if self.accept_paused || self.shutdown_deadline.is_some() {
+            return;
+        }
+        let mut odd_errors = 0;
+        loop {
+            match self.listener.accept() {
+                Ok((stream, addr)) => {
+                    self.accept_backoff = BACKOFF_MIN;
+                    self.admit(stream, addr);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if super::sys::is_resource_exhaustion(&e) => {
+                    // The connection stays in the backlog: retrying now
+                    // would spin. Serve the clients we have and retry later.
+                    warn!(
+                        "accept: {e}; pausing accepts for {:?} ({} clients)",
+                        self.accept_backoff,
+                        self.clients.len()
+                    );
+                    self.pause_accepts(self.accept_backoff);
+                    self.accept_backoff = (self.accept_backoff * 2).min(BACKOFF_MAX);
+                    return;
+                }
+                Err(e) => {
+                    // Per-connection failures (ECONNABORTED...) consume the
+                    // pending connection; keep going, but never forever.
+                    debug!("accept: {e}");
+                    odd_errors += 1;
+                    if odd_errors > ODD_ERRORS_MAX {
+                        self.pause_accepts(BACKOFF_MIN);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn pause_accepts(&mut self, how_long: Duration) {
+        self.accept_paused = true;
+        self.el
+            .timers
+            .set(Instant::now() + how_long, Timer::ResumeAccept);
+    }
+
+    fn admit(&mut self, stream: TcpStream, addr: SocketAddr) {
+        if self.clients.len() >= self.config.max_clients {
+            self.refuse_full(stream, addr);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let framing = match self.config.framing {
+            FramingMode::Auto => Framing::Mirror,
+            FramingMode::Newline => Framing::Newline,
+            FramingMode::Bare => Framing::Bare,
+        };
+        let (key, generation) = match self
+            .clients
+            .insert(self.el.registry(), stream, addr, framing)
+        {
+            Ok(k) => k,
+            Err(e) => {
+                warn!("register {addr}: {e}");
+                return;
+            }
+        };
+        self.stats.accepted += 1;
+        self.chat.connect(key, addr);
+        if !self.config.login_timeout.is_zero() {
+            let at = Instant::now() + self.config.login_timeout;
+            self.el.timers.set(at, Timer::Login(key, generation));
+        }
+        info!("connect {addr} (#{key})");
+    }
+
+    /// Tells a connection over `--max-clients` why, and closes it.
+    fn refuse_full(&mut self, mut stream: TcpStream, addr: SocketAddr) {
+        self.stats.rejected_full += 1;
+        warn!(
+            "rejected {addr}: server full ({} clients)",
+            self.clients.len()
+        );
+        // Best effort: the socket is new, so its buffer has room.
+        let mut line = Vec::new();
+        encode_line(&Reply::disconnect("Server is full."), &mut line);
+        let n = line.len() - usize::from(self.config.framing != FramingMode::Newline);
+        let _ = stream.write(&line[..n]);
+        let _ = stream.shutdown(Shutdown::Write);
+    }
+}

@@ -1,0 +1,375 @@
+//! The client table (Redis's `networking.c`): every connection in a slab,
+//! tokens that carry a generation, what each client is owed and the list
+//! of those owed a flush, one `writev` per client per flush, slow-consumer
+//! marks, and deferred frees.
+//!
+//! It knows nothing of chat: it queues encoded lines and reports who was
+//! lost, who is too slow and who died; the server decides what that means.
+
+use super::connection::{Connection, Phase};
+use super::output::Flushed;
+use crate::chat::ConnId;
+use crate::session::Framing;
+use log::debug;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use slab::Slab;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+/// Low half of a connection token: slab key; high half: generation.
+const KEY_BITS: u32 = usize::BITS / 2;
+pub const KEY_MASK: usize = (1 << KEY_BITS) - 1;
+
+fn token(key: ConnId, generation: u32) -> Token {
+    Token(key | ((generation as usize & KEY_MASK) << KEY_BITS))
+}
+
+/// What one read from a client's socket gave.
+pub enum Received {
+    /// This many bytes, at the front of the buffer.
+    Bytes(usize),
+    /// Bytes after we said goodbye: dropped.
+    Discarded,
+    /// Nothing more to read now (or the connection no longer reads).
+    Nothing,
+    /// The client closed the connection, or it failed.
+    Gone(String),
+}
+
+pub struct Clients {
+    slab: Slab<Connection>,
+    next_generation: u32,
+    /// Unsent bytes a client may owe before it is marked too slow.
+    max_output_bytes: usize,
+    /// Connections owed a flush.
+    dirty: Vec<ConnId>,
+    /// Messages queued since the last flush.
+    queued: usize,
+    /// Marked too slow during a fan-out; cut off right after it.
+    too_slow: Vec<ConnId>,
+    /// Failed or closed by the client, still to be logged out.
+    lost: Vec<ConnId>,
+    /// Dead this turn, freed at its end.
+    dead: Vec<ConnId>,
+    /// Hit the per-turn read cap (or have input to drain) and must be read
+    /// again next turn.
+    read_later: Vec<ConnId>,
+    /// Bytes written since the last call to [`Clients::take_written`].
+    written: u64,
+}
+
+impl Clients {
+    pub fn new(max_output_bytes: usize) -> Clients {
+        Clients {
+            slab: Slab::new(),
+            next_generation: 0,
+            max_output_bytes,
+            dirty: Vec::new(),
+            queued: 0,
+            too_slow: Vec::new(),
+            lost: Vec::new(),
+            dead: Vec::new(),
+            read_later: Vec::new(),
+            written: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slab.is_empty()
+    }
+
+    pub fn get(&self, key: ConnId) -> Option<&Connection> {
+        self.slab.get(key)
+    }
+
+    pub fn get_mut(&mut self, key: ConnId) -> Option<&mut Connection> {
+        self.slab.get_mut(key)
+    }
+
+    /// Every open connection.
+    pub fn open_keys(&self) -> Vec<ConnId> {
+        self.slab
+            .iter()
+            .filter(|(_, c)| c.is_open())
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// Adds a connection and registers it for reading.
+    pub fn insert(
+        &mut self,
+        registry: &Registry,
+        stream: TcpStream,
+        addr: SocketAddr,
+        framing: Framing,
+    ) -> io::Result<(ConnId, u32)> {
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let entry = self.slab.vacant_entry();
+        let key = entry.key();
+        let mut conn = Connection::new(stream, addr, generation, framing);
+        registry.register(&mut conn.stream, token(key, generation), Interest::READABLE)?;
+        entry.insert(conn);
+        Ok((key, generation))
+    }
+
+    /// The connection an event is for; `None` if the token belongs to a
+    /// previous occupant of the slot (events already polled still arrive
+    /// after a deregister).
+    pub fn resolve(&self, event: Token) -> Option<ConnId> {
+        let key = event.0 & KEY_MASK;
+        let conn = self.slab.get(key)?;
+        (token(key, conn.generation()) == event).then_some(key)
+    }
+
+    /// Whether `key` still holds the connection of that generation, in
+    /// that phase (the guard for timers set for it).
+    pub fn is(&self, key: ConnId, generation: u32, phase: Phase) -> bool {
+        self.slab
+            .get(key)
+            .is_some_and(|c| c.generation() == generation && c.phase() == phase)
+    }
+
+    // ------------------------------------------------------------ output
+
+    /// Queues `line` (an encoded reply ending in `\n`) for `to`, framed as
+    /// `to` wants, unless that would take `to` over its output limit: then
+    /// `to` is marked too slow instead.
+    pub fn queue(&mut self, to: ConnId, line: &Rc<[u8]>) {
+        self.queued += 1;
+        self.queue_one(to, line);
+    }
+
+    /// The same line to every member but `except`: the fan-out. The bytes
+    /// are shared; each recipient gets a queue slot, no copy.
+    pub fn queue_all(&mut self, members: &[ConnId], except: Option<ConnId>, line: &Rc<[u8]>) {
+        self.queued += members.len();
+        for &to in members {
+            if Some(to) != except {
+                self.queue_one(to, line);
+            }
+        }
+    }
+
+    fn queue_one(&mut self, to: ConnId, line: &Rc<[u8]>) {
+        let Some(conn) = self.slab.get_mut(to) else {
+            return;
+        };
+        if !conn.is_open() {
+            return;
+        }
+        let len = conn.session.framed_len(line.len());
+        if conn.out.bytes() + len > self.max_output_bytes {
+            if !conn.too_slow {
+                conn.too_slow = true;
+                self.too_slow.push(to);
+            }
+            return;
+        }
+        conn.out.push(line, len);
+        mark_dirty(&mut self.dirty, conn, to);
+    }
+
+    /// Queues past the output limit: the last words before a close.
+    pub fn queue_forced(&mut self, to: ConnId, line: &Rc<[u8]>) {
+        let conn = &mut self.slab[to];
+        let len = conn.session.framed_len(line.len());
+        conn.out.push(line, len);
+        mark_dirty(&mut self.dirty, conn, to);
+    }
+
+    /// Queues `bytes` exactly as they are.
+    pub fn queue_raw(&mut self, to: ConnId, bytes: &Rc<[u8]>) {
+        let conn = &mut self.slab[to];
+        conn.out.push(bytes, bytes.len());
+        mark_dirty(&mut self.dirty, conn, to);
+    }
+
+    /// Messages queued since the last flush.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// The next open connection marked too slow, its unstarted output
+    /// dropped (a half-written message is kept whole).
+    pub fn next_too_slow(&mut self) -> Option<(ConnId, usize)> {
+        while let Some(key) = self.too_slow.pop() {
+            let conn = &mut self.slab[key];
+            if conn.is_open() {
+                let owed = conn.out.bytes();
+                conn.out.drop_unstarted();
+                return Some((key, owed));
+            }
+        }
+        None
+    }
+
+    /// Whether any connection is owed a flush.
+    pub fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Writes what every dirty connection is owed, one `writev` per
+    /// connection; WRITABLE interest is held only while output is left.
+    /// Connections whose writes fail are lost.
+    pub fn flush(&mut self, registry: &Registry) {
+        self.queued = 0;
+        while let Some(key) = self.dirty.pop() {
+            let Some(conn) = self.slab.get_mut(key) else {
+                continue;
+            };
+            conn.dirty = false;
+            if conn.phase() == Phase::Dead {
+                continue;
+            }
+            let before = conn.out.bytes();
+            let result = conn.out.flush(&mut conn.stream);
+            self.written += (before - conn.out.bytes()) as u64;
+            match result {
+                Ok(Flushed::All) => {
+                    if conn.writable {
+                        conn.writable = false;
+                        let t = token(key, conn.generation());
+                        let _ = registry.reregister(&mut conn.stream, t, Interest::READABLE);
+                    }
+                    if conn.output_done() {
+                        // Read what it sent meanwhile on the next turn
+                        // (this may run in the middle of a read).
+                        self.read_later.push(key);
+                    }
+                }
+                Ok(Flushed::Blocked) => {
+                    if !conn.writable {
+                        conn.writable = true;
+                        let t = token(key, conn.generation());
+                        let both = Interest::READABLE | Interest::WRITABLE;
+                        let _ = registry.reregister(&mut conn.stream, t, both);
+                    }
+                }
+                Err(e) => self.lose(key, &format!("write: {e}")),
+            }
+        }
+    }
+
+    /// The socket has room again: flush it this turn.
+    pub fn on_writable(&mut self, key: ConnId) {
+        let conn = &mut self.slab[key];
+        if conn.writable {
+            mark_dirty(&mut self.dirty, conn, key);
+        }
+    }
+
+    /// Bytes written since the last call.
+    pub fn take_written(&mut self) -> u64 {
+        std::mem::take(&mut self.written)
+    }
+
+    /// Whether no connection owes output (an O(connections) scan).
+    pub fn all_drained(&self) -> bool {
+        self.slab.iter().all(|(_, c)| c.out.bytes() == 0)
+    }
+
+    // ------------------------------------------------------------- input
+
+    /// One read into `buf`.
+    pub fn read(&mut self, key: ConnId, buf: &mut [u8]) -> Received {
+        let Some(conn) = self.slab.get_mut(key) else {
+            return Received::Nothing;
+        };
+        if matches!(conn.phase(), Phase::Closing | Phase::Dead) {
+            return Received::Nothing;
+        }
+        loop {
+            return match conn.stream.read(buf) {
+                Ok(0) => Received::Gone("closed by client".into()),
+                Ok(_) if conn.phase() == Phase::Draining => Received::Discarded,
+                Ok(n) => Received::Bytes(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Received::Nothing,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Received::Gone(e.to_string()),
+            };
+        }
+    }
+
+    /// Reads `key` again next turn.
+    pub fn read_later(&mut self, key: ConnId) {
+        self.read_later.push(key);
+    }
+
+    /// Connections to read again this turn.
+    pub fn take_read_later(&mut self) -> Vec<ConnId> {
+        std::mem::take(&mut self.read_later)
+    }
+
+    /// Whether some connection waits to be read again.
+    pub fn has_reads_left(&self) -> bool {
+        !self.read_later.is_empty()
+    }
+
+    // ----------------------------------------------------------- closing
+
+    /// Stops reading `key`; its output still goes out. False if it was not
+    /// open.
+    pub fn begin_close(&mut self, key: ConnId) -> bool {
+        let Some(conn) = self.slab.get_mut(key) else {
+            return false;
+        };
+        if !conn.begin_close() {
+            return false;
+        }
+        mark_dirty(&mut self.dirty, conn, key);
+        true
+    }
+
+    /// The connection failed or the client closed it. Its user is logged
+    /// out later, from [`Clients::take_lost`]: when many clients vanish at
+    /// once, all are found dead before anyone is told of the others.
+    pub fn lose(&mut self, key: ConnId, why: &str) {
+        let conn = &self.slab[key];
+        let was_open = conn.is_open();
+        debug!("#{key} {}: {why}", conn.addr);
+        self.kill(key);
+        if was_open {
+            self.lost.push(key);
+        }
+    }
+
+    /// The connections lost since the last call.
+    pub fn take_lost(&mut self) -> Vec<ConnId> {
+        std::mem::take(&mut self.lost)
+    }
+
+    /// Marks `key` dead; it is freed at the end of the turn.
+    pub fn kill(&mut self, key: ConnId) {
+        if self.slab[key].kill() {
+            self.dead.push(key);
+        }
+    }
+
+    /// Frees the connections that died this turn, calling `on_free` for
+    /// each. Never earlier: a slot reused in the same turn could receive an
+    /// event polled for its previous occupant.
+    pub fn free_dead(&mut self, registry: &Registry, mut on_free: impl FnMut(ConnId)) {
+        for key in self.dead.drain(..) {
+            let mut conn = self.slab.remove(key);
+            let _ = registry.deregister(&mut conn.stream);
+            on_free(key);
+        }
+    }
+}
+
+fn mark_dirty(dirty: &mut Vec<ConnId>, conn: &mut Connection, key: ConnId) {
+    if !conn.dirty {
+        conn.dirty = true;
+        dirty.push(key);
+    }
+}
+
+#[cfg(test)]
+mod tests;

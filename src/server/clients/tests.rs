@@ -1,0 +1,138 @@
+//! The client table over real loopback sockets, without a server around it.
+
+use super::*;
+use mio::Poll;
+use std::net::TcpListener;
+use std::time::Duration;
+
+struct Fixture {
+    poll: Poll,
+    clients: Clients,
+    /// The far ends, as a test client would hold them.
+    far: Vec<std::net::TcpStream>,
+    listener: TcpListener,
+}
+
+impl Fixture {
+    fn new(max_output_bytes: usize) -> Fixture {
+        Fixture {
+            poll: Poll::new().unwrap(),
+            clients: Clients::new(max_output_bytes),
+            far: Vec::new(),
+            listener: TcpListener::bind("127.0.0.1:0").unwrap(),
+        }
+    }
+
+    /// Connects a client; returns its key and generation.
+    fn connect(&mut self, framing: Framing) -> (ConnId, u32) {
+        let far = std::net::TcpStream::connect(self.listener.local_addr().unwrap()).unwrap();
+        far.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (near, addr) = self.listener.accept().unwrap();
+        near.set_nonblocking(true).unwrap();
+        self.far.push(far);
+        let stream = TcpStream::from_std(near);
+        self.clients
+            .insert(self.poll.registry(), stream, addr, framing)
+            .unwrap()
+    }
+
+    fn receive(&mut self, i: usize, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        self.far[i].read_exact(&mut buf).unwrap();
+        buf
+    }
+}
+
+fn line(s: &str) -> Rc<[u8]> {
+    Rc::from(format!("{s}\n").as_bytes())
+}
+
+#[test]
+fn a_stale_token_is_not_resolved_to_the_slot_s_next_occupant() {
+    let mut f = Fixture::new(1024);
+    let (key, generation) = f.connect(Framing::Mirror);
+    let old = token(key, generation);
+    assert_eq!(f.clients.resolve(old), Some(key));
+    f.clients.kill(key);
+    // Not freed until the end of the turn.
+    assert!(f.clients.get(key).is_some());
+    f.clients.free_dead(f.poll.registry(), |_| {});
+    let (reused, next) = f.connect(Framing::Mirror);
+    assert_eq!(reused, key, "slab hands out the freed slot first");
+    assert_ne!(next, generation);
+    assert_eq!(f.clients.resolve(old), None);
+    assert_eq!(f.clients.resolve(token(reused, next)), Some(reused));
+    assert!(!f.clients.is(key, generation, Phase::Open));
+    assert!(f.clients.is(key, next, Phase::Open));
+}
+
+#[test]
+fn fan_out_shares_one_copy_and_frames_each_recipient() {
+    let mut f = Fixture::new(1024);
+    let (a, _) = f.connect(Framing::Bare);
+    let (b, _) = f.connect(Framing::Newline);
+    let (c, _) = f.connect(Framing::Newline);
+    let msg = line("{\"m\":1}");
+    f.clients.queue_all(&[a, b, c], Some(c), &msg);
+    // One allocation, referenced by the two queues it went to.
+    assert_eq!(Rc::strong_count(&msg), 3);
+    assert_eq!(f.clients.queued(), 3);
+    f.clients.flush(f.poll.registry());
+    assert_eq!(Rc::strong_count(&msg), 1, "flushed queues let go");
+    assert_eq!(f.receive(0, 7), b"{\"m\":1}");
+    assert_eq!(f.receive(1, 8), b"{\"m\":1}\n");
+    assert_eq!(f.clients.queued(), 0);
+}
+
+#[test]
+fn over_the_output_limit_a_client_is_marked_too_slow_once() {
+    let mut f = Fixture::new(20);
+    let (a, _) = f.connect(Framing::Newline);
+    let (b, _) = f.connect(Framing::Newline);
+    let msg = line("0123456789"); // 11 bytes
+    f.clients.queue_all(&[a, b], None, &msg);
+    f.clients.queue(a, &msg);
+    f.clients.queue(a, &msg);
+    assert_eq!(f.clients.get(a).unwrap().out.bytes(), 11);
+    assert_eq!(f.clients.next_too_slow(), Some((a, 11)));
+    assert_eq!(f.clients.next_too_slow(), None);
+    // Nothing was started, so nothing is left; the last words still go.
+    assert_eq!(f.clients.get(a).unwrap().out.bytes(), 0);
+    f.clients.queue_forced(a, &line("bye"));
+    assert!(f.clients.begin_close(a));
+    assert!(!f.clients.begin_close(a), "only once");
+    f.clients.flush(f.poll.registry());
+    assert_eq!(f.receive(0, 4), b"bye\n");
+    // Output done: our FIN went out, and the connection drains.
+    let mut rest = Vec::new();
+    f.far[0].read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    assert_eq!(f.clients.get(a).unwrap().phase(), Phase::Draining);
+    assert_eq!(f.clients.take_read_later(), vec![a]);
+    // b is unaffected.
+    assert_eq!(f.receive(1, 11), b"0123456789\n");
+}
+
+#[test]
+fn a_closed_peer_is_lost_once_and_freed_at_the_end() {
+    let mut f = Fixture::new(1024);
+    let (a, _) = f.connect(Framing::Newline);
+    f.far.clear(); // the client goes away
+    let mut buf = [0u8; 64];
+    let gone = (0..100).find_map(|_| match f.clients.read(a, &mut buf) {
+        Received::Gone(why) => Some(why),
+        _ => {
+            std::thread::sleep(Duration::from_millis(10));
+            None
+        }
+    });
+    assert_eq!(gone.as_deref(), Some("closed by client"));
+    f.clients.lose(a, "closed by client");
+    f.clients.lose(a, "again");
+    assert_eq!(f.clients.take_lost(), vec![a]);
+    assert!(matches!(f.clients.read(a, &mut buf), Received::Nothing));
+    let mut freed = Vec::new();
+    f.clients.free_dead(f.poll.registry(), |k| freed.push(k));
+    assert_eq!(freed, vec![a]);
+    assert!(f.clients.is_empty());
+}

@@ -1,0 +1,259 @@
+//! Between the clients and the chat: each read goes through the client's
+//! session, each request to the [`Chat`](crate::chat::Chat), and each of the
+//! chat's effects back to the client table; and the ways a connection is
+//! closed on the server's initiative (evictions, timeouts, slow consumers).
+
+use super::clients::Received;
+use super::connection::Phase;
+use super::{Server, Timer};
+use crate::chat::{ConnId, Effect};
+use crate::protocol::{encode_line, Cursor, DecodeError, Reply, Request};
+use crate::session::{Cut, Input};
+use log::{debug, info, warn};
+use std::rc::Rc;
+use std::time::Instant;
+
+/// Reads per connection per turn before others get a go.
+const READS_PER_TURN: usize = 4;
+/// Messages queued (one per recipient) after which the loop flushes in the
+/// middle of a turn: a turn of 1000 leaves among 5000 clients would
+/// otherwise hold five million queue slots (~120 MB) until its end.
+const FLUSH_AFTER_QUEUED: usize = 256 * 1024;
+
+impl Server {
+    // ------------------------------------------------------------- input
+
+    /// Reads until the socket is drained or this connection had its share
+    /// of the turn.
+    pub(super) fn read_from(&mut self, key: ConnId) {
+        for _ in 0..READS_PER_TURN {
+            match self.clients.read(key, &mut self.scratch) {
+                Received::Bytes(n) => {
+                    self.on_input(key, n);
+                    // A short read drained the socket: epoll reports the
+                    // next arrival as a new edge (see docs/DESIGN.md).
+                    if n < self.scratch.len() {
+                        return;
+                    }
+                }
+                Received::Discarded => continue,
+                Received::Nothing => return,
+                Received::Gone(why) => {
+                    self.clients.lose(key, &why);
+                    return;
+                }
+            }
+        }
+        self.clients.read_later(key);
+    }
+
+    /// Hands `scratch[..n]` to the client's session and acts on each input
+    /// until the bytes are used up or the connection stops reading.
+    fn on_input(&mut self, key: ConnId, n: usize) {
+        let scratch = std::mem::take(&mut self.scratch);
+        if !self.config.idle_timeout.is_zero() {
+            self.clients.get_mut(key).expect("read from it").last_input = Instant::now();
+        }
+        let mut at = Cursor::default();
+        while let Some(conn) = self.clients.get_mut(key).filter(|c| c.is_open()) {
+            let Some(input) = conn
+                .session
+                .next_input(&scratch[..n], &mut at, &self.limits)
+            else {
+                break;
+            };
+            self.on_session_input(key, input);
+        }
+        self.scratch = scratch;
+    }
+
+    fn on_session_input(&mut self, key: ConnId, input: Input) {
+        match input {
+            Input::Request(request) => {
+                if self.config.log_chat {
+                    log_chat(self.chat.name_of(key), &request);
+                }
+                self.chat.handle(key, request, &mut self.effects);
+                self.apply_effects();
+                self.flush_if_heavy();
+            }
+            Input::Answer(reply) => {
+                let line = self.encode(&reply);
+                self.clients.queue(key, &line);
+            }
+            Input::EndLine => {
+                let nl = Rc::clone(&self.newline);
+                self.clients.queue_raw(key, &nl);
+            }
+            Input::Cut(cut) => {
+                match cut {
+                    Cut::Oversized { limit } => {
+                        self.stats.oversized += 1;
+                        warn!("#{key}: message over {limit} bytes; disconnecting");
+                    }
+                    Cut::Unparsable { count } => {
+                        self.stats.unparsable_cuts += 1;
+                        warn!("#{key}: {count} unparsable inputs in a row; disconnecting");
+                    }
+                }
+                self.evict(key, &cut.message());
+            }
+        }
+    }
+
+    // ----------------------------------------------------------- effects
+
+    pub(super) fn encode(&mut self, reply: &Reply) -> Rc<[u8]> {
+        self.encoded.clear();
+        encode_line(reply, &mut self.encoded);
+        Rc::from(&self.encoded[..])
+    }
+
+    /// Carries out what the chat decided, then cuts the slow consumers
+    /// that fan-out found, which may decide more.
+    pub(super) fn apply_effects(&mut self) {
+        while !self.effects.is_empty() {
+            let mut effects = std::mem::take(&mut self.effects);
+            for effect in effects.drain(..) {
+                self.apply(effect);
+            }
+            // Keep the allocation.
+            if self.effects.is_empty() {
+                self.effects = effects;
+            }
+            self.cut_slow_consumers();
+        }
+    }
+
+    /// The fan-out path: a broadcast is encoded once and the same bytes
+    /// are queued for every member; [`Server::flush_all`] writes them.
+    fn apply(&mut self, effect: Effect) {
+        match effect {
+            Effect::Send(to, reply) => {
+                let line = self.encode(&reply);
+                self.clients.queue(to, &line);
+            }
+            Effect::Broadcast { except, reply } => {
+                if let Reply::ServerMessage { message } = &reply {
+                    info!("{message}");
+                }
+                let line = self.encode(&reply);
+                self.clients.queue_all(self.chat.members(), except, &line);
+            }
+            Effect::Close(key) => self.begin_close(key),
+            Effect::Lan(out) => self.relay_to_lan(out),
+        }
+    }
+
+    fn cut_slow_consumers(&mut self) {
+        while let Some((key, owed)) = self.clients.next_too_slow() {
+            self.stats.slow_consumers += 1;
+            let addr = self.clients.get(key).map(|c| c.addr);
+            warn!("#{key} {addr:?}: too slow ({owed} bytes unsent); disconnecting");
+            let max = self.config.max_output_bytes;
+            self.evict(
+                key,
+                &format!("Too slow: more than {max} bytes of messages were waiting."),
+            );
+        }
+    }
+
+    // ----------------------------------------------------------- closing
+
+    /// Closes an open connection on the server's initiative, telling the
+    /// client why and the others that it left.
+    pub(super) fn evict(&mut self, key: ConnId, why: &str) {
+        let line = self.encode(&Reply::disconnect(why));
+        self.clients.queue_forced(key, &line);
+        self.begin_close(key);
+        self.chat.disconnect(key, &mut self.effects);
+        self.apply_effects();
+    }
+
+    /// Stops reading; the connection closes once its output is flushed or
+    /// the close timeout passes.
+    pub(super) fn begin_close(&mut self, key: ConnId) {
+        if !self.clients.begin_close(key) {
+            return;
+        }
+        let generation = self.clients.get(key).expect("closing").generation();
+        let at = Instant::now() + self.config.close_timeout;
+        let at = self.shutdown_deadline.map_or(at, |d| d.min(at));
+        self.el.timers.set(at, Timer::Close(key, generation));
+    }
+
+    /// Logs out the connections found lost; true if that queued output.
+    pub(super) fn log_out_lost(&mut self) -> bool {
+        let lost = self.clients.take_lost();
+        if lost.is_empty() {
+            return false;
+        }
+        for key in lost {
+            self.chat.disconnect(key, &mut self.effects);
+        }
+        self.apply_effects();
+        self.clients.has_dirty()
+    }
+
+    pub(super) fn on_login_deadline(&mut self, key: ConnId, generation: u32) {
+        let waiting =
+            self.clients.is(key, generation, Phase::Open) && self.chat.name_of(key).is_none();
+        if waiting {
+            self.stats.timeouts += 1;
+            debug!("#{key}: no Login in time");
+            let secs = self.config.login_timeout.as_secs_f64();
+            self.evict(key, &format!("Login timeout: no Login within {secs} s."));
+        }
+    }
+
+    pub(super) fn sweep_idle(&mut self, now: Instant) {
+        let limit = self.config.idle_timeout;
+        for key in self.clients.open_keys() {
+            let idle = self
+                .clients
+                .get(key)
+                .is_some_and(|c| c.is_open() && now.duration_since(c.last_input) >= limit);
+            if idle {
+                self.stats.timeouts += 1;
+                debug!("#{key}: idle timeout");
+                let secs = limit.as_secs_f64();
+                self.evict(
+                    key,
+                    &format!("Idle timeout: nothing received for {secs} s."),
+                );
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ output
+
+    /// Flushes now rather than at the end of the turn when a lot was
+    /// queued, bounding the memory a burst of fan-out can hold.
+    pub(super) fn flush_if_heavy(&mut self) {
+        if self.clients.queued() >= FLUSH_AFTER_QUEUED {
+            self.flush_all();
+        }
+    }
+
+    /// Flushes every connection owed output; the departures of those whose
+    /// writes failed are announced to the rest, and flushed too.
+    pub(super) fn flush_all(&mut self) {
+        loop {
+            self.clients.flush(self.el.registry());
+            if !self.log_out_lost() {
+                return;
+            }
+        }
+    }
+}
+
+fn log_chat(from: Option<&str>, msg: &Result<Request, DecodeError>) {
+    let from = from.unwrap_or("?");
+    match msg {
+        Ok(Request::SendChat { message }) => info!("chat {from}: {message}"),
+        Ok(Request::WhisperToUser { to, message }) => {
+            info!("whisper {from} -> {}: {message}", to.join(","))
+        }
+        _ => {}
+    }
+}
