@@ -45,6 +45,7 @@ pub fn to_json(label: &str, o: &Outcome) -> Value {
         "udp": {"expected": o.udp.expected, "received": o.udp.received, "lost": o.udp.lost,
                 "duplicates": o.udp.duplicates, "reordered": o.udp.reordered},
         "msg_timeouts": o.timeouts,
+        "cpu_window_s": u.wall_s,
         "server_cpu_s": u.server_cpu_s,
         "server_cpu_us_per_delivery": per(u.server_cpu_s),
         "server_rss_kib": u.server_rss_kib,

@@ -224,12 +224,6 @@ impl<'a> Runner<'a> {
         self.join_peers()?;
         self.out.connect_s = t0.elapsed().as_secs_f64();
         self.settle(Duration::from_millis(300))?;
-        let pid = self.p.server_pid;
-        let (server0, own0, wall0) = (
-            pid.and_then(procfs::process_cpu_s),
-            procfs::own_cpu_s(),
-            Instant::now(),
-        );
         match self.p.mode.clone() {
             Mode::Closed { messages, warmup } => self.closed_loop(messages, warmup)?,
             Mode::Open {
@@ -238,15 +232,8 @@ impl<'a> Runner<'a> {
                 warmup,
             } => self.open_loop(rate, duration, warmup)?,
         }
-        self.out.usage = Usage {
-            server_cpu_s: pid
-                .and_then(procfs::process_cpu_s)
-                .zip(server0)
-                .map(|(a, b)| a - b),
-            server_rss_kib: pid.and_then(procfs::process_rss_kib),
-            loadgen_cpu_s: procfs::own_cpu_s() - own0,
-            wall_s: wall0.elapsed().as_secs_f64(),
-        };
+        // `take_usage` recorded the measured window; the settles around
+        // it are not part of it.
         self.progress.done();
         self.finish();
         Ok(self.out)

@@ -98,6 +98,40 @@ fn closed_and_open_loops_with_peers_lose_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The CPU figures cover the measured window only: from the first measured
+/// send to the last delivery, not the logins, the settle before it or the
+/// one after. A process that burns one core stands in for the server, so
+/// its CPU time tracks the window's length.
+#[test]
+fn cpu_is_measured_over_the_measured_window_only() {
+    let addr = start_mp1d().to_string();
+    let mut burner = Command::new("sh")
+        .args(["-c", "while :; do :; done"])
+        .spawn()
+        .unwrap();
+    let pid = burner.id().to_string();
+    let (code, j, all) = loadgen(&[
+        "--target",
+        &addr,
+        "--clients",
+        "5",
+        "--messages",
+        "20",
+        "--server-pid",
+        &pid,
+        "--json",
+    ]);
+    let _ = burner.kill();
+    let _ = burner.wait();
+    assert_eq!(code, Some(0), "{all}");
+    let window = j["cpu_window_s"].as_f64().unwrap();
+    let measured = j["measure_s"].as_f64().unwrap();
+    let server = j["server_cpu_s"].as_f64().unwrap();
+    // loadgen settles 300 ms before the workload and 200 ms after it.
+    assert!(window < measured + 0.2, "window {window} s, measured {measured} s");
+    assert!(server < window + 0.1, "server {server} s over {window} s");
+}
+
 #[test]
 fn a_sweep_prints_one_table() {
     let addr = start_mp1d().to_string();
