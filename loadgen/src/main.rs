@@ -11,6 +11,7 @@ mod accounting;
 mod procfs;
 mod progress;
 mod report;
+mod resp;
 mod run;
 
 use run::{Mode, Params};
@@ -25,6 +26,9 @@ loadgen: simulated MP1 clients and peers; broadcast fan-out latency
 USAGE: loadgen [OPTIONS]
 
   --target HOST:PORT    the server (default 127.0.0.1:15151)
+  --protocol mp1|redis  mp1 (default), or Redis pub/sub as the baseline:
+                        clients SUBSCRIBE to one channel, each sender
+                        PUBLISHes the same text on a second connection
   --clients N           simulated TCP clients (default 100)
   --peers N             simulated UDP peers handshaking with the server's
                         LAN bridge (default 0; start mp1d with --peer-name
@@ -75,6 +79,7 @@ fn parse() -> Result<Option<Options>, String> {
     let mut ramp = 0.0;
     let mut open = false;
     let mut newline = true;
+    let mut protocol = run::Protocol::Mp1;
     let mut sweep = Vec::new();
     let mut server_pid = None;
     let (mut json, mut hgrm, mut plot) = (false, None, None);
@@ -132,6 +137,13 @@ fn parse() -> Result<Option<Options>, String> {
                     _ => return Err(bad("closed or open")),
                 }
             }
+            "--protocol" => {
+                protocol = match v.as_str() {
+                    "mp1" => run::Protocol::Mp1,
+                    "redis" => run::Protocol::Redis,
+                    _ => return Err(bad("mp1 or redis")),
+                }
+            }
             "--framing" => {
                 newline = match v.as_str() {
                     "newline" => true,
@@ -155,7 +167,11 @@ fn parse() -> Result<Option<Options>, String> {
     if clients < 2 {
         return Err("--clients must be at least 2 (a sender and a receiver)".into());
     }
+    if protocol == run::Protocol::Redis && peers > 0 {
+        return Err("--peers needs --protocol mp1 (Redis has no LAN bridge)".into());
+    }
     let params = Params {
+        protocol,
         target,
         clients,
         peers,

@@ -6,16 +6,33 @@
 use crate::accounting::{tally, Receiver, Tally};
 use crate::procfs;
 use crate::progress::Progress;
+use crate::resp;
 use hdrhistogram::Histogram;
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token};
-use mp1::protocol::{ascii, decode_peer, Frame, PeerMessage, Request, Splitter, Status};
+use mp1::protocol::{decode_peer, encode_request, Frame, PeerMessage, Request, Splitter, Status};
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Tokens at and above this are UDP peers.
 const PEER_BASE: usize = 1 << 30;
+/// Tokens from this up to `PEER_BASE` are Redis publishers.
+const PUB_BASE: usize = 1 << 29;
+/// The Redis channel every simulated client subscribes to.
+const CHANNEL: &[u8] = b"mp1";
+
+/// What the simulated clients speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// MP1: log in, then `SendChat`; deliveries are `SendChatFromUser`.
+    Mp1,
+    /// Redis pub/sub, the baseline: each client SUBSCRIBEs to one
+    /// channel; each sender PUBLISHes on its own second connection (a
+    /// subscribed connection cannot publish); deliveries are `message`
+    /// pushes carrying the same text an MP1 chat would.
+    Redis,
+}
 
 #[derive(Clone, Debug)]
 pub enum Mode {
@@ -32,6 +49,7 @@ pub enum Mode {
 
 #[derive(Clone, Debug)]
 pub struct Params {
+    pub protocol: Protocol,
     pub target: SocketAddr,
     pub clients: usize,
     pub peers: usize,
@@ -104,6 +122,8 @@ struct Client {
     phase: Phase,
     started: Instant,
     splitter: Splitter,
+    /// Redis: bytes of a value that has not fully arrived.
+    partial: Vec<u8>,
     out: Vec<u8>,
     rx: Receiver,
 }
@@ -136,6 +156,8 @@ struct Runner<'a> {
     events: Events,
     base: Instant,
     clients: Vec<Client>,
+    /// Redis: sender i publishes through `publishers[i]`.
+    publishers: Vec<Client>,
     peers: Vec<Peer>,
     buf: Vec<u8>,
     flights: Vec<Flight>,
@@ -163,6 +185,7 @@ impl<'a> Runner<'a> {
             events: Events::with_capacity(4096),
             base: Instant::now(),
             clients: Vec::with_capacity(p.clients),
+            publishers: Vec::new(),
             peers: Vec::with_capacity(p.peers),
             buf: vec![0; 1 << 16],
             flights: Vec::new(),
@@ -284,33 +307,42 @@ impl<'a> Runner<'a> {
     }
 
     fn start_client(&mut self, i: usize) -> Result<(), String> {
+        let mut out = Vec::new();
+        match self.p.protocol {
+            Protocol::Mp1 => {
+                let login = Request::Login {
+                    name: Some(format!("c{i}")),
+                };
+                encode_request(&login, self.p.newline, &mut out);
+            }
+            Protocol::Redis => resp::command(&[b"SUBSCRIBE", CHANNEL], &mut out),
+        }
+        let client = self.connect(Token(i), out)?;
+        self.clients.push(client);
+        if self.p.protocol == Protocol::Redis && i < self.p.senders {
+            let publisher = self.connect(Token(PUB_BASE + i), Vec::new())?;
+            self.publishers.push(publisher);
+        }
+        Ok(())
+    }
+
+    /// Opens a connection to the target that sends `out` once connected.
+    fn connect(&mut self, token: Token, out: Vec<u8>) -> Result<Client, String> {
         let mut stream = TcpStream::connect(self.p.target)
             .map_err(|e| format!("connect {}: {e}", self.p.target))?;
         self.poll
             .registry()
-            .register(
-                &mut stream,
-                Token(i),
-                Interest::READABLE | Interest::WRITABLE,
-            )
+            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        let login = Request::Login {
-            name: Some(format!("c{i}")),
-        };
-        ascii::to_writer(&mut out, &login);
-        if self.p.newline {
-            out.push(b'\n');
-        }
-        self.clients.push(Client {
+        Ok(Client {
             stream,
             phase: Phase::Connecting,
             started: Instant::now(),
             splitter: Splitter::new(),
+            partial: Vec::new(),
             out,
             rx: Receiver::default(),
-        });
-        Ok(())
+        })
     }
 
     fn join_peers(&mut self) -> Result<(), String> {
@@ -438,11 +470,19 @@ impl<'a> Runner<'a> {
         while text.len() < self.p.payload {
             text.push('x');
         }
-        let c = &mut self.clients[sender];
-        ascii::to_writer(&mut c.out, &Request::SendChat { message: text });
-        if self.p.newline {
-            c.out.push(b'\n');
-        }
+        let c = match self.p.protocol {
+            Protocol::Mp1 => {
+                let c = &mut self.clients[sender];
+                let chat = Request::SendChat { message: text };
+                encode_request(&chat, self.p.newline, &mut c.out);
+                c
+            }
+            Protocol::Redis => {
+                let c = &mut self.publishers[sender];
+                resp::command(&[b"PUBLISH", CHANNEL, text.as_bytes()], &mut c.out);
+                c
+            }
+        };
         flush(c).map_err(|e| format!("c{sender}: write: {e}"))?;
         if measured && self.first_measured_ns.is_none() {
             self.first_measured_ns = Some(sent_ns);
@@ -479,6 +519,10 @@ impl<'a> Runner<'a> {
                 read += self.read_peer(t - PEER_BASE)?;
                 continue;
             }
+            if t >= PUB_BASE {
+                read += self.on_publisher(t - PUB_BASE, readable, writable)?;
+                continue;
+            }
             if writable {
                 self.on_writable(t)?;
             }
@@ -490,17 +534,36 @@ impl<'a> Runner<'a> {
     }
 
     fn on_writable(&mut self, i: usize) -> Result<(), String> {
-        let c = &mut self.clients[i];
-        if matches!(c.phase, Phase::Connecting) {
-            if let Ok(Some(e)) | Err(e) = c.stream.take_error() {
-                return Err(format!("c{i}: connect to {}: {e}", self.p.target));
-            }
-            if c.stream.peer_addr().is_err() {
-                return Ok(()); // not connected yet
-            }
-            c.phase = Phase::LoggingIn;
+        on_writable(&mut self.clients[i], self.p.target).map_err(|e| format!("c{i}: {e}"))
+    }
+
+    /// A Redis publisher: finishes connecting, writes, and reads (and
+    /// drops) PUBLISH's receiver counts.
+    fn on_publisher(&mut self, i: usize, readable: bool, writable: bool) -> Result<usize, String> {
+        let target = self.p.target;
+        let c = &mut self.publishers[i];
+        if writable {
+            on_writable(c, target).map_err(|e| format!("publisher {i}: {e}"))?;
         }
-        flush(c).map_err(|e| format!("c{i}: write: {e}"))
+        let mut total = 0;
+        while readable {
+            let n = match c.stream.read(&mut self.buf) {
+                Ok(0) => return Err(format!("publisher {i}: the server closed the connection")),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(format!("publisher {i}: read: {e}")),
+            };
+            total += n;
+            // Replies are ":N\r\n" receiver counts; an error starts "-".
+            if let Some(err) = self.buf[..n].iter().position(|&b| b == b'-') {
+                let end = n.min(err + 80);
+                let text = String::from_utf8_lossy(&self.buf[err..end]);
+                return Err(format!("publisher {i}: Redis said {}", text.trim_end()));
+            }
+        }
+        Ok(total)
     }
 
     fn read_client(&mut self, i: usize) -> Result<usize, String> {
@@ -516,6 +579,13 @@ impl<'a> Runner<'a> {
             };
             total += n;
             let now = self.now_ns();
+            if self.p.protocol == Protocol::Redis {
+                self.on_resp(i, n, now)?;
+                if n < self.buf.len() {
+                    return Ok(total);
+                }
+                continue;
+            }
             // Out of `self` while the replies are handled.
             let mut splitter = std::mem::take(&mut self.clients[i].splitter);
             let buf = std::mem::take(&mut self.buf);
@@ -564,6 +634,43 @@ impl<'a> Runner<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Handles the Redis values in `buf[..n]`, read from client `i`.
+    fn on_resp(&mut self, i: usize, n: usize, now: u64) -> Result<(), String> {
+        let mut bytes = std::mem::take(&mut self.clients[i].partial);
+        bytes.extend_from_slice(&self.buf[..n]);
+        let mut at = 0;
+        let result = loop {
+            let (value, used) = match resp::next(&bytes[at..]) {
+                Ok(Some(v)) => v,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(format!("c{i}: {e}")),
+            };
+            at += used;
+            match value {
+                resp::Value::Message(text) => {
+                    if let Some((seq, sender, _)) = parse_stamp(text) {
+                        // Redis also delivers to the sender's own
+                        // subscription; MP1 does not.
+                        if sender != i {
+                            self.on_delivery(i, seq, sender, now);
+                        }
+                    }
+                }
+                resp::Value::Subscribed => {
+                    let c = &mut self.clients[i];
+                    c.phase = Phase::Ready;
+                    let us = c.started.elapsed().as_micros() as u64;
+                    let _ = self.out.login_us.record(us.max(1));
+                }
+                resp::Value::Error(e) => break Err(format!("c{i}: Redis said {e}")),
+                resp::Value::Other => {}
+            }
+        };
+        bytes.drain(..at);
+        self.clients[i].partial = bytes;
+        result
     }
 
     fn on_delivery(&mut self, receiver: usize, seq: u64, sender: usize, now: u64) {
@@ -641,6 +748,21 @@ impl<'a> Runner<'a> {
                 .send_to(&PeerMessage::Disconnect.encode(), self.p.bridge);
         }
     }
+}
+
+/// A connecting client's first writable event means it connected (or
+/// failed to); then whatever is pending is written.
+fn on_writable(c: &mut Client, target: SocketAddr) -> Result<(), String> {
+    if matches!(c.phase, Phase::Connecting) {
+        if let Ok(Some(e)) | Err(e) = c.stream.take_error() {
+            return Err(format!("connect to {target}: {e}"));
+        }
+        if c.stream.peer_addr().is_err() {
+            return Ok(()); // not connected yet
+        }
+        c.phase = Phase::LoggingIn;
+    }
+    flush(c).map_err(|e| format!("write: {e}"))
 }
 
 fn flush(c: &mut Client) -> io::Result<()> {

@@ -128,7 +128,10 @@ fn cpu_is_measured_over_the_measured_window_only() {
     let measured = j["measure_s"].as_f64().unwrap();
     let server = j["server_cpu_s"].as_f64().unwrap();
     // loadgen settles 300 ms before the workload and 200 ms after it.
-    assert!(window < measured + 0.2, "window {window} s, measured {measured} s");
+    assert!(
+        window < measured + 0.2,
+        "window {window} s, measured {measured} s"
+    );
     assert!(server < window + 0.1, "server {server} s over {window} s");
 }
 

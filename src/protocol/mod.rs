@@ -21,6 +21,15 @@ pub fn encode_line(reply: &Reply, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
+/// Appends `request` as compact ASCII JSON, as a client sends it: bare, or
+/// followed by `\n` for a newline-framed stream.
+pub fn encode_request(request: &Request, newline: bool, out: &mut Vec<u8>) {
+    ascii::to_writer(out, request);
+    if newline {
+        out.push(b'\n');
+    }
+}
+
 /// The encoded reply as a `String` (tests and tools).
 pub fn encode_to_string(reply: &Reply) -> String {
     let mut out = Vec::new();

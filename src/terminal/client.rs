@@ -5,7 +5,7 @@
 use super::command::{self, Command, HELP};
 use super::display::{self, Outcome};
 use super::{Input, Screen, STDIN};
-use crate::protocol::{ascii, decode_reply, Frame, Request, Splitter};
+use crate::protocol::{decode_reply, Frame, Request, Splitter};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io::{self, Read};
@@ -48,8 +48,7 @@ struct Session {
 
 impl Session {
     fn send(&mut self, req: &Request) {
-        ascii::to_writer(&mut self.out, req);
-        self.out.push(b'\n');
+        crate::protocol::encode_request(req, true, &mut self.out);
     }
 
     fn flush(&mut self) -> io::Result<()> {
