@@ -50,8 +50,8 @@ pub fn next(buf: &[u8]) -> Result<Option<(Value<'_>, usize)>, String> {
                 let Some((item, end)) = bulk(buf, at)? else {
                     return Ok(None);
                 };
-                if i < 3 {
-                    items[i] = item;
+                if let Some(slot) = items.get_mut(i) {
+                    *slot = item;
                 }
                 at = end;
             }

@@ -546,7 +546,10 @@ impl<'a> Runner<'a> {
             on_writable(c, target).map_err(|e| format!("publisher {i}: {e}"))?;
         }
         let mut total = 0;
-        while readable {
+        if !readable {
+            return Ok(0);
+        }
+        loop {
             let n = match c.stream.read(&mut self.buf) {
                 Ok(0) => return Err(format!("publisher {i}: the server closed the connection")),
                 Ok(n) => n,

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Fan-out side by side, in one run, with the project's own loadgen: mp1d
+# against Redis pub/sub (same payload, same closed loop, same accounting),
+# or against an earlier mp1d. Server pinned to CPU 0, loadgen to CPU 1;
+# repetitions interleaved so a drift in the machine's speed favours no one.
+# Loopback only; every server is started here and stopped by its PID.
+#
+#   benches/compare.sh                      # mp1d vs redis, REPS=3 SIZES="1000 5000"
+#   benches/compare.sh mp1d@HEAD~3 mp1d     # an earlier build vs this tree
+#   REPS=5 SIZES=5000 MODE=open benches/compare.sh
+#
+# SERVER is `mp1d` (this tree), `mp1d@REV` (any git revision, built in
+# target/compare/) or `redis` (Debian's redis-server; installed if root).
+# Writes target/compare/<date>.jsonl and prints a table of medians.
+set -u -o pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPS=${REPS:-3}
+SIZES=${SIZES:-"1000 5000"}
+MODE=${MODE:-closed}
+SERVERS=("$@")
+[ ${#SERVERS[@]} -gt 0 ] || SERVERS=(mp1d redis)
+OUTDIR="$ROOT/target/compare"
+mkdir -p "$OUTDIR"
+OUT="$OUTDIR/$(date +%Y%m%d-%H%M%S).jsonl"
+LOG="${OUT%.jsonl}.log"
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
+
+cargo build --release --workspace --manifest-path "$ROOT/Cargo.toml" >>"$LOG" 2>&1 || { log "build failed (see $LOG)"; exit 1; }
+LOADGEN="$ROOT/target/release/loadgen"
+
+# The mp1d binary for SERVER.
+mp1d_bin() {
+    local rev=${1#mp1d@}
+    if [ "$1" = mp1d ]; then echo "$ROOT/target/release/mp1d"; return; fi
+    local sha dir
+    sha=$(git -C "$ROOT" rev-parse --short "$rev") || return 1
+    dir="$OUTDIR/src-$sha"
+    if [ ! -x "$dir/target/release/mp1d" ]; then
+        log "building mp1d at $rev ($sha)"
+        rm -rf "$dir" && git -C "$ROOT" worktree add --detach -f "$dir" "$sha" >>"$LOG" 2>&1 || return 1
+        cargo build --release --manifest-path "$dir/Cargo.toml" --bin mp1d >>"$LOG" 2>&1 || return 1
+    fi
+    echo "$dir/target/release/mp1d"
+}
+
+for s in "${SERVERS[@]}"; do
+    case $s in
+    redis) command -v redis-server >/dev/null || {
+        log "installing redis-server"
+        (apt-get install -y redis-server || { apt-get update && apt-get install -y redis-server; }) >>"$LOG" 2>&1
+    } ;;
+    mp1d*) mp1d_bin "$s" >/dev/null || { log "cannot build $s"; exit 1; } ;;
+    *) log "unknown server $s (mp1d, mp1d@REV or redis)"; exit 2 ;;
+    esac
+done
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+PORT=16500
+SRV_PID=""
+start_server() {
+    PORT=$((PORT + 1))
+    case $1 in
+    redis)
+        taskset -c 0 redis-server --port $PORT --bind 127.0.0.1 --save '' --appendonly no \
+            --client-output-buffer-limit "pubsub 0 0 0" --maxclients 20000 \
+            --logfile "$OUTDIR/redis.log" --daemonize no &
+        SRV_PID=$! ;;
+    mp1d*)
+        taskset -c 0 "$(mp1d_bin "$1")" --bind 127.0.0.1 --port $PORT --max-clients 20000 \
+            --log-level warn 2>>"$LOG" &
+        SRV_PID=$! ;;
+    esac
+    for _ in $(seq 1 100); do
+        (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0
+        sleep 0.1
+    done
+    log "$1 did not start"; return 1
+}
+stop_server() {
+    [ -n "$SRV_PID" ] || return 0
+    kill "$SRV_PID" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$SRV_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; SRV_PID=""
+}
+trap 'stop_server' EXIT
+
+msgs_for() { case $1 in 100) echo 1000 ;; 1000) echo 200 ;; *) echo 100 ;; esac; }
+workload() {
+    if [ "$MODE" = open ]; then
+        # About 100k offered deliveries/s whatever the size.
+        echo "--mode open --senders 10 --duration 10 --warmup 2 --rate $(python3 -c "print(round(100000/($1-1), 2))")"
+    else
+        echo "--messages $(msgs_for "$1") --warmup 20"
+    fi
+}
+
+for rep in $(seq 1 "$REPS"); do
+    log "=== repetition $rep of $REPS"
+    for s in "${SERVERS[@]}"; do
+        proto=mp1; [ "$s" = redis ] && proto=redis
+        for n in $SIZES; do
+            start_server "$s" || continue
+            # shellcheck disable=SC2046
+            line=$(taskset -c 1 "$LOADGEN" --protocol $proto --target 127.0.0.1:$PORT --clients "$n" \
+                $(workload "$n") --server-pid "$SRV_PID" --json 2>>"$LOG" | tail -n 1)
+            stop_server
+            [ -n "$line" ] || line='{"error":"loadgen printed nothing"}'
+            echo "{\"server\":\"$s\",\"rep\":$rep,\"run\":$line}" >>"$OUT"
+            log "$s $n clients: $(echo "$line" | cut -c1-120)"
+        done
+    done
+done
+
+python3 - "$OUT" "$MODE" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+groups = {}
+for r in rows:
+    run = r["run"]
+    if "clients" not in run:
+        continue
+    groups.setdefault((run["clients"], r["server"]), []).append(run)
+print(f"\n{sys.argv[2]} loop, medians of {max(len(v) for v in groups.values())} interleaved runs ({sys.argv[1]})\n")
+print("| clients | server | µs server CPU per delivery | deliveries/s | p50 | p99 | lost |")
+print("|---:|---|---:|---:|---:|---:|---:|")
+med = lambda xs: statistics.median(xs) if xs else float("nan")
+for (n, s), runs in sorted(groups.items()):
+    cpu = med([x["server_cpu_us_per_delivery"] for x in runs if x.get("server_cpu_us_per_delivery")])
+    dps = med([x["deliveries_per_s"] for x in runs])
+    p50 = med([x["delivery_us"]["p50"] for x in runs]) / 1000
+    p99 = med([x["delivery_us"]["p99"] for x in runs]) / 1000
+    lost = sum(x["tcp"]["lost"] for x in runs)
+    print(f"| {n} | {s} | {cpu:.2f} | {dps/1000:.1f}k | {p50:.2f} ms | {p99:.2f} ms | {lost} |")
+PY
