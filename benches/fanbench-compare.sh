@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
-# Side-by-side fan-out comparison on this machine, in one run: mp1d against
-# Redis pub/sub and fanbench's floor (one bare write() per recipient), with
-# ../shared/fanbench as the independent harness. Closed mode: message k+1 is
-# published once all N subscribers got message k.
+# An optional cross-check of benches/compare.sh with an independent harness,
+# fanbench, which is not part of this repository: mp1d against Redis
+# pub/sub and fanbench's floor (one bare write() per recipient), in one
+# run. Closed mode: message k+1 is published once all N subscribers got
+# message k. Point FANBENCH at a fanbench checkout (a Cargo project with
+# table.py beside it).
 #
 # Server pinned to CPU 0, harness to CPU 1; repetitions interleaved so a
 # drift in this VM's speed does not favour one server. Loopback only.
 #
-#   benches/fanbench-compare.sh            # REPS=3 SIZES="1000 5000"
-#   REPS=1 SIZES=1000 benches/fanbench-compare.sh
-#   SERVERS="mp1d" benches/fanbench-compare.sh
+#   FANBENCH=DIR benches/fanbench-compare.sh     # REPS=3 SIZES="1000 5000"
+#   FANBENCH=DIR REPS=1 SIZES=1000 SERVERS="mp1d" benches/fanbench-compare.sh
+#   FANBENCH=DIR MP1D=path/to/other/mp1d benches/fanbench-compare.sh
 #
 # Writes target/fanbench/compare-<date>.jsonl and prints the markdown table
 # (fanbench's table.py) plus mp1d's resident memory with 5000 idle clients.
 set -u -o pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-FANBENCH="${FANBENCH:-$ROOT/../shared/fanbench}"
+FANBENCH="${FANBENCH:?set FANBENCH to a fanbench checkout (not part of this repository); benches/compare.sh needs none}"
 REPS=${REPS:-3}
 SIZES=${SIZES:-"1000 5000"}
 SERVERS=${SERVERS:-"mp1d redis"}
@@ -35,7 +37,7 @@ log "building fanbench and mp1d (release)"
 CARGO_TARGET_DIR="$OUTDIR/target" cargo build --release --manifest-path "$FANBENCH/Cargo.toml" >>"$LOG" 2>&1 || { log "fanbench build failed"; exit 1; }
 cargo build --release --manifest-path "$ROOT/Cargo.toml" --bin mp1d >>"$LOG" 2>&1 || { log "mp1d build failed"; exit 1; }
 BIN="$OUTDIR/target/release/fanbench"
-MP1D="$ROOT/target/release/mp1d"
+MP1D="${MP1D:-$ROOT/target/release/mp1d}"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 SRV_PID=""

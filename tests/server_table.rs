@@ -1,4 +1,4 @@
-//! Every row of SEMANTICS.md's server table against a real mp1d, in both
+//! Every row of the server table of docs/PROTOCOL.md against a real mp1d, in both
 //! framings (bare objects and newline-terminated lines).
 
 mod common;

@@ -2,6 +2,7 @@
 //! (`mp1 connect`) or on a LAN with no server (`mp1 peer`).
 
 use mp1::terminal::{client, peer_chat};
+use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 
@@ -12,34 +13,62 @@ USAGE:
   mp1 connect [HOST[:PORT]] --name NAME
         log in to a server (default 127.0.0.1:15151)
   mp1 peer --name NAME [--port P] [--bind IP] [--broadcast ADDR]... [--peer IP:PORT]... [--verbose]
-        chat on a LAN with no server: UDP port P (default 15151),
-        broadcast ADDR (default 255.255.255.255; repeatable),
-        peers added by hand (repeatable)
+        chat on a LAN with no server
+  mp1 connect --help, mp1 peer --help: each mode's options
 
 Type text to chat; /help lists the commands once running.
 Exit status: 0 after /quit, 1 when the server cannot be reached or drops
 the connection, 2 for a usage error.";
 
+const CONNECT_USAGE: &str = "\
+mp1 connect: log in to an MP1 server and chat
+
+USAGE: mp1 connect [HOST[:PORT]] --name NAME
+
+  HOST[:PORT]    the server (default 127.0.0.1:15151); a bare IPv6
+                 address works, [::1]:PORT with a port
+  --name NAME    the name to log in as (a taken one asks for another)
+  -h, --help
+
+Type text to chat; /help lists the commands once running.";
+
+const PEER_USAGE: &str = "\
+mp1 peer: chat on a LAN with no server, peer to peer over UDP
+
+USAGE: mp1 peer --name NAME [OPTIONS]
+
+  --name NAME          the name to join as (a taken one asks for another)
+  --port P             UDP port, the same for every peer (default 15151)
+  --bind IP            local address (default all)
+  --broadcast ADDR     broadcast address, repeatable (default
+                       255.255.255.255; on one machine 127.255.255.255)
+  --peer IP:PORT       a peer added by hand, repeatable
+  --verbose            also show dropped datagrams and why
+  -h, --help
+
+Type text to chat; /help lists the commands once running.";
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let ended = match args.first().map(String::as_str) {
-        Some("connect") => match connect_args(&args[1..]) {
-            Ok((addr, name)) => client::run(addr, &name),
-            Err(e) => return usage(&e),
+    let mut args = std::env::args_os().skip(1);
+    let mode = args.next().map(|m| m.to_string_lossy().into_owned());
+    let rest: Vec<_> = args.collect();
+    let ended = match mode.as_deref() {
+        Some("connect") => match connect_args(rest) {
+            Ok(Some((addr, name))) => client::run(addr, &name),
+            Ok(None) => return help(CONNECT_USAGE),
+            Err(e) => return usage(&e, CONNECT_USAGE),
         },
-        Some("peer") => match peer_args(&args[1..]) {
-            Ok(opts) => peer_chat::run(opts),
-            Err(e) => return usage(&e),
+        Some("peer") => match peer_args(rest) {
+            Ok(Some(opts)) => peer_chat::run(opts),
+            Ok(None) => return help(PEER_USAGE),
+            Err(e) => return usage(&e, PEER_USAGE),
         },
-        Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
+        Some("-h" | "--help" | "help") => return help(USAGE),
         Some("-V" | "--version") => {
             println!("mp1 {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        _ => return usage("say connect or peer"),
+        _ => return usage("say connect or peer", USAGE),
     };
     if let Some(why) = ended.why {
         eprintln!("mp1: {why}");
@@ -47,63 +76,65 @@ fn main() -> ExitCode {
     ExitCode::from(ended.code)
 }
 
-fn usage(e: &str) -> ExitCode {
-    eprintln!("mp1: {e}\n\n{USAGE}");
+fn help(text: &str) -> ExitCode {
+    println!("{text}");
+    ExitCode::SUCCESS
+}
+
+fn usage(e: &str, text: &str) -> ExitCode {
+    eprintln!("mp1: {e}\n\n{text}");
     ExitCode::from(2)
 }
 
-/// Options as (name, value) pairs; bare words as (None, word).
-fn pairs(args: &[String], flags: &[&str]) -> Result<Vec<(Option<String>, String)>, String> {
-    let mut out = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if let Some(opt) = a.strip_prefix("--") {
-            let (opt, inline) = match opt.split_once('=') {
-                Some((o, v)) => (o, Some(v.to_string())),
-                None => (opt, None),
-            };
-            if flags.contains(&opt) {
-                out.push((Some(opt.to_string()), String::new()));
-                continue;
-            }
-            let v = match inline {
-                Some(v) => v,
-                None => it.next().ok_or(format!("--{opt} needs a value"))?.clone(),
-            };
-            out.push((Some(opt.to_string()), v));
-        } else {
-            out.push((None, a.clone()));
-        }
-    }
-    Ok(out)
+/// The value of the option just read, as text.
+fn value(p: &mut lexopt::Parser, opt: &str) -> Result<String, String> {
+    p.value()
+        .map_err(|_| format!("{opt} needs a value"))?
+        .into_string()
+        .map_err(|_| format!("{opt}: not UTF-8"))
 }
 
-fn connect_args(args: &[String]) -> Result<(SocketAddr, String), String> {
+fn connect_args(args: Vec<OsString>) -> Result<Option<(SocketAddr, String)>, String> {
+    use lexopt::prelude::*;
     let mut name = None;
-    let mut target = "127.0.0.1:15151".to_string();
-    for (opt, v) in pairs(args, &[])? {
-        match opt.as_deref() {
-            Some("name") => name = Some(v),
-            None => {
-                target = if v.contains(':') {
-                    v
-                } else {
-                    format!("{v}:15151")
-                }
+    let mut target = None;
+    let mut p = lexopt::Parser::from_args(args);
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("name") => name = Some(value(&mut p, "--name")?),
+            Value(v) if target.is_none() => {
+                target = Some(v.into_string().map_err(|_| "HOST: not UTF-8")?)
             }
-            Some(o) => return Err(format!("unknown option --{o}")),
+            Value(v) => return Err(format!("unexpected argument {:?}", v.to_string_lossy())),
+            other => return Err(other.unexpected().to_string()),
         }
     }
     let name = name.ok_or("--name NAME is required")?;
-    let addr = target
+    let target = target.unwrap_or_else(|| "127.0.0.1".to_string());
+    Ok(Some((resolve(&target)?, name)))
+}
+
+/// HOST, HOST:PORT, a bare IPv6 address or [IPv6]:PORT; port 15151 when
+/// none is given.
+fn resolve(target: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = target.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, 15151));
+    }
+    let with_port = if target.ends_with(']') || !target.contains(':') {
+        format!("{target}:15151")
+    } else {
+        target.to_string()
+    };
+    with_port
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {target}: {e}"))?
         .next()
-        .ok_or(format!("cannot resolve {target}"))?;
-    Ok((addr, name))
+        .ok_or(format!("cannot resolve {target}"))
 }
 
-fn peer_args(args: &[String]) -> Result<peer_chat::PeerOptions, String> {
+fn peer_args(args: Vec<OsString>) -> Result<Option<peer_chat::PeerOptions>, String> {
+    use lexopt::prelude::*;
     let mut opts = peer_chat::PeerOptions {
         name: String::new(),
         port: 15151,
@@ -112,23 +143,35 @@ fn peer_args(args: &[String]) -> Result<peer_chat::PeerOptions, String> {
         peers: Vec::new(),
         verbose: false,
     };
-    for (opt, v) in pairs(args, &["verbose"])? {
-        match opt.as_deref() {
-            Some("name") => opts.name = v,
-            Some("port") => {
-                opts.port = v.parse().map_err(|_| format!("--port: not a port: {v}"))?
+    let mut p = lexopt::Parser::from_args(args);
+    while let Some(arg) = p.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("verbose") => opts.verbose = true,
+            Long("name") => opts.name = value(&mut p, "--name")?,
+            Long("port") => {
+                let v = value(&mut p, "--port")?;
+                opts.port = v
+                    .parse()
+                    .map_err(|_| format!("--port: expected a port 0-65535, not {v:?}"))?
             }
-            Some("bind") => opts.bind = v.parse().map_err(|_| format!("--bind: not an IP: {v}"))?,
-            Some("broadcast") => opts.broadcast.push(
-                v.parse()
-                    .map_err(|_| format!("--broadcast: not an IP: {v}"))?,
-            ),
-            Some("peer") => opts
-                .peers
-                .push(v.parse().map_err(|_| format!("--peer: not IP:PORT: {v}"))?),
-            Some("verbose") => opts.verbose = true,
-            Some(o) => return Err(format!("unknown option --{o}")),
-            None => return Err(format!("unexpected argument {v}")),
+            Long("bind") => {
+                let v = value(&mut p, "--bind")?;
+                opts.bind = v.parse().map_err(|_| format!("--bind: not an IP: {v}"))?
+            }
+            Long("broadcast") => {
+                let v = value(&mut p, "--broadcast")?;
+                let ip = v
+                    .parse()
+                    .map_err(|_| format!("--broadcast: not an IP: {v}"))?;
+                opts.broadcast.push(ip)
+            }
+            Long("peer") => {
+                let v = value(&mut p, "--peer")?;
+                let addr = v.parse().map_err(|_| format!("--peer: not IP:PORT: {v}"))?;
+                opts.peers.push(addr)
+            }
+            other => return Err(other.unexpected().to_string()),
         }
     }
     if opts.name.is_empty() {
@@ -137,5 +180,5 @@ fn peer_args(args: &[String]) -> Result<peer_chat::PeerOptions, String> {
     if opts.broadcast.is_empty() {
         opts.broadcast.push(IpAddr::V4(Ipv4Addr::BROADCAST));
     }
-    Ok(opts)
+    Ok(Some(opts))
 }

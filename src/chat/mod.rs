@@ -2,7 +2,7 @@
 //! under which name, who is admin, who is muted. No I/O: the server loop
 //! feeds it decoded requests and connection events, and it answers with
 //! [`Effect`]s saying what to send to whom and which connections to close.
-//! Every row of SEMANTICS.md's server table lives here.
+//! Every row of the server table of docs/PROTOCOL.md lives here.
 
 use crate::protocol::name::is_valid_name;
 use crate::protocol::{AdminCommand, DecodeError, Reply, Request, Status};

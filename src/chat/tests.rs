@@ -1,4 +1,4 @@
-//! The server table of SEMANTICS.md, row by row, without sockets.
+//! The server table of docs/PROTOCOL.md, row by row, without sockets.
 
 use super::*;
 use crate::protocol::decode_request;

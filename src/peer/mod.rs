@@ -1,4 +1,4 @@
-//! The peer-to-peer state machine (draft sections 2.4 and 4, SEMANTICS.md's
+//! The peer-to-peer state machine (draft sections 2.4 and 4, docs/PROTOCOL.md's
 //! peer rules). No I/O: datagrams come in with their source address, and
 //! out go [`Transmit`]s (bytes and a destination) and [`PeerEvent`]s for the
 //! user. [`net::PeerNode`] drives it over one UDP socket; the terminal
@@ -436,7 +436,7 @@ impl Peer {
     // ------------------------------------------------------------ inbound
 
     fn on_discovery(&mut self, from: SocketAddr, ip: Option<String>, port: Option<u16>) {
-        // Only a peer with a valid name answers (SEMANTICS.md).
+        // Only a peer with a valid name answers (docs/PROTOCOL.md).
         let Some(name) = self.name.clone().filter(|_| self.phase == Phase::Active) else {
             return;
         };
@@ -776,7 +776,7 @@ pub fn split_to_fit(text: &str, budget: usize) -> Vec<&str> {
     let mut start = 0;
     let mut used = 0;
     for (i, c) in text.char_indices() {
-        let cost = escaped_len(c);
+        let cost = crate::protocol::ascii::escaped_len(c);
         if used + cost > budget {
             parts.push(&text[start..i]);
             start = i;
@@ -788,17 +788,6 @@ pub fn split_to_fit(text: &str, budget: usize) -> Vec<&str> {
         parts.push(&text[start..]);
     }
     parts
-}
-
-/// Bytes `c` takes inside a pure-ASCII JSON string.
-fn escaped_len(c: char) -> usize {
-    match c {
-        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
-        c if (c as u32) < 0x20 || c as u32 == 0x7f => 6,
-        c if (c as u32) < 0x7f => 1,
-        c if (c as u32) < 0x1_0000 => 6,
-        _ => 12,
-    }
 }
 
 #[cfg(test)]

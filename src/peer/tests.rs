@@ -1,4 +1,4 @@
-//! The peer rules of SEMANTICS.md on a simulated LAN: datagrams are moved
+//! The peer rules of docs/PROTOCOL.md on a simulated LAN: datagrams are moved
 //! between state machines by address, with no sockets.
 
 use super::*;

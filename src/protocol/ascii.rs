@@ -56,6 +56,18 @@ impl Formatter for AsciiFormatter {
     }
 }
 
+/// Bytes `c` takes inside a string written by [`AsciiFormatter`]: what
+/// splitting text to fit a datagram counts, without encoding it.
+pub fn escaped_len(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 || c as u32 == 0x7f => 6,
+        c if (c as u32) < 0x7f => 1,
+        c if (c as u32) < 0x1_0000 => 6,
+        _ => 12,
+    }
+}
+
 /// Serializes `value` as compact pure-ASCII JSON, appending to `out`.
 pub fn to_writer<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     let mut ser = serde_json::Serializer::with_formatter(&mut *out, AsciiFormatter);
@@ -87,6 +99,17 @@ mod tests {
         assert_eq!(enc("\u{1}\u{1f}"), r#""\u0001\u001f""#);
         assert_eq!(enc("\u{7f}"), r#""\u007f""#);
         assert_eq!(enc("x/y <z>"), r#""x/y <z>""#);
+    }
+
+    #[test]
+    fn escaped_len_is_what_the_formatter_writes() {
+        for c in (0u32..0x2_0000)
+            .chain([0x10_FFFF])
+            .filter_map(char::from_u32)
+        {
+            let written = enc(&c.to_string()).len() - 2; // less the quotes
+            assert_eq!(escaped_len(c), written, "{c:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Turning one framed JSON object into a typed message.
 //!
-//! Tolerant in what it accepts (SEMANTICS.md): unknown fields anywhere are
+//! Tolerant in what it accepts (docs/PROTOCOL.md): unknown fields anywhere are
 //! ignored, a missing `data` counts as `{}`, a single string stands for a
 //! list of names, and a string of digits for a port. Every rejection names
 //! the problem so the server can tell the client what was wrong.

@@ -7,7 +7,7 @@
 //! then sees each complete object once.
 //!
 //! It also reports when a client ends an object with a line break, which is
-//! how the server learns to mirror newline framing (SEMANTICS.md).
+//! how the server learns to mirror newline framing (docs/PROTOCOL.md).
 
 /// What the splitter found in the stream, in stream order.
 #[derive(Debug, PartialEq, Eq)]

@@ -44,7 +44,7 @@ pub enum Request {
 }
 
 /// The `status` of a reply. `InvalidUsername` is our extension (see
-/// SEMANTICS.md); clients treat any status but `OK` as a failure.
+/// docs/PROTOCOL.md); clients treat any status but `OK` as a failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Ok,

@@ -4,7 +4,7 @@
 pub const MAX_NAME_CHARS: usize = 32;
 
 /// 1 to 32 Unicode scalar values, none of them white space or a control
-/// character (SEMANTICS.md). Names are case-sensitive.
+/// character (docs/PROTOCOL.md). Names are case-sensitive.
 pub fn is_valid_name(name: &str) -> bool {
     let mut n = 0;
     for c in name.chars() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FramingMode {
     /// Bare until the client ends an object with a line break, then
-    /// newline (SEMANTICS.md): what every known client expects.
+    /// newline (docs/PROTOCOL.md): what every known client expects.
     Auto,
     /// Every reply ends with `\n`.
     Newline,

@@ -4,7 +4,7 @@
 
 use super::command::{self, Command, HELP};
 use super::display::{self, Outcome};
-use super::{Input, Screen, STDIN};
+use super::{Ended, Input, NamePrompt, Screen, STDIN};
 use crate::protocol::{decode_reply, Frame, Request, Splitter};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -18,30 +18,13 @@ const QUIT_WAIT: Duration = Duration::from_secs(3);
 /// Largest reply object accepted from a server.
 const MAX_REPLY: usize = 1 << 20;
 
-/// How a session ended: the process exit code and why.
-pub struct Ended {
-    pub code: u8,
-    pub why: Option<String>,
-}
-
-impl Ended {
-    /// The session could not go on: exit status 1, with the reason.
-    pub fn failed(why: String) -> Ended {
-        Ended {
-            code: 1,
-            why: Some(why),
-        }
-    }
-}
-
 struct Session {
     stream: TcpStream,
     out: Vec<u8>,
     splitter: Splitter,
     name: String,
     logged_in: bool,
-    /// The server refused our name; the next typed line is a new one.
-    asking_name: bool,
+    name_prompt: NamePrompt,
     quitting: Option<Instant>,
     closed: bool,
 }
@@ -77,7 +60,7 @@ pub fn run(addr: SocketAddr, name: &str) -> Ended {
         splitter: Splitter::new(),
         name: name.to_string(),
         logged_in: false,
-        asking_name: false,
+        name_prompt: NamePrompt::default(),
         quitting: None,
         closed: false,
     };
@@ -178,7 +161,6 @@ fn on_reply(s: &mut Session, screen: &mut Screen, reply: &crate::protocol::Reply
         Outcome::Show => {}
         Outcome::LoggedIn(name) => {
             s.logged_in = true;
-            s.asking_name = false;
             screen.set_prompt(&format!("{name}> "));
             s.name = name;
         }
@@ -186,10 +168,7 @@ fn on_reply(s: &mut Session, screen: &mut Screen, reply: &crate::protocol::Reply
             screen.set_prompt(&format!("{name}> "));
             s.name = name;
         }
-        Outcome::AskName if !s.logged_in => {
-            s.asking_name = true;
-            screen.set_prompt("name> ");
-        }
+        Outcome::AskName if !s.logged_in => s.name_prompt.ask(screen),
         Outcome::AskName => {}
         Outcome::Closed => s.closed = true,
     }
@@ -200,11 +179,12 @@ fn on_input(s: &mut Session, screen: &mut Screen, input: Input) {
         Input::Line(l) => l,
         Input::End => return quit(s),
     };
-    if s.asking_name {
-        let name = line.trim().to_string();
-        if !name.is_empty() {
-            s.asking_name = false;
-            s.send(&Request::Login { name: Some(name) });
+    if let Some(answer) = s.name_prompt.answer(&line) {
+        if let Some(name) = answer {
+            s.name_prompt.settled();
+            s.send(&Request::Login {
+                name: Some(name.to_string()),
+            });
         }
         return;
     }

@@ -20,6 +20,50 @@ use std::sync::{mpsc, Arc};
 /// The token the stdin thread wakes the loop with.
 pub const STDIN: mio::Token = mio::Token(1);
 
+/// How a session ended: the process exit code and why.
+pub struct Ended {
+    pub code: u8,
+    pub why: Option<String>,
+}
+
+impl Ended {
+    /// The session could not go on: exit status 1, with the reason.
+    pub fn failed(why: String) -> Ended {
+        Ended {
+            code: 1,
+            why: Some(why),
+        }
+    }
+}
+
+/// The name was refused (taken, or invalid): the next typed line is a new
+/// name, in both modes, until one is accepted.
+#[derive(Default)]
+pub struct NamePrompt {
+    asking: bool,
+}
+
+impl NamePrompt {
+    /// Asks the person for another name.
+    pub fn ask(&mut self, screen: &mut Screen) {
+        self.asking = true;
+        screen.set_prompt("name> ");
+    }
+
+    /// While asking, every typed line is an answer: `Some(Some(name))` to
+    /// try, `Some(None)` for a blank line. `None`: not asking, an ordinary
+    /// line.
+    pub fn answer<'a>(&self, line: &'a str) -> Option<Option<&'a str>> {
+        self.asking
+            .then(|| Some(line.trim()).filter(|n| !n.is_empty()))
+    }
+
+    /// The answer was accepted (or sent to be checked).
+    pub fn settled(&mut self) {
+        self.asking = false;
+    }
+}
+
 /// Typed input, as lines.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {

@@ -1,10 +1,9 @@
 //! Peer mode: chat on a LAN with no server, through the library's peer
 //! state machine on one UDP socket, in a mio loop with the stdin waker.
 
-use super::client::Ended;
 use super::command::{self, Command, HELP};
 use super::display;
-use super::{Input, Screen, STDIN};
+use super::{Ended, Input, NamePrompt, Screen, STDIN};
 use crate::peer::net::PeerNode;
 use crate::peer::{PeerConfig, PeerEvent};
 use mio::{Events, Poll, Token, Waker};
@@ -56,7 +55,7 @@ pub fn run(opts: PeerOptions) -> Ended {
         node.peer.add_peer(*p);
     }
     node.peer.join(&opts.name, Instant::now());
-    let mut asking_name = false;
+    let mut name_prompt = NamePrompt::default();
     let mut events = Events::with_capacity(16);
     loop {
         node.flush(poll.registry());
@@ -85,10 +84,7 @@ pub fn run(opts: PeerOptions) -> Ended {
                 screen.show(&line);
             }
             match event {
-                PeerEvent::NameTaken { .. } => {
-                    asking_name = true;
-                    screen.set_prompt("name> ");
-                }
+                PeerEvent::NameTaken { .. } => name_prompt.ask(&mut screen),
                 PeerEvent::Joined { name } | PeerEvent::Renamed { new: name, .. } => {
                     screen.set_prompt(&format!("{name}> "));
                 }
@@ -100,10 +96,10 @@ pub fn run(opts: PeerOptions) -> Ended {
                 Input::Line(l) => l,
                 Input::End => return leave(&mut node, &poll),
             };
-            if asking_name {
-                let name = line.trim();
+            if let Some(answer) = name_prompt.answer(&line) {
+                let Some(name) = answer else { continue };
                 if node.peer.join(name, Instant::now()) {
-                    asking_name = false;
+                    name_prompt.settled();
                     screen.set_prompt(&format!("{name}> "));
                 } else {
                     screen.show(&format!("{name:?} is not a valid name; type another name"));
