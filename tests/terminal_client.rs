@@ -24,10 +24,12 @@ fn every_command_reads_naturally() {
     ana.expect("* bob joined the server.");
 
     bob.type_line("hello everyone");
+    bob.expect("bob: hello everyone"); // one's own line is shown too
     ana.expect("bob: hello everyone");
     bob.type_line("//slash at the start");
     ana.expect("bob: /slash at the start");
     ana.type_line("/msg bob,ghost psst");
+    ana.expect("[me -> bob,ghost] psst");
     bob.expect("[ana -> me] psst");
     ana.expect("* UserDoesNotExist: ghost");
     bob.type_line("/w ana back at you");

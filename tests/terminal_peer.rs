@@ -48,9 +48,11 @@ fn peers_chat_without_a_server() {
     b.expect(&format!("* cy joined (127.0.0.1:{pc})"));
 
     b.type_line("hello peers");
+    b.expect("bo: hello peers"); // one's own line is shown too
     a.expect("bo: hello peers");
     c.expect("bo: hello peers");
     a.type_line("/msg cy just for you");
+    a.expect("[me -> cy] just for you");
     c.expect("[ana -> me] just for you");
     a.type_line("/msg nobody x");
     a.expect("msg failed: no peer nobody");
@@ -79,4 +81,24 @@ fn peers_chat_without_a_server() {
     assert_eq!(c.wait_exit(), Some(0));
     a.expect("* cy left");
     b.expect("* cy left");
+}
+
+/// A name that breaks the rules is refused at once and another asked for,
+/// as in client mode, instead of "joining" forever.
+#[test]
+fn an_invalid_name_asks_for_another() {
+    for bad in ["a b", &"x".repeat(40)] {
+        let mut p = peer(bad, free_port(), &[]);
+        p.expect(&format!(
+            "{bad:?} is not a valid name (1-32 characters, no spaces); type another name"
+        ));
+        p.type_line("still bad");
+        p.expect(
+            "\"still bad\" is not a valid name (1-32 characters, no spaces); type another name",
+        );
+        p.type_line("fine");
+        p.expect("* joined the LAN as fine");
+        p.type_line("/quit");
+        assert_eq!(p.wait_exit(), Some(0));
+    }
 }

@@ -10,7 +10,7 @@ const USAGE: &str = "\
 mp1: chat with the CoE 151 MP1 protocol
 
 USAGE:
-  mp1 connect [HOST[:PORT]] --name NAME
+  mp1 connect [HOST[:PORT]] --name NAME [--framing auto|bare|newline]
         log in to a server (default 127.0.0.1:15151)
   mp1 peer --name NAME [--port P] [--bind IP] [--broadcast ADDR]... [--peer IP:PORT]... [--verbose]
         chat on a LAN with no server
@@ -23,11 +23,15 @@ the connection, 2 for a usage error.";
 const CONNECT_USAGE: &str = "\
 mp1 connect: log in to an MP1 server and chat
 
-USAGE: mp1 connect [HOST[:PORT]] --name NAME
+USAGE: mp1 connect [HOST[:PORT]] --name NAME [--framing auto|bare|newline]
 
   HOST[:PORT]    the server (default 127.0.0.1:15151); a bare IPv6
                  address works, [::1]:PORT with a port
   --name NAME    the name to log in as (a taken one asks for another)
+  --framing F    how requests are framed: bare (objects back-to-back, as
+                 the draft's examples), newline (each ends with a line
+                 break), or auto (default): bare, plus a line break if the
+                 Login gets no answer within a second
   -h, --help
 
 Type text to chat; /help lists the commands once running.";
@@ -54,7 +58,7 @@ fn main() -> ExitCode {
     let rest: Vec<_> = args.collect();
     let ended = match mode.as_deref() {
         Some("connect") => match connect_args(rest) {
-            Ok(Some((addr, name))) => client::run(addr, &name),
+            Ok(Some((addr, name, framing))) => client::run(addr, &name, framing),
             Ok(None) => return help(CONNECT_USAGE),
             Err(e) => return usage(&e, CONNECT_USAGE),
         },
@@ -94,15 +98,19 @@ fn value(p: &mut lexopt::Parser, opt: &str) -> Result<String, String> {
         .map_err(|_| format!("{opt}: not UTF-8"))
 }
 
-fn connect_args(args: Vec<OsString>) -> Result<Option<(SocketAddr, String)>, String> {
+type ConnectArgs = (SocketAddr, String, client::Framing);
+
+fn connect_args(args: Vec<OsString>) -> Result<Option<ConnectArgs>, String> {
     use lexopt::prelude::*;
     let mut name = None;
+    let mut framing = client::Framing::Auto;
     let mut target = None;
     let mut p = lexopt::Parser::from_args(args);
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         match arg {
             Short('h') | Long("help") => return Ok(None),
             Long("name") => name = Some(value(&mut p, "--name")?),
+            Long("framing") => framing = value(&mut p, "--framing")?.parse()?,
             Value(v) if target.is_none() => {
                 target = Some(v.into_string().map_err(|_| "HOST: not UTF-8")?)
             }
@@ -112,7 +120,7 @@ fn connect_args(args: Vec<OsString>) -> Result<Option<(SocketAddr, String)>, Str
     }
     let name = name.ok_or("--name NAME is required")?;
     let target = target.unwrap_or_else(|| "127.0.0.1".to_string());
-    Ok(Some((resolve(&target)?, name)))
+    Ok(Some((resolve(&target)?, name, framing)))
 }
 
 /// HOST, HOST:PORT, a bare IPv6 address or [IPv6]:PORT; port 15151 when

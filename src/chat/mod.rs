@@ -3,6 +3,29 @@
 //! feeds it decoded requests and connection events, and it answers with
 //! [`Effect`]s saying what to send to whom and which connections to close.
 //! Every row of the server table of docs/PROTOCOL.md lives here.
+//!
+//! ## Driving it (in the manner of quinn-proto's `Connection`)
+//!
+//! Input goes in through four kinds of call, each given an output vector
+//! to append [`Effect`]s to; nothing is sent by the chat itself:
+//! - [`Chat::connect`] when a connection is accepted (no effects; the
+//!   connection may log in from then on);
+//! - [`Chat::handle`] for each request the connection's session decoded,
+//!   in the order it arrived (a decode error goes in too: the chat answers
+//!   it);
+//! - [`Chat::disconnect`] when a connection is gone or is being closed by
+//!   the server (announces the departure and any admin handover; calling it
+//!   for a connection the chat has forgotten is a no-op);
+//! - `lan_*` for what the LAN bridge heard, and [`Chat::is_taken`] when the
+//!   bridge asks whether a name is free.
+//!
+//! After each call, carry out the effects in order before the next call:
+//! `Send` and `Broadcast` queue an encoded reply (a broadcast goes to
+//! [`Chat::members`] as they are *at that moment*, except the one named);
+//! `Close` stops reading the connection and flushes it (the chat has
+//! already forgotten it: do not call `disconnect` for it again); `Lan` goes
+//! to the bridge. Order matters: a client sees its replies in the order of
+//! the effects. The chat never needs to know whether bytes were written.
 
 use crate::protocol::name::is_valid_name;
 use crate::protocol::{AdminCommand, DecodeError, Reply, Request, Status};

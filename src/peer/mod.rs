@@ -20,6 +20,22 @@
 //! every `refresh` period. Every datagram from a known peer (its
 //! `DiscoveryResponse` included) counts as a sign of life; a known peer not
 //! heard from for three periods is dropped as timed out.
+//!
+//! ## Driving it (in the manner of quinn-proto's `Connection`)
+//!
+//! Input: [`Peer::on_datagram`] for every datagram received (with its
+//! source and the time), [`Peer::on_timeout`] once [`Peer::next_timeout`]
+//! has passed, and the user's calls ([`Peer::join`], [`Peer::chat`],
+//! [`Peer::whisper`], [`Peer::rename`], [`Peer::add_peer`],
+//! [`Peer::leave`]). `on_datagram` asks, through its callback, whether a
+//! name is taken outside the LAN (mp1d's users); answer from the caller's
+//! own namespace, `false` when there is none.
+//!
+//! After any input, in this order: drain [`Peer::drain_transmits`] and
+//! send each datagram (a send that would block may be queued and retried;
+//! a lost datagram is what UDP does anyway); drain [`Peer::drain_events`]
+//! and show or apply each; then read [`Peer::next_timeout`] again, since any
+//! input may move it. Time only ever comes in from the caller.
 
 pub mod net;
 

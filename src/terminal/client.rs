@@ -13,14 +13,48 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 const SOCKET: Token = Token(0);
+/// `--framing auto`: how long to wait for an answer to a bare `Login`
+/// before ending it with a line break for a server that reads lines.
+const AUTO_WAIT: Duration = Duration::from_millis(1000);
 /// How long /quit waits for the server's Goodbye.
 const QUIT_WAIT: Duration = Duration::from_secs(3);
 /// Largest reply object accepted from a server.
 const MAX_REPLY: usize = 1 << 20;
 
+/// How `mp1 connect` frames its requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Bare objects, as the draft's examples and the reference server
+    /// (which counts braces from the first byte) expect.
+    Bare,
+    /// Each object ends with `\n`, for servers that read lines.
+    Newline,
+    /// Bare, unless the `Login` gets no answer within [`AUTO_WAIT`]: then
+    /// a `\n` ends it and every later request.
+    Auto,
+}
+
+impl std::str::FromStr for Framing {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Framing::Auto),
+            "bare" => Ok(Framing::Bare),
+            "newline" => Ok(Framing::Newline),
+            _ => Err(format!("framing must be auto, bare or newline, not {s:?}")),
+        }
+    }
+}
+
 struct Session {
     stream: TcpStream,
     out: Vec<u8>,
+    /// Requests end with `\n`.
+    newline: bool,
+    /// Auto framing, undecided: when to add the line break, and the
+    /// requests typed meanwhile (sent once the framing is known).
+    auto_until: Option<Instant>,
+    held: Vec<Request>,
     splitter: Splitter,
     name: String,
     logged_in: bool,
@@ -31,7 +65,35 @@ struct Session {
 
 impl Session {
     fn send(&mut self, req: &Request) {
-        crate::protocol::encode_request(req, true, &mut self.out);
+        if self.auto_until.is_some() {
+            self.held.push(req.clone());
+            return;
+        }
+        crate::protocol::encode_request(req, self.newline, &mut self.out);
+    }
+
+    /// Auto framing: the server answered, so bare objects are understood.
+    fn heard_back(&mut self) {
+        if self.auto_until.take().is_some() {
+            self.send_held();
+        }
+    }
+
+    /// Auto framing: no answer to the bare `Login`; the server must be
+    /// waiting for the end of a line.
+    fn no_answer(&mut self, now: Instant) {
+        if self.auto_until.is_some_and(|t| now >= t) {
+            self.auto_until = None;
+            self.newline = true;
+            self.out.push(b'\n');
+            self.send_held();
+        }
+    }
+
+    fn send_held(&mut self) {
+        for req in std::mem::take(&mut self.held) {
+            self.send(&req);
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -41,7 +103,7 @@ impl Session {
 
 /// Connects to `addr` and logs in as `name`; runs until the person quits
 /// or the server closes the connection.
-pub fn run(addr: SocketAddr, name: &str) -> Ended {
+pub fn run(addr: SocketAddr, name: &str, framing: Framing) -> Ended {
     let std_stream = match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
         Ok(s) => s,
         Err(e) => return Ended::failed(format!("cannot reach {addr}: {e}")),
@@ -57,6 +119,9 @@ pub fn run(addr: SocketAddr, name: &str) -> Ended {
     let mut s = Session {
         stream: TcpStream::from_std(std_stream),
         out: Vec::new(),
+        newline: framing == Framing::Newline,
+        auto_until: None,
+        held: Vec::new(),
         splitter: Splitter::new(),
         name: name.to_string(),
         logged_in: false,
@@ -77,22 +142,30 @@ pub fn run(addr: SocketAddr, name: &str) -> Ended {
     s.send(&Request::Login {
         name: Some(name.to_string()),
     });
+    if framing == Framing::Auto {
+        s.auto_until = Some(Instant::now() + AUTO_WAIT);
+    }
     let mut events = Events::with_capacity(16);
     loop {
         if let Err(e) = s.flush() {
             return lost(&s, &screen, e.to_string());
         }
-        let timeout = s
-            .quitting
-            .map(|t| t.saturating_duration_since(Instant::now()));
+        let now = Instant::now();
+        let timeout = [s.quitting, s.auto_until]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| t.saturating_duration_since(now));
         if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() != io::ErrorKind::Interrupted {
                 return Ended::failed(e.to_string());
             }
         }
-        if s.quitting.is_some_and(|t| Instant::now() >= t) {
+        let now = Instant::now();
+        if s.quitting.is_some_and(|t| now >= t) {
             return Ended { code: 0, why: None };
         }
+        s.no_answer(now);
         for event in events.iter() {
             if event.token() == SOCKET && event.is_readable() {
                 if let Some(ended) = read_replies(&mut s, &mut screen) {
@@ -134,7 +207,10 @@ fn read_replies(s: &mut Session, screen: &mut Screen) -> Option<Ended> {
                 while let Some(f) = frames.next_frame() {
                     match f {
                         Frame::Object(o) => match decode_reply(o) {
-                            Ok(reply) => on_reply(s, screen, &reply),
+                            Ok(reply) => {
+                                s.heard_back();
+                                on_reply(s, screen, &reply)
+                            }
                             Err(e) => screen.show(&format!("! unreadable reply: {e}")),
                         },
                         Frame::Oversized => {
@@ -196,11 +272,17 @@ fn on_input(s: &mut Session, screen: &mut Screen, input: Input) {
         Err(e) => return screen.show(&e),
     };
     let req = match cmd {
-        Command::Chat(message) => Request::SendChat { message },
+        Command::Chat(message) => {
+            screen.show(&display::own_chat(&s.name, &message));
+            Request::SendChat { message }
+        }
         Command::Nick(name) => Request::SetUsername { name: Some(name) },
         Command::Who(name) => Request::RequestUserInfo { name },
         Command::Time => Request::RequestLocalTime,
-        Command::Msg { to, text } => Request::WhisperToUser { to, message: text },
+        Command::Msg { to, text } => {
+            screen.show(&display::own_whisper(&to, &text));
+            Request::WhisperToUser { to, message: text }
+        }
         Command::List => Request::RequestOnlineList,
         Command::Kick(name) => Request::KickUser { name },
         Command::Mute(name) => Request::MuteUser { name },

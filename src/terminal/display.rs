@@ -19,6 +19,21 @@ pub enum Outcome {
     Closed,
 }
 
+/// The line asking for another name after an invalid one.
+pub fn invalid_name(name: &str) -> String {
+    format!("{name:?} is not a valid name (1-32 characters, no spaces); type another name")
+}
+
+/// The line shown for one's own chat, as the others see it.
+pub fn own_chat(me: &str, text: &str) -> String {
+    format!("{me}: {text}")
+}
+
+/// The line shown for one's own whisper.
+pub fn own_whisper(to: &[String], text: &str) -> String {
+    format!("[me -> {}] {text}", to.join(","))
+}
+
 /// The line to show for a server reply, and what it means.
 pub fn reply(r: &Reply) -> (String, Outcome) {
     match r {
@@ -31,12 +46,7 @@ pub fn reply(r: &Reply) -> (String, Outcome) {
                 format!("name {name} is taken; type another name"),
                 Outcome::AskName,
             ),
-            _ => (
-                format!(
-                    "{name:?} is not a valid name (1-32 characters, no spaces); type another name"
-                ),
-                Outcome::AskName,
-            ),
+            _ => (invalid_name(name), Outcome::AskName),
         },
         Reply::SetUsername { name, status } => match status {
             Status::Ok => (

@@ -4,6 +4,7 @@
 //! and up/down history. Pure apart from the termios guard: it turns bytes
 //! typed into [`Key`] events and renders into a byte buffer.
 
+use std::cell::Cell;
 use std::io::{self, Write};
 
 /// What typing produced.
@@ -25,6 +26,9 @@ pub struct LineEditor {
     hist_pos: usize,
     /// Bytes of a UTF-8 character or escape sequence still incomplete.
     pending: Vec<u8>,
+    /// Rows between the first row of the prompt and the terminal cursor,
+    /// as the last render left them (a long line wraps over many rows).
+    cursor_row: Cell<usize>,
 }
 
 impl LineEditor {
@@ -116,9 +120,16 @@ impl LineEditor {
             Some(b'D') => self.cursor = self.cursor.saturating_sub(1),
             Some(b'H') => self.cursor = 0,
             Some(b'F') => self.cursor = self.buf.len(),
-            Some(b'~') if seq.get(2) == Some(&b'3') && self.cursor < self.buf.len() => {
-                self.buf.remove(self.cursor);
-            }
+            // ESC [ n ~: home is 1 (tmux, screen, linux console) or 7
+            // (rxvt); end is 4 or 8; delete is 3.
+            Some(b'~') => match &seq[2..seq.len() - 1] {
+                b"1" | b"7" => self.cursor = 0,
+                b"4" | b"8" => self.cursor = self.buf.len(),
+                b"3" if self.cursor < self.buf.len() => {
+                    self.buf.remove(self.cursor);
+                }
+                _ => {}
+            },
             _ => {}
         }
     }
@@ -137,24 +148,51 @@ impl LineEditor {
         self.cursor = self.buf.len();
     }
 
-    /// Redraws the prompt line.
-    pub fn render(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"\r\x1b[K");
+    /// Redraws the prompt and the line being typed for a terminal `width`
+    /// columns wide, over as many rows as they wrap to, and puts the
+    /// cursor where it is in the line. (One column per character.)
+    pub fn render(&self, width: usize, out: &mut Vec<u8>) {
+        let width = width.max(1);
+        self.to_first_row(out);
         out.extend_from_slice(self.prompt.as_bytes());
         let text: String = self.buf.iter().collect();
         out.extend_from_slice(text.as_bytes());
-        let back = self.buf.len() - self.cursor;
-        if back > 0 {
-            out.extend_from_slice(format!("\x1b[{back}D").as_bytes());
+        let total = self.prompt.chars().count() + self.buf.len();
+        if total > 0 && total % width == 0 {
+            // The terminal holds the cursor on the last column until the
+            // next character; start the next row so the rows add up.
+            out.extend_from_slice(b"\r\n");
         }
+        let end_row = total / width;
+        let at = self.prompt.chars().count() + self.cursor;
+        let (row, col) = (at / width, at % width);
+        if end_row > row {
+            out.extend_from_slice(format!("\x1b[{}A", end_row - row).as_bytes());
+        }
+        out.push(b'\r');
+        if col > 0 {
+            out.extend_from_slice(format!("\x1b[{col}C").as_bytes());
+        }
+        self.cursor_row.set(row);
     }
 
     /// Prints `line` above the prompt and redraws the prompt line.
-    pub fn print_above(&self, line: &str, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"\r\x1b[K");
+    pub fn print_above(&self, line: &str, width: usize, out: &mut Vec<u8>) {
+        self.to_first_row(out);
         out.extend_from_slice(line.as_bytes());
         out.extend_from_slice(b"\r\n");
-        self.render(out);
+        self.cursor_row.set(0);
+        self.render(width, out);
+    }
+
+    /// Moves to the start of the prompt's first row and clears everything
+    /// below, so no row of a longer line is left behind.
+    fn to_first_row(&self, out: &mut Vec<u8>) {
+        let up = self.cursor_row.get();
+        if up > 0 {
+            out.extend_from_slice(format!("\x1b[{up}A").as_bytes());
+        }
+        out.extend_from_slice(b"\r\x1b[J");
     }
 }
 
@@ -269,7 +307,58 @@ mod tests {
         let mut e = LineEditor::new("> ");
         e.feed(b"half");
         let mut out = Vec::new();
-        e.print_above("alice: hi", &mut out);
-        assert_eq!(out, b"\r\x1b[Kalice: hi\r\n\r\x1b[K> half");
+        e.print_above("alice: hi", 80, &mut out);
+        assert_eq!(out, b"\r\x1b[Jalice: hi\r\n\r\x1b[J> half\r\x1b[6C");
+    }
+
+    #[test]
+    fn home_and_end_as_every_terminal_sends_them() {
+        for (home, end) in [
+            (&b"\x1b[H"[..], &b"\x1b[F"[..]),
+            (b"\x1bOH", b"\x1bOF"),
+            (b"\x1b[1~", b"\x1b[4~"), // tmux, screen
+            (b"\x1b[7~", b"\x1b[8~"), // rxvt
+        ] {
+            let mut e = LineEditor::new("> ");
+            let mut typed = b"bc".to_vec();
+            typed.extend_from_slice(home);
+            typed.push(b'a');
+            typed.extend_from_slice(end);
+            typed.extend_from_slice(b"d\r");
+            assert_eq!(e.feed(&typed), vec![Key::Line("abcd".into())], "{home:?}");
+        }
+        let mut e = LineEditor::new("> ");
+        assert_eq!(e.feed(b"abc\x1b[1~\x1b[3~\r"), vec![Key::Line("bc".into())]);
+    }
+
+    /// A line longer than the terminal is redrawn from its first row, and
+    /// the rows below are cleared, so none is left behind.
+    #[test]
+    fn a_wrapped_line_is_redrawn_whole() {
+        let mut e = LineEditor::new("> ");
+        e.feed(&[b'x'; 23]); // 25 columns with the prompt: three rows of 10
+        let mut out = Vec::new();
+        e.render(10, &mut out);
+        assert_eq!(
+            out,
+            [&b"\r\x1b[J> "[..], &[b'x'; 23], b"\r\x1b[5C"].concat()
+        );
+        // A message arrives: up two rows to the prompt's first row, clear
+        // to the end of the screen, print, redraw.
+        out.clear();
+        e.print_above("hi", 10, &mut out);
+        let redraw = [&b"\r\x1b[J> "[..], &[b'x'; 23], b"\r\x1b[5C"].concat();
+        assert_eq!(out, [&b"\x1b[2A\r\x1b[Jhi\r\n"[..], &redraw].concat());
+        // Enter: the empty prompt replaces all three rows.
+        e.feed(b"\r");
+        out.clear();
+        e.render(10, &mut out);
+        assert_eq!(out, b"\x1b[2A\r\x1b[J> \r\x1b[2C");
+        // Exactly at the edge, the cursor moves to a row of its own.
+        let mut e = LineEditor::new("> ");
+        e.feed(&[b'y'; 8]);
+        out.clear();
+        e.render(10, &mut out);
+        assert_eq!(out, [&b"\r\x1b[J> "[..], &[b'y'; 8], b"\r\n\r"].concat());
     }
 }

@@ -64,6 +64,19 @@ impl NamePrompt {
     }
 }
 
+/// Columns of the terminal on stdout (80 if it cannot be told). Asked
+/// at every redraw, so a resized window is drawn right from then on.
+fn terminal_width() -> usize {
+    // SAFETY: TIOCGWINSZ fills the struct we pass; fd 1 is stdout.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut size) } == 0;
+    if ok && size.ws_col > 0 {
+        size.ws_col as usize
+    } else {
+        80
+    }
+}
+
 /// Typed input, as lines.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
@@ -128,7 +141,7 @@ impl Screen {
     pub fn show(&self, line: &str) {
         let mut out = Vec::new();
         match &self.editor {
-            Some((e, _)) => e.print_above(line, &mut out),
+            Some((e, _)) => e.print_above(line, terminal_width(), &mut out),
             None => {
                 out.extend_from_slice(line.as_bytes());
                 out.push(b'\n');
@@ -149,7 +162,7 @@ impl Screen {
     fn redraw(&self) {
         if let Some((e, _)) = &self.editor {
             let mut out = Vec::new();
-            e.render(&mut out);
+            e.render(terminal_width(), &mut out);
             let _ = io::stdout().write_all(&out);
             let _ = io::stdout().flush();
         }

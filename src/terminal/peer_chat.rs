@@ -35,6 +35,13 @@ pub fn run(opts: PeerOptions) -> Ended {
     };
     let mut node = match PeerNode::bind(opts.bind, opts.port, config) {
         Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            return Ended::failed(format!(
+                "cannot bind UDP port {}: it is in use (another peer or mp1d on this \
+                 machine?); pick another with --port, and have the others --peer it",
+                opts.port
+            ))
+        }
         Err(e) => return Ended::failed(format!("cannot bind UDP port {}: {e}", opts.port)),
     };
     let Ok(mut poll) = Poll::new() else {
@@ -46,16 +53,21 @@ pub fn run(opts: PeerOptions) -> Ended {
         return Ended::failed("cannot set up the event loop".into());
     };
     let mut screen = Screen::new(waker, &format!("{}> ", opts.name));
-    screen.show(&format!(
-        "* on UDP {}; joining as {}...",
-        node.peer.me(),
-        opts.name
-    ));
     for p in &opts.peers {
         node.peer.add_peer(*p);
     }
-    node.peer.join(&opts.name, Instant::now());
     let mut name_prompt = NamePrompt::default();
+    if node.peer.join(&opts.name, Instant::now()) {
+        screen.show(&format!(
+            "* on UDP {}; joining as {}...",
+            node.peer.me(),
+            opts.name
+        ));
+    } else {
+        screen.show(&format!("* on UDP {}", node.peer.me()));
+        screen.show(&display::invalid_name(&opts.name));
+        name_prompt.ask(&mut screen);
+    }
     let mut events = Events::with_capacity(16);
     loop {
         node.flush(poll.registry());
@@ -102,7 +114,7 @@ pub fn run(opts: PeerOptions) -> Ended {
                     name_prompt.settled();
                     screen.set_prompt(&format!("{name}> "));
                 } else {
-                    screen.show(&format!("{name:?} is not a valid name; type another name"));
+                    screen.show(&display::invalid_name(name));
                 }
                 continue;
             }
@@ -124,13 +136,17 @@ fn on_command(node: &mut PeerNode, screen: &Screen, cmd: Command) {
         Command::Chat(text) => {
             if peer.is_active() {
                 peer.chat(&text);
+                let me = peer.name().unwrap_or_default();
+                screen.show(&display::own_chat(me, &text));
             } else {
                 screen.show("not on the LAN yet; wait for \"joined\"");
             }
         }
         Command::Msg { to, text } => {
             for name in to {
-                if !peer.whisper(&name, &text) {
+                if peer.whisper(&name, &text) {
+                    screen.show(&display::own_whisper(&[name], &text));
+                } else {
                     screen.show(&format!("msg failed: no peer {name}"));
                 }
             }

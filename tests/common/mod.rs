@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod peers;
+pub mod reference;
 pub mod terminal;
 
 use mp1::protocol::{Frame, Splitter};
