@@ -13,10 +13,11 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn new() -> Option<Tmux> {
+    /// A tmux server of the test's own (`tag` tells the tests apart).
+    fn new(tag: &str) -> Option<Tmux> {
         Command::new("tmux").arg("-V").output().ok()?;
         Some(Tmux {
-            socket: format!("mp1test{}", std::process::id()),
+            socket: format!("mp1test{}{tag}", std::process::id()),
         })
     }
 
@@ -35,13 +36,18 @@ impl Tmux {
     }
 
     fn start(&self, session: &str, command: &str) {
+        self.start_sized(session, command, 100);
+    }
+
+    fn start_sized(&self, session: &str, command: &str, width: u16) {
+        let width = width.to_string();
         self.run(&[
             "new-session",
             "-d",
             "-s",
             session,
             "-x",
-            "100",
+            &width,
             "-y",
             "20",
             command,
@@ -60,15 +66,21 @@ impl Tmux {
 
     /// Waits until the screen shows `text`; returns the screen.
     fn wait_for(&self, session: &str, text: &str) -> String {
+        self.wait_until(session, text, |s| s.contains(text))
+    }
+
+    /// Waits until the screen, as its non-blank rows, passes `done` (a
+    /// redraw can be caught half-written, so check whole states).
+    fn wait_until(&self, session: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let s = self.screen(session);
-            if s.contains(text) {
+            if done(&s) {
                 return s;
             }
             assert!(
                 Instant::now() < deadline,
-                "{session} never showed {text:?}; screen:\n{s}"
+                "{session} never showed {what}; screen:\n{s}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -85,7 +97,7 @@ impl Drop for Tmux {
 
 #[test]
 fn two_people_chat_in_terminals() {
-    let Some(tmux) = Tmux::new() else {
+    let Some(tmux) = Tmux::new("chat") else {
         eprintln!("SKIPPED two_people_chat_in_terminals: tmux is not installed");
         return;
     };
@@ -106,7 +118,9 @@ fn two_people_chat_in_terminals() {
     tmux.keys("alice", &["-l", "half typ"]);
     tmux.wait_for("alice", "alice> half typ");
     tmux.keys("bob", &["/msg alice are you there", "Enter"]);
-    let screen = tmux.wait_for("alice", "[bob -> me] are you there");
+    let screen = tmux.wait_until("alice", "the whisper above the prompt", |s| {
+        s.contains("[bob -> me] are you there") && s.contains("alice> half typ")
+    });
     let lines: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.last(), Some(&"alice> half typ"), "screen:\n{screen}");
     assert!(
@@ -129,4 +143,60 @@ fn two_people_chat_in_terminals() {
     tmux.wait_for("bob", "* online (2): alice, bob");
     tmux.keys("bob", &["/quit", "Enter"]);
     tmux.wait_for("alice", "* bob left the server.");
+}
+
+/// Home and End as tmux sends them (`ESC[1~`, `ESC[4~`), and a line wider
+/// than the terminal: a message arriving, and Enter, leave no row of it
+/// behind.
+#[test]
+fn home_end_and_a_wrapped_line_in_a_narrow_terminal() {
+    let Some(tmux) = Tmux::new("narrow") else {
+        eprintln!("SKIPPED home_end_and_a_wrapped_line_in_a_narrow_terminal: tmux is not installed");
+        return;
+    };
+    let server = Mp1d::start(&[]);
+    let bin = env!("CARGO_BIN_EXE_mp1");
+    let addr = server.addr;
+    tmux.start_sized("cat", &format!("{bin} connect {addr} --name cat"), 30);
+    tmux.wait_for("cat", "* You are the admin.");
+    tmux.start("dog", &format!("{bin} connect {addr} --name dog"));
+    tmux.wait_for("cat", "* dog joined the server.");
+
+    tmux.keys("cat", &["-l", "bcd"]);
+    tmux.keys("cat", &["Home"]);
+    tmux.keys("cat", &["-l", "a"]);
+    tmux.keys("cat", &["End"]);
+    tmux.keys("cat", &["-l", "e"]);
+    tmux.keys("cat", &["Enter"]);
+    tmux.wait_for("dog", "cat: abcde");
+
+    // 62 distinct characters after "cat> ": three rows of 30 columns.
+    let long: String = ('a'..='z').chain('A'..='Z').chain('0'..='9').collect();
+    tmux.keys("cat", &["-l", &long]);
+    tmux.wait_for("cat", &long[55..]);
+    tmux.keys("dog", &["ping", "Enter"]);
+    let screen = tmux.wait_until("cat", "the message above the long line", |s| {
+        s.contains("dog: ping") && s.contains(&long[55..])
+    });
+    let rows: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
+    let n = rows.len();
+    assert!(n >= 4, "screen:\n{screen}");
+    // The message, then the whole line below it once, and nothing else.
+    assert_eq!(rows[n - 4], "dog: ping", "screen:\n{screen}");
+    assert_eq!(
+        rows[n - 3..].concat(),
+        format!("cat> {long}"),
+        "screen:\n{screen}"
+    );
+    assert_eq!(screen.matches(&long[..20]).count(), 1, "screen:\n{screen}");
+
+    tmux.keys("cat", &["Enter"]);
+    tmux.wait_for("dog", &format!("cat: {long}"));
+    let screen = tmux.wait_until("cat", "the echoed line and an empty prompt", |s| {
+        s.contains(&format!("cat: {}", &long[..25])) && s.trim_end().ends_with("cat>")
+    });
+    let rows: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(rows.last(), Some(&"cat>"), "screen:\n{screen}");
+    // The typed rows were replaced by the echoed line, not left behind.
+    assert_eq!(screen.matches(&long[30..50]).count(), 1, "screen:\n{screen}");
 }
