@@ -48,16 +48,26 @@ fn bad_options_are_refused_clearly() {
         (&["--bogus"][..], "mp1d: --bogus: unknown option"),
         (
             &["--port", "99999"][..],
-            "mp1d: --port: expected a whole number, not \"99999\"",
+            "mp1d: --port: expected a whole number from 0 to 65535, not \"99999\"",
         ),
+        (
+            &["--max-clients", "0"][..],
+            "--max-clients: expected a whole number from 1 to",
+        ),
+        (
+            &["--login-timeout", "1e20"][..],
+            "--login-timeout: expected seconds from 0 to 31536000",
+        ),
+        (
+            &["--shutdown-timeout", "1e19"][..],
+            "--shutdown-timeout: expected seconds from 0 to 31536000",
+        ),
+        (&["--idle-timeout", "NaN"][..], "expected seconds"),
         (
             &["--framing", "fancy"][..],
             "framing must be auto, newline or bare",
         ),
-        (
-            &["--login-timeout", "-1"][..],
-            "expected a number of seconds",
-        ),
+        (&["--login-timeout", "-1"][..], "expected seconds from 0"),
         (&["--bind", "nowhere"][..], "not an IP address"),
         (&["--peer", "1.2.3.4"][..], "not IP:PORT"),
         (&["--broadcast", "127.255.255.255"][..], "need --peer-name"),
@@ -81,6 +91,31 @@ fn a_port_in_use_fails_with_the_reason() {
         err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
         "{err}"
     );
+    assert!(err.contains("pick another port with --port"), "{err}");
+}
+
+#[test]
+fn a_bridge_port_in_use_is_named() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, _, err) = mp1d(&[
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--peer-name",
+        "br",
+        "--peer-port",
+        &port,
+        "--broadcast",
+        "127.255.255.255",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!("UDP port {port} for the LAN bridge")),
+        "{err}"
+    );
+    assert!(err.contains("--peer-port for the LAN bridge"), "{err}");
 }
 
 #[test]

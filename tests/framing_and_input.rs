@@ -428,6 +428,13 @@ fn sigint_also_shuts_down_cleanly() {
     server.signal(libc::SIGINT);
     c.expect_server_message("You are the admin.");
     assert_eq!(c.recv()["data"]["message"], "Server closing.");
+    // The last log line reads as a sentence, not a Rust struct.
+    let last = server.wait_log("shut down");
+    assert!(
+        last.contains("shut down with 0 connections still open; 1 connections accepted"),
+        "{last}"
+    );
+    assert!(!last.contains('{'), "{last}");
     assert_eq!(server.wait_exit(), Some(0));
 }
 

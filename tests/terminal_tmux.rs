@@ -151,7 +151,9 @@ fn two_people_chat_in_terminals() {
 #[test]
 fn home_end_and_a_wrapped_line_in_a_narrow_terminal() {
     let Some(tmux) = Tmux::new("narrow") else {
-        eprintln!("SKIPPED home_end_and_a_wrapped_line_in_a_narrow_terminal: tmux is not installed");
+        eprintln!(
+            "SKIPPED home_end_and_a_wrapped_line_in_a_narrow_terminal: tmux is not installed"
+        );
         return;
     };
     let server = Mp1d::start(&[]);
@@ -198,5 +200,9 @@ fn home_end_and_a_wrapped_line_in_a_narrow_terminal() {
     let rows: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(rows.last(), Some(&"cat>"), "screen:\n{screen}");
     // The typed rows were replaced by the echoed line, not left behind.
-    assert_eq!(screen.matches(&long[30..50]).count(), 1, "screen:\n{screen}");
+    assert_eq!(
+        screen.matches(&long[30..50]).count(),
+        1,
+        "screen:\n{screen}"
+    );
 }

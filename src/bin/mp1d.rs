@@ -66,22 +66,27 @@ enum Command {
     Print(String),
 }
 
+/// The longest time any option takes: a year. Beyond it a deadline
+/// would overflow the clock.
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
 fn seconds(s: &str) -> Result<Duration, String> {
     s.parse::<f64>()
         .ok()
-        .filter(|v| v.is_finite() && *v >= 0.0)
+        .filter(|v| v.is_finite() && (0.0..=MAX_SECONDS).contains(v))
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("expected a number of seconds, not {s:?}"))
+        .ok_or_else(|| format!("expected seconds from 0 to {MAX_SECONDS}, not {s:?}"))
 }
 
-fn number<T>(s: &str, min: T) -> Result<T, String>
+fn number<T>(s: &str, min: T, max: T) -> Result<T, String>
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display,
 {
     match s.parse::<T>() {
-        Ok(v) if v >= min => Ok(v),
-        Ok(_) => Err(format!("must be at least {min}, not {s}")),
-        Err(_) => Err(format!("expected a whole number, not {s:?}")),
+        Ok(v) if v >= min && v <= max => Ok(v),
+        _ => Err(format!(
+            "expected a whole number from {min} to {max}, not {s:?}"
+        )),
     }
 }
 
@@ -145,20 +150,20 @@ fn parse_args() -> Result<Command, String> {
             .map_err(|v| format!("{name}: not UTF-8: {v:?}"))?;
         let set = || -> Result<(), String> {
             match name.as_str() {
-                "--port" => c.port = number(&v, 0u16)?,
+                "--port" => c.port = number(&v, 0, u16::MAX)?,
                 "--bind" => c.bind = v.parse().map_err(|_| format!("not an IP address: {v:?}"))?,
                 "--framing" => c.framing = v.parse::<FramingMode>()?,
-                "--max-clients" => c.max_clients = number(&v, 1usize)?,
-                "--max-message-bytes" => c.max_message_bytes = number(&v, 64usize)?,
-                "--max-chat-chars" => c.max_chat_chars = number(&v, 1usize)?,
-                "--max-unparsable" => c.max_unparsable = number(&v, 1u32)?,
+                "--max-clients" => c.max_clients = number(&v, 1, 1 << 24)?,
+                "--max-message-bytes" => c.max_message_bytes = number(&v, 64, 1 << 30)?,
+                "--max-chat-chars" => c.max_chat_chars = number(&v, 1, 1 << 30)?,
+                "--max-unparsable" => c.max_unparsable = number(&v, 1, u32::MAX)?,
                 "--login-timeout" => c.login_timeout = seconds(&v)?,
                 "--idle-timeout" => c.idle_timeout = seconds(&v)?,
-                "--max-output-bytes" => c.max_output_bytes = number(&v, 1024usize)?,
+                "--max-output-bytes" => c.max_output_bytes = number(&v, 1024, 1 << 40)?,
                 "--close-timeout" => c.close_timeout = seconds(&v)?,
                 "--shutdown-timeout" => c.shutdown_timeout = seconds(&v)?,
                 "--peer-name" => bridge = Some(BridgeConfig::new(&v)),
-                "--peer-port" => bridge_port = number(&v, 1u16)?,
+                "--peer-port" => bridge_port = number(&v, 1, u16::MAX)?,
                 "--broadcast" => {
                     broadcast.push(v.parse().map_err(|_| format!("not an IP address: {v:?}"))?)
                 }
@@ -206,7 +211,17 @@ fn main() -> ExitCode {
     let mut server = match Server::bind(config.clone()) {
         Ok(s) => s,
         Err(e) => {
-            log::error!("cannot listen on {}:{}: {e}", config.bind, config.port);
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                " (another mp1d, or an mp1 peer, on this machine? pick another port \
+                 with --port, or --peer-port for the LAN bridge)"
+            } else {
+                ""
+            };
+            log::error!(
+                "cannot listen on {}:{}: {e}{hint}",
+                config.bind,
+                config.port
+            );
             return ExitCode::FAILURE;
         }
     };

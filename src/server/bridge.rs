@@ -35,7 +35,9 @@ impl Server {
                 .collect(),
             ..PeerConfig::default()
         };
-        let mut node = PeerNode::bind(self.config.bind, port, config)?;
+        let mut node = PeerNode::bind(self.config.bind, port, config).map_err(|e| {
+            io::Error::new(e.kind(), format!("UDP port {port} for the LAN bridge: {e}"))
+        })?;
         node.register(self.el.registry(), BRIDGE)?;
         info!("bridging the LAN as {:?} on UDP {}", b.name, node.peer.me());
         let now = Instant::now();

@@ -98,6 +98,22 @@ struct Stats {
     timeouts: u64,
 }
 
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} connections accepted, {} refused (server full); cut off: {} too slow, \
+             {} over-size, {} unparsable, {} timed out",
+            self.accepted,
+            self.rejected_full,
+            self.slow_consumers,
+            self.oversized,
+            self.unparsable_cuts,
+            self.timeouts
+        )
+    }
+}
+
 pub struct Server {
     el: EventLoop<Timer>,
     listener: TcpListener,
@@ -241,7 +257,7 @@ impl Server {
                 && (self.clients.is_empty() || self.shutdown_expired)
             {
                 info!(
-                    "shut down ({} connections still open); {:?}",
+                    "shut down with {} connections still open; {}",
                     self.clients.len(),
                     self.stats
                 );
