@@ -50,7 +50,10 @@ USAGE: loadgen [OPTIONS]
                         as fast as --batch allows)
   --connect-timeout S   per-client connect+login limit (default 30)
   --msg-timeout S       closed: give up on one chat after S (default 10)
-  --framing newline|bare  (default newline)
+  --framing auto|bare|newline
+                        bare: objects back-to-back; newline: each ends
+                        with a line break; auto (default): bare, plus a
+                        line break if the Login gets no answer in 1 s
   --sweep N,N,...       run at each client count and print one table
   --server-pid PID      report the server's CPU and memory (from /proc)
   --json                print one JSON object per run instead of text
@@ -78,7 +81,7 @@ fn parse() -> Result<Option<Options>, String> {
     let (mut duration, mut drain, mut connect_timeout, mut msg_timeout) = (10.0, 5.0, 30.0, 10.0);
     let mut ramp = 0.0;
     let mut open = false;
-    let mut newline = true;
+    let mut framing = run::Framing::Auto;
     let mut protocol = run::Protocol::Mp1;
     let mut sweep = Vec::new();
     let mut server_pid = None;
@@ -145,10 +148,11 @@ fn parse() -> Result<Option<Options>, String> {
                 }
             }
             "--framing" => {
-                newline = match v.as_str() {
-                    "newline" => true,
-                    "bare" => false,
-                    _ => return Err(bad("newline or bare")),
+                framing = match v.as_str() {
+                    "auto" => run::Framing::Auto,
+                    "bare" => run::Framing::Bare,
+                    "newline" => run::Framing::Newline,
+                    _ => return Err(bad("auto, bare or newline")),
                 }
             }
             "--sweep" => {
@@ -195,7 +199,7 @@ fn parse() -> Result<Option<Options>, String> {
         connect_timeout: Duration::from_secs_f64(connect_timeout),
         msg_timeout: Duration::from_secs_f64(msg_timeout),
         drain: Duration::from_secs_f64(drain),
-        newline,
+        framing,
         server_pid: None,
         // SAFETY: isatty only inspects the descriptor.
         show_progress: !json && unsafe { libc::isatty(2) == 1 },

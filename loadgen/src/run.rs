@@ -22,6 +22,19 @@ const PUB_BASE: usize = 1 << 29;
 /// The Redis channel every simulated client subscribes to.
 const CHANNEL: &[u8] = b"mp1";
 
+/// How MP1 requests are framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    Bare,
+    Newline,
+    /// Bare, plus a line break if the `Login` is not answered within
+    /// [`AUTO_WAIT`] (a server that reads lines), and newline from then on.
+    Auto,
+}
+
+/// `Framing::Auto`: how long a bare `Login` may go unanswered.
+const AUTO_WAIT: Duration = Duration::from_secs(1);
+
 /// What the simulated clients speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -67,8 +80,7 @@ pub struct Params {
     pub msg_timeout: Duration,
     /// Open loop: wait this long for stragglers after the last send.
     pub drain: Duration,
-    /// Newline-framed (true) or bare JSON.
-    pub newline: bool,
+    pub framing: Framing,
     pub show_progress: bool,
     /// Measure this server process's CPU and memory.
     pub server_pid: Option<u32>,
@@ -122,6 +134,8 @@ struct Client {
     phase: Phase,
     started: Instant,
     splitter: Splitter,
+    /// MP1 requests end with a line break.
+    newline: bool,
     /// Redis: bytes of a value that has not fully arrived.
     partial: Vec<u8>,
     out: Vec<u8>,
@@ -286,6 +300,7 @@ impl<'a> Runner<'a> {
                 0.05
             };
             self.turn(Some(Duration::from_secs_f64(wait)))?;
+            self.end_unanswered_logins()?;
             ready = self
                 .clients
                 .iter()
@@ -313,7 +328,7 @@ impl<'a> Runner<'a> {
                 let login = Request::Login {
                     name: Some(format!("c{i}")),
                 };
-                encode_request(&login, self.p.newline, &mut out);
+                encode_request(&login, self.p.framing == Framing::Newline, &mut out);
             }
             Protocol::Redis => resp::command(&[b"SUBSCRIBE", CHANNEL], &mut out),
         }
@@ -322,6 +337,23 @@ impl<'a> Runner<'a> {
         if self.p.protocol == Protocol::Redis && i < self.p.senders {
             let publisher = self.connect(Token(PUB_BASE + i), Vec::new())?;
             self.publishers.push(publisher);
+        }
+        Ok(())
+    }
+
+    /// `Framing::Auto`: a client whose bare `Login` went unanswered ends it
+    /// with a line break, and frames by lines from then on.
+    fn end_unanswered_logins(&mut self) -> Result<(), String> {
+        if self.p.framing != Framing::Auto || self.p.protocol != Protocol::Mp1 {
+            return Ok(());
+        }
+        for (i, c) in self.clients.iter_mut().enumerate() {
+            let waiting = matches!(c.phase, Phase::LoggingIn) && !c.newline;
+            if waiting && c.started.elapsed() >= AUTO_WAIT {
+                c.newline = true;
+                c.out.push(b'\n');
+                flush(c).map_err(|e| format!("c{i}: write: {e}"))?;
+            }
         }
         Ok(())
     }
@@ -339,6 +371,7 @@ impl<'a> Runner<'a> {
             phase: Phase::Connecting,
             started: Instant::now(),
             splitter: Splitter::new(),
+            newline: self.p.framing == Framing::Newline,
             partial: Vec::new(),
             out,
             rx: Receiver::default(),
@@ -474,7 +507,7 @@ impl<'a> Runner<'a> {
             Protocol::Mp1 => {
                 let c = &mut self.clients[sender];
                 let chat = Request::SendChat { message: text };
-                encode_request(&chat, self.p.newline, &mut c.out);
+                encode_request(&chat, c.newline, &mut c.out);
                 c
             }
             Protocol::Redis => {

@@ -18,6 +18,9 @@ enum Fault {
     Reorder,
     /// Chat number 3 reaches the second client twice.
     Duplicate,
+    /// Faithful, but reads requests by lines: nothing is seen until a line
+    /// break arrives.
+    LinesOnly,
 }
 
 struct Shared {
@@ -53,13 +56,23 @@ fn fake_server(fault: Fault) -> String {
                 };
                 let mut splitter = Splitter::new();
                 let mut buf = [0u8; 4096];
+                let mut unended = Vec::new();
                 loop {
                     let n = match stream.read(&mut buf) {
                         Ok(0) | Err(_) => return,
                         Ok(n) => n,
                     };
+                    unended.extend_from_slice(&buf[..n]);
+                    let lines = match fault {
+                        Fault::LinesOnly => unended
+                            .iter()
+                            .rposition(|&b| b == b'\n')
+                            .map_or(0, |i| i + 1),
+                        _ => unended.len(),
+                    };
+                    let input: Vec<u8> = unended.drain(..lines).collect();
                     let mut requests = Vec::new();
-                    let mut frames = splitter.frames(&buf[..n], 1 << 16);
+                    let mut frames = splitter.frames(&input, 1 << 16);
                     while let Some(f) = frames.next_frame() {
                         if let Frame::Object(o) = f {
                             requests.push(decode_request(o));
@@ -110,7 +123,7 @@ fn deliver(s: &mut Shared, from: usize, message: String, fault: Fault) {
                     continue;
                 }
                 Fault::Duplicate => out.extend_from_slice(&bytes),
-                Fault::None => {}
+                Fault::None | Fault::LinesOnly => {}
             }
         }
         if victim && k == 4 {
@@ -192,4 +205,22 @@ fn a_duplicated_delivery_is_caught() {
     assert_eq!(code, Some(1), "{j}");
     assert_eq!(j["tcp"]["duplicates"], 1, "{j}");
     assert_eq!(j["tcp"]["lost"], 0, "{j}");
+}
+
+/// Bare requests by default, and a line break after an unanswered Login
+/// reaches a server that reads lines; bare alone never would.
+#[test]
+fn auto_framing_reaches_a_line_reading_server() {
+    let addr = fake_server(Fault::LinesOnly);
+    let (code, j) = loadgen(&addr, CLOSED);
+    assert_eq!(code, Some(0), "{j}");
+    assert_eq!(j["tcp"]["received"], 16, "{j}");
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["--target", &addr, "--clients", "2", "--framing", "bare"])
+        .args(["--connect-timeout", "1.5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no login within"), "{err}");
 }
