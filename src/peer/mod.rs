@@ -46,6 +46,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+/// Peers introduced to a newcomer at most (see `Peer::introduce_group`).
+const MAX_INTRODUCED: usize = 64;
+
 /// Timing and size settings of a peer.
 #[derive(Clone, Debug)]
 pub struct PeerConfig {
@@ -462,6 +465,18 @@ impl Peer {
     }
 
     fn on_discovery_response(&mut self, addr: SocketAddr, name: String) {
+        if addr == self.me {
+            return;
+        }
+        // Told of a peer while our handshake is out (a peer we reached by
+        // address introduces its group): handshake with it once active.
+        if matches!(self.phase, Phase::Handshaking { .. })
+            && !self.known.contains_key(&addr)
+            && !self.latecomers.contains(&addr)
+        {
+            self.latecomers.push(addr);
+            return;
+        }
         // An active peer we never handshook with (we both joined at once,
         // or a datagram was lost) answers a refresh: catch up directly.
         if self.phase == Phase::Active && !self.known.contains_key(&addr) {
@@ -522,7 +537,35 @@ impl Peer {
                 new: name,
                 addr,
             }),
-            None => self.events.push(PeerEvent::PeerJoined { name, addr }),
+            None => {
+                self.events.push(PeerEvent::PeerJoined { name, addr });
+                self.introduce_group(addr);
+            }
+        }
+    }
+
+    /// A newcomer our broadcast does not reach (it found us by address)
+    /// cannot have heard the rest of the group either: it is told who they
+    /// are, one `DiscoveryResponse` each (the message that describes a
+    /// peer), and handshakes with them itself. Peers on the broadcast
+    /// domain learn the group by broadcast, so this costs them nothing.
+    fn introduce_group(&mut self, newcomer: SocketAddr) {
+        if self.reached_by_broadcast(newcomer) {
+            return;
+        }
+        let others: Vec<PeerMessage> = self
+            .known
+            .iter()
+            .filter(|(a, _)| **a != newcomer)
+            .take(MAX_INTRODUCED)
+            .map(|(a, k)| PeerMessage::DiscoveryResponse {
+                ip: Some(a.ip().to_string()),
+                port: Some(a.port()),
+                name: k.name.clone(),
+            })
+            .collect();
+        for msg in others {
+            self.send(newcomer, &msg);
         }
     }
 

@@ -247,6 +247,31 @@ fn chat_reaches_each_peer_exactly_once() {
     assert_eq!(dests, vec![bcast(), addr(3, 4000)]);
 }
 
+/// Three peers on one host, each on its own port, so no broadcast reaches
+/// anyone: a newcomer that knows only one of a pair by address is told of
+/// the other and meets it too.
+#[test]
+fn a_peer_reached_by_address_meets_the_whole_group() {
+    let (a, b, c) = (addr(1, 4001), addr(1, 4002), addr(1, 4003));
+    let mut lan = Lan::new(&[a, b, c]);
+    lan.join(0, "ana");
+    lan.peers[1].add_peer(a);
+    lan.join(1, "bo");
+    assert_eq!(lan.peers[0].peer_names(), vec!["bo"]);
+    lan.peers[2].add_peer(b);
+    lan.join(2, "cy");
+    assert_eq!(lan.peers[2].peer_names(), vec!["ana", "bo"]);
+    assert_eq!(lan.peers[0].peer_names(), vec!["bo", "cy"]);
+    assert_eq!(lan.peers[1].peer_names(), vec!["ana", "cy"]);
+    for i in 0..3 {
+        lan.take_events(i);
+    }
+    lan.peers[0].chat("hi all");
+    lan.settle();
+    assert_eq!(lan.chats(1), vec![("ana".into(), "hi all".into())]);
+    assert_eq!(lan.chats(2), vec![("ana".into(), "hi all".into())]);
+}
+
 #[test]
 fn whisper_disconnect_and_strangers() {
     let mut lan = Lan::new(&[addr(1, PORT), addr(2, PORT), addr(3, PORT)]);
