@@ -496,3 +496,35 @@ fn mass_departure_is_announced_once_each_and_the_server_lives_on() {
     watcher.send(&msg("RequestOnlineList", json!({})));
     assert_eq!(watcher.recv()["data"]["names"], json!(["watcher"]));
 }
+
+/// A login storm does not write a log line per connect and join: past the
+/// budget, lines go to debug and one line a second says how many were
+/// held back; nothing goes unaccounted for.
+#[test]
+fn a_login_storm_is_logged_within_the_budget() {
+    let server = Mp1d::start(&["--log-level", "info", "--log-lines-per-second", "5"]);
+    let clients: Vec<Client> = (0..30).map(|i| server.login(&format!("s{i}"))).collect();
+    // 30 connects and 30 joins; read the log until every summary is out.
+    let (mut at_info, mut held) = (0, 0);
+    let deadline = Instant::now() + Duration::from_millis(2500);
+    while let Ok(line) = server
+        .log
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+    {
+        if line.contains(" connect 127.0.0.1:") || line.contains("joined the server.") {
+            assert!(line.contains(" INFO "), "{line}");
+            at_info += 1;
+        } else if line.contains("more lines (connects, joins, leaves, cuts)") {
+            held += line
+                .split_whitespace()
+                .nth(2)
+                .unwrap()
+                .parse::<u32>()
+                .unwrap();
+        }
+    }
+    assert_eq!(at_info + held, 60, "{at_info} at info, {held} held back");
+    // The storm takes well under a second or two: one or two budgets.
+    assert!((5..=10).contains(&at_info), "{at_info} lines at info");
+    drop(clients);
+}

@@ -223,8 +223,14 @@ fn run_one(o: &Options, clients: usize) -> Result<(run::Outcome, Value), String>
     Ok((outcome, j))
 }
 
+/// Writes an output file and says where (on stderr, so `--json` output
+/// stays one object per line).
 fn write(path: &str, text: &str) -> Result<(), String> {
-    std::fs::write(path, text).map_err(|e| format!("cannot write {path}: {e}"))
+    std::fs::write(path, text).map_err(|e| format!("cannot write {path}: {e}"))?;
+    let shown =
+        std::fs::canonicalize(path).map_or_else(|_| path.into(), |p| p.display().to_string());
+    eprintln!("loadgen: wrote {shown}");
+    Ok(())
 }
 
 fn main() -> ExitCode {

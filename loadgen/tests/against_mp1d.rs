@@ -74,6 +74,13 @@ fn closed_and_open_loops_with_peers_lose_nothing() {
         "{text}"
     );
     assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    // It says where it wrote each file.
+    let real = std::fs::canonicalize(&svg).unwrap();
+    assert!(
+        all.contains(&format!("loadgen: wrote {}", real.display())),
+        "{all}"
+    );
+    assert!(all.contains("run-delivery.hgrm"), "{all}");
 
     let (code, j, all) = loadgen(&[
         "--target",

@@ -42,6 +42,10 @@ OPTIONS:
   --peer IP:PORT          a LAN peer to handshake with directly; repeatable
   --log-level LEVEL       off, error, warn, info, debug, trace (default info,
                           or RUST_LOG)
+  --log-lines-per-second N
+                          lines a second that clients can cause (connects,
+                          joins, leaves, cuts) logged at their level; the rest
+                          at debug, counted once a second (default {log_lines})
   --log-chat              also log chat and whisper texts
   -h, --help              this text
   -V, --version           the version
@@ -56,6 +60,7 @@ OPTIONS:
         login = d.login_timeout.as_secs_f64(),
         idle = d.idle_timeout.as_secs_f64(),
         max_out = d.max_output_bytes,
+        log_lines = d.log_lines_per_second,
         close = d.close_timeout.as_secs_f64(),
         shutdown = d.shutdown_timeout.as_secs_f64(),
     )
@@ -109,6 +114,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "--broadcast",
     "--peer",
     "--log-level",
+    "--log-lines-per-second",
 ];
 
 fn parse_args() -> Result<Command, String> {
@@ -168,6 +174,7 @@ fn parse_args() -> Result<Command, String> {
                     broadcast.push(v.parse().map_err(|_| format!("not an IP address: {v:?}"))?)
                 }
                 "--peer" => peers.push(v.parse().map_err(|_| format!("not IP:PORT: {v:?}"))?),
+                "--log-lines-per-second" => c.log_lines_per_second = number(&v, 0, 1_000_000)?,
                 "--log-level" => {
                     level = Some(
                         logging::parse_level(&v)

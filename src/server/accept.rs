@@ -6,7 +6,7 @@
 use super::{FramingMode, Server, Timer};
 use crate::protocol::{encode_line, Reply};
 use crate::session::Framing;
-use log::{debug, info, warn};
+use log::{debug, warn};
 use mio::net::TcpStream;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -91,13 +91,16 @@ impl Server {
             let at = Instant::now() + self.config.login_timeout;
             self.el.timers.set(at, Timer::Login(key, generation));
         }
-        info!("connect {addr} (#{key})");
+        let level = self.noisy(log::Level::Info);
+        log::log!(level, "connect {addr} (#{key})");
     }
 
     /// Tells a connection over `--max-clients` why, and closes it.
     fn refuse_full(&mut self, mut stream: TcpStream, addr: SocketAddr) {
         self.stats.rejected_full += 1;
-        warn!(
+        let level = self.noisy(log::Level::Warn);
+        log::log!(
+            level,
             "rejected {addr}: server full ({} clients)",
             self.clients.len()
         );

@@ -112,10 +112,15 @@ impl Server {
                     self.chat.lan_chat(&from, message, &mut self.effects)
                 }
                 PeerEvent::Whisper { from, .. } => {
-                    info!("whisper from LAN peer {from} to the bridge itself: not delivered")
+                    let level = self.noisy(log::Level::Info);
+                    log::log!(
+                        level,
+                        "whisper from LAN peer {from} to the bridge itself: not delivered"
+                    )
                 }
                 PeerEvent::Dropped { from, why } => {
-                    info!("LAN datagram from {from} dropped: {why}")
+                    let level = self.noisy(log::Level::Info);
+                    log::log!(level, "LAN datagram from {from} dropped: {why}")
                 }
                 PeerEvent::Discovered { .. }
                 | PeerEvent::Renamed { .. }

@@ -55,6 +55,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Log every chat and whisper text (off: privacy).
     pub log_chat: bool,
+    /// Lines a second that clients can cause (connects, joins, leaves,
+    /// cuts, dropped datagrams) logged at their level; the rest at debug,
+    /// summed up once a second.
+    pub log_lines_per_second: u32,
     /// Also join a LAN as a peer and bridge it into the server.
     pub bridge: Option<BridgeConfig>,
 }
@@ -99,6 +103,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(2),
             shutdown_timeout: Duration::from_secs(2),
             log_chat: false,
+            log_lines_per_second: 20,
             bridge: None,
         }
     }

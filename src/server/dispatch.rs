@@ -9,7 +9,7 @@ use super::{Server, Timer};
 use crate::chat::{ConnId, Effect};
 use crate::protocol::{encode_line, Cursor, DecodeError, Reply, Request};
 use crate::session::{Cut, Input};
-use log::{debug, info, warn};
+use log::{debug, info};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -96,14 +96,18 @@ impl Server {
                 self.clients.queue_raw(key, &nl);
             }
             Input::Cut(cut) => {
+                let level = self.noisy(log::Level::Warn);
                 match cut {
                     Cut::Oversized { limit } => {
                         self.stats.oversized += 1;
-                        warn!("#{key}: message over {limit} bytes; disconnecting");
+                        log::log!(level, "#{key}: message over {limit} bytes; disconnecting");
                     }
                     Cut::Unparsable { count } => {
                         self.stats.unparsable_cuts += 1;
-                        warn!("#{key}: {count} unparsable inputs in a row; disconnecting");
+                        log::log!(
+                            level,
+                            "#{key}: {count} unparsable inputs in a row; disconnecting"
+                        );
                     }
                 }
                 self.evict(key, &cut.message());
@@ -145,7 +149,8 @@ impl Server {
             }
             Effect::Broadcast { except, reply } => {
                 if let Reply::ServerMessage { message } = &reply {
-                    info!("{message}");
+                    let level = self.noisy(log::Level::Info);
+                    log::log!(level, "{message}");
                 }
                 let line = self.encode(&reply);
                 self.clients.queue_all(self.chat.members(), except, &line);
@@ -159,7 +164,11 @@ impl Server {
         while let Some((key, owed)) = self.clients.next_too_slow() {
             self.stats.slow_consumers += 1;
             let addr = self.clients.get(key).map(|c| c.addr);
-            warn!("#{key} {addr:?}: too slow ({owed} bytes unsent); disconnecting");
+            let level = self.noisy(log::Level::Warn);
+            log::log!(
+                level,
+                "#{key} {addr:?}: too slow ({owed} bytes unsent); disconnecting"
+            );
             let max = self.config.max_output_bytes;
             self.evict(
                 key,

@@ -28,6 +28,7 @@ mod config;
 mod connection;
 mod dispatch;
 mod event_loop;
+mod log_budget;
 pub mod output;
 mod sys;
 mod timers;
@@ -85,6 +86,8 @@ enum Timer {
     Trim,
     /// Stop waiting for clients to take "Server closing.".
     Shutdown,
+    /// Say how many log lines the budget held back.
+    LogSummary,
 }
 
 /// Counters of policy actions, logged at exit.
@@ -144,6 +147,7 @@ pub struct Server {
     bridge_wake: Option<Instant>,
     /// Names tried after the configured LAN name was taken.
     lan_name_tries: u32,
+    log_budget: log_budget::LogBudget,
     stats: Stats,
 }
 
@@ -182,6 +186,7 @@ impl Server {
             max_message_bytes: config.max_message_bytes,
             max_unparsable: config.max_unparsable,
         };
+        let log_budget = log_budget::LogBudget::new(config.log_lines_per_second, Instant::now());
         Ok(Server {
             el,
             listener,
@@ -204,6 +209,7 @@ impl Server {
             bridge: None,
             bridge_wake: None,
             lan_name_tries: 0,
+            log_budget,
             stats: Stats::default(),
         })
         .and_then(Server::start_bridge)
@@ -311,6 +317,7 @@ impl Server {
                 }
                 Timer::Trim => self.trim_timer_set = false,
                 Timer::Shutdown => self.shutdown_expired = true,
+                Timer::LogSummary => self.log_held_back(now),
             }
         }
     }
@@ -336,6 +343,32 @@ impl Server {
         if !self.trim_timer_set {
             self.trim_timer_set = true;
             self.el.timers.set(self.next_trim_check, Timer::Trim);
+        }
+    }
+
+    /// The level for a log line a client caused: its own within the
+    /// budget, else debug (counted, and summed up a second later).
+    fn noisy(&mut self, level: log::Level) -> log::Level {
+        let now = Instant::now();
+        self.log_held_back(now);
+        match self.log_budget.take(now) {
+            (true, _) => level,
+            (false, summary_at) => {
+                if let Some(at) = summary_at {
+                    self.el.timers.set(at, Timer::LogSummary);
+                }
+                log::Level::Debug
+            }
+        }
+    }
+
+    fn log_held_back(&mut self, now: Instant) {
+        if let Some(n) = self.log_budget.summary(now) {
+            info!(
+                "{n} more lines (connects, joins, leaves, cuts) in the last second not \
+                 logged at their level (over --log-lines-per-second; --log-level debug \
+                 shows them)"
+            );
         }
     }
 
