@@ -148,7 +148,8 @@ fn whisper_to_a_lan_peer_and_peer_comings_and_goings() {
         PeerEvent::Whisper {
             from: "alice".into(),
             message: "psst".into(),
-            via: Some("br".into())
+            via: Some("br".into()),
+            to: None,
         }
     );
     // A second LAN peer arrives and leaves: server users are told.
@@ -159,4 +160,84 @@ fn whisper_to_a_lan_peer_and_peer_comings_and_goings() {
     late.node.peer.leave();
     late.pump(Duration::from_millis(50));
     alice.expect_server_message("late left the LAN.");
+}
+
+/// The extension of docs/PROTOCOL.md: a LAN peer asks the bridge who is on
+/// its server, and whispers a server user through it (`to`); a name that
+/// is not there is answered with a whisper saying so.
+#[test]
+fn a_lan_peer_lists_and_whispers_server_users() {
+    let (server, mut lan) = setup();
+    let mut erin = server.login("erin");
+    erin.expect_server_message("You are the admin.");
+    let _fred = server.login("fred");
+    erin.expect_server_message("fred joined the server.");
+    let bridge = server_udp(&server);
+
+    lan.node.peer.ask_online_list(bridge);
+    assert_eq!(
+        lan.wait_for(T, |e| matches!(e, PeerEvent::OnlineList { .. })),
+        PeerEvent::OnlineList {
+            via: "br".into(),
+            addr: bridge,
+            names: vec!["erin".into(), "fred".into()],
+        }
+    );
+
+    assert!(lan.node.peer.whisper_via(bridge, "erin", "hi from the LAN"));
+    lan.pump(Duration::from_millis(50));
+    assert_eq!(
+        erin.recv(),
+        json!({"mtp": "WhisperFromUser", "data": {"from": "lan", "message": "hi from the LAN"}})
+    );
+    assert!(lan.node.peer.whisper_via(bridge, "ghost", "anyone?"));
+    assert_eq!(
+        lan.wait_for(T, |e| matches!(e, PeerEvent::Whisper { .. })),
+        PeerEvent::Whisper {
+            from: "br".into(),
+            message: "UserDoesNotExist: ghost".into(),
+            via: None,
+            to: None,
+        }
+    );
+}
+
+/// The same through `mp1 peer`, as a person types it.
+#[test]
+fn mp1_peer_reaches_server_users_through_the_bridge() {
+    let server = Mp1d::start(&["--peer-name", "br", "--broadcast", "127.255.255.255"]);
+    let mut erin = server.login("erin");
+    erin.expect_server_message("You are the admin.");
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let bridge = server_udp(&server).to_string();
+    let mut dana = common::terminal::Mp1::spawn(&[
+        "peer",
+        "--name",
+        "dana",
+        "--port",
+        &port,
+        "--broadcast",
+        "127.255.255.255",
+        "--peer",
+        &bridge,
+    ]);
+    dana.expect("* joined the LAN as dana");
+    dana.expect("* on br's server (1): erin");
+    dana.type_line("/list");
+    dana.expect("* peers (1): br");
+    dana.expect("* on br's server (1): erin");
+    dana.type_line("/msg erin hello erin");
+    dana.expect("[me -> erin] hello erin");
+    erin.expect_server_message("dana joined from the LAN.");
+    assert_eq!(
+        erin.recv(),
+        json!({"mtp": "WhisperFromUser", "data": {"from": "dana", "message": "hello erin"}})
+    );
+    dana.type_line("/msg nobody x");
+    dana.expect("msg failed: no peer or server user nobody (/list asks the bridges again)");
 }

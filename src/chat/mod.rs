@@ -159,12 +159,9 @@ impl Chat {
 
     /// Logged-in names in login order, then LAN peers'.
     pub fn online_names(&self) -> Vec<String> {
-        let mut users: Vec<&User> = self.members.iter().filter_map(|&c| self.user(c)).collect();
-        users.sort_by_key(|u| u.seq);
-        let users = users.into_iter().map(|u| u.name.clone());
-        users
-            .chain(self.lan.iter().map(|l| l.name.clone()))
-            .collect()
+        let mut names = self.user_names();
+        names.extend(self.lan.iter().map(|l| l.name.clone()));
+        names
     }
 
     /// Whether `name` is held by a logged-in client, a LAN peer or the
@@ -215,6 +212,36 @@ impl Chat {
                 message,
             },
         });
+    }
+
+    /// A LAN peer whispers a server user through the bridge (the `to`
+    /// extension). False if no server user has that name.
+    pub fn lan_whisper(
+        &mut self,
+        from: &str,
+        to: &str,
+        message: String,
+        out: &mut Vec<Effect>,
+    ) -> bool {
+        let Some(&target) = self.names.get(to) else {
+            return false;
+        };
+        out.push(Effect::Send(
+            target,
+            Reply::WhisperFromUser {
+                from: from.to_string(),
+                message,
+            },
+        ));
+        true
+    }
+
+    /// The server's own users (not LAN peers), in login order: what the
+    /// bridge tells LAN peers that ask.
+    pub fn user_names(&self) -> Vec<String> {
+        let mut users: Vec<&User> = self.members.iter().filter_map(|&c| self.user(c)).collect();
+        users.sort_by_key(|u| u.seq);
+        users.into_iter().map(|u| u.name.clone()).collect()
     }
 
     /// A new connection from `addr`; it must log in before anything else.

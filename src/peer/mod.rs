@@ -128,10 +128,24 @@ pub enum PeerEvent {
         message: String,
         via: Option<String>,
     },
+    /// `to`: a user behind us (we are a bridge) it is meant for; `None`
+    /// for us.
     Whisper {
         from: String,
         message: String,
         via: Option<String>,
+        to: Option<String>,
+    },
+    /// A known peer asks who is on our server (we are a bridge): answer
+    /// with [`Peer::send_online_list`].
+    OnlineListRequested {
+        addr: SocketAddr,
+    },
+    /// A bridge (the known peer `via`) says who is on its server.
+    OnlineList {
+        via: String,
+        addr: SocketAddr,
+        names: Vec<String>,
     },
     /// A datagram that was not acted on, and why (for the log).
     Dropped {
@@ -298,11 +312,69 @@ impl Peer {
             author,
             message,
             self.config.max_datagram,
-            |message, name| PeerMessage::Whisper { message, name },
+            |message, name| PeerMessage::Whisper {
+                message,
+                name,
+                to: None,
+            },
         ) {
             self.send(addr, &msg);
         }
         true
+    }
+
+    /// Whispers to `user` behind the bridge at `bridge` (extension: the
+    /// bridge routes `to`); false if that peer is unknown.
+    pub fn whisper_via(&mut self, bridge: SocketAddr, user: &str, message: &str) -> bool {
+        if !self.known.contains_key(&bridge) {
+            return false;
+        }
+        let to = Some(user.to_string());
+        let overhead = PeerMessage::Whisper {
+            message: String::new(),
+            name: None,
+            to: to.clone(),
+        }
+        .encode()
+        .len();
+        for part in split_to_fit(message, self.config.max_datagram.saturating_sub(overhead)) {
+            let msg = PeerMessage::Whisper {
+                message: part.to_string(),
+                name: None,
+                to: to.clone(),
+            };
+            self.send(bridge, &msg);
+        }
+        true
+    }
+
+    /// Asks the known peer at `addr` who is on its server (extension;
+    /// bridges answer, classic peers ignore it).
+    pub fn ask_online_list(&mut self, addr: SocketAddr) {
+        if self.known.contains_key(&addr) {
+            self.send(addr, &PeerMessage::RequestOnlineList);
+        }
+    }
+
+    /// Answers [`PeerEvent::OnlineListRequested`]: `names`, in as many
+    /// datagrams as they take.
+    pub fn send_online_list(&mut self, addr: SocketAddr, names: &[String]) {
+        let max = self.config.max_datagram;
+        let mut batch: Vec<String> = Vec::new();
+        for name in names {
+            batch.push(name.clone());
+            let len = PeerMessage::SendOnlineList {
+                names: batch.clone(),
+            }
+            .encode()
+            .len();
+            if len > max && batch.len() > 1 {
+                let last = batch.pop().expect("just pushed");
+                let full = std::mem::replace(&mut batch, vec![last]);
+                self.send(addr, &PeerMessage::SendOnlineList { names: full });
+            }
+        }
+        self.send(addr, &PeerMessage::SendOnlineList { names: batch });
     }
 
     /// Asks the LAN to let us go by `new`.
@@ -430,8 +502,28 @@ impl Peer {
             PeerMessage::HandshakeResponse { name, status } => {
                 self.on_handshake_response(from, name, status, now)
             }
-            PeerMessage::SendChat { message, name } => self.on_text(from, message, name, false),
-            PeerMessage::Whisper { message, name } => self.on_text(from, message, name, true),
+            PeerMessage::SendChat { message, name } => {
+                self.on_text(from, message, name, None, false)
+            }
+            PeerMessage::Whisper { message, name, to } => {
+                self.on_text(from, message, name, to, true)
+            }
+            PeerMessage::RequestOnlineList => {
+                if self.known.contains_key(&from) {
+                    self.events
+                        .push(PeerEvent::OnlineListRequested { addr: from });
+                } else {
+                    self.drop_datagram(from, "RequestOnlineList from a stranger".into());
+                }
+            }
+            PeerMessage::SendOnlineList { names } => match self.known.get(&from) {
+                Some(k) => self.events.push(PeerEvent::OnlineList {
+                    via: k.name.clone(),
+                    addr: from,
+                    names,
+                }),
+                None => self.drop_datagram(from, "SendOnlineList from a stranger".into()),
+            },
             PeerMessage::Disconnect => {
                 if let Some(k) = self.known.remove(&from) {
                     self.events.push(PeerEvent::PeerLeft {
@@ -613,6 +705,7 @@ impl Peer {
         from: SocketAddr,
         message: String,
         author: Option<String>,
+        to: Option<String>,
         whisper: bool,
     ) {
         let Some(k) = self.known.get(&from) else {
@@ -631,7 +724,12 @@ impl Peer {
             None => (sender, message, None),
         };
         self.events.push(if whisper {
-            PeerEvent::Whisper { from, message, via }
+            PeerEvent::Whisper {
+                from,
+                message,
+                via,
+                to,
+            }
         } else {
             PeerEvent::Chat { from, message, via }
         });

@@ -2,6 +2,12 @@
 //! `SetUsernameResponse` pair that peers written against the draft send),
 //! with their JSON decoding and pure-ASCII encoding. One datagram carries
 //! one message.
+//!
+//! Extensions (docs/PROTOCOL.md, "The LAN bridge"), which classic peers
+//! never send and ignore: `name` on `SendChat`/`Whisper` (the author a
+//! bridge relays for), `to` on `Whisper` (a server user behind the bridge
+//! it is sent to), and `RequestOnlineList` / `SendOnlineList` (ask a bridge
+//! who is on its server).
 
 use super::decode::{DecodeError, Fields};
 use super::message::{serialize_envelope, Status};
@@ -36,10 +42,18 @@ pub enum PeerMessage {
         message: String,
         name: Option<String>,
     },
-    /// `name` as in `SendChat`.
+    /// `name` as in `SendChat`; `to`, our extension: a user behind the
+    /// receiving bridge (absent: the receiving peer itself).
     Whisper {
         message: String,
         name: Option<String>,
+        to: Option<String>,
+    },
+    /// Extension: asks a bridge for the users of its server.
+    RequestOnlineList,
+    /// Extension: a bridge's server users (a long list takes several).
+    SendOnlineList {
+        names: Vec<String>,
     },
     Disconnect,
     SetUsername {
@@ -63,6 +77,8 @@ impl PeerMessage {
             PeerMessage::Disconnect => "Disconnect",
             PeerMessage::SetUsername { .. } => "SetUsername",
             PeerMessage::SetUsernameResponse { .. } => "SetUsernameResponse",
+            PeerMessage::RequestOnlineList => "RequestOnlineList",
+            PeerMessage::SendOnlineList { .. } => "SendOnlineList",
         }
     }
 
@@ -111,6 +127,11 @@ pub fn decode_peer(bytes: &[u8]) -> Result<PeerMessage, DecodeError> {
         "Whisper" => PeerMessage::Whisper {
             message: f.string("message")?,
             name: f.lenient_string("name"),
+            to: f.lenient_string("to"),
+        },
+        "RequestOnlineList" => PeerMessage::RequestOnlineList,
+        "SendOnlineList" => PeerMessage::SendOnlineList {
+            names: f.string_list("names")?,
         },
         "Disconnect" => PeerMessage::Disconnect,
         "SetUsername" => PeerMessage::SetUsername {
@@ -147,13 +168,23 @@ impl Serialize for Data<'_> {
             PeerMessage::HandshakeResponse { name, .. }
             | PeerMessage::SetUsername { name }
             | PeerMessage::SetUsernameResponse { name, .. } => m.serialize_entry("name", name)?,
-            PeerMessage::SendChat { message, name } | PeerMessage::Whisper { message, name } => {
+            PeerMessage::SendChat { message, name } => {
                 m.serialize_entry("message", message)?;
                 if let Some(name) = name {
                     m.serialize_entry("name", name)?;
                 }
             }
-            PeerMessage::Disconnect => {}
+            PeerMessage::Whisper { message, name, to } => {
+                m.serialize_entry("message", message)?;
+                if let Some(name) = name {
+                    m.serialize_entry("name", name)?;
+                }
+                if let Some(to) = to {
+                    m.serialize_entry("to", to)?;
+                }
+            }
+            PeerMessage::SendOnlineList { names } => m.serialize_entry("names", names)?,
+            PeerMessage::Disconnect | PeerMessage::RequestOnlineList => {}
         }
         m.end()
     }
@@ -212,6 +243,16 @@ mod tests {
         round_trip(PeerMessage::Whisper {
             message: "psst".into(),
             name: None,
+            to: None,
+        });
+        round_trip(PeerMessage::Whisper {
+            message: "psst".into(),
+            name: Some("ana".into()),
+            to: Some("erin".into()),
+        });
+        round_trip(PeerMessage::RequestOnlineList);
+        round_trip(PeerMessage::SendOnlineList {
+            names: vec!["erin".into(), "fred".into()],
         });
         round_trip(PeerMessage::Disconnect);
         round_trip(PeerMessage::SetUsername { name: "c".into() });

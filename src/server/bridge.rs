@@ -111,12 +111,35 @@ impl Server {
                     }
                     self.chat.lan_chat(&from, message, &mut self.effects)
                 }
-                PeerEvent::Whisper { from, .. } => {
+                PeerEvent::Whisper {
+                    from,
+                    message,
+                    to: Some(user),
+                    ..
+                } => {
+                    if self.config.log_chat {
+                        info!("LAN whisper {from} -> {user}: {message}");
+                    }
+                    if !self
+                        .chat
+                        .lan_whisper(&from, &user, message, &mut self.effects)
+                    {
+                        let node = self.bridge.as_mut().expect("bridge exists");
+                        let why = format!("UserDoesNotExist: {user}");
+                        node.peer.whisper(&from, &why);
+                    }
+                }
+                PeerEvent::Whisper { from, to: None, .. } => {
                     let level = self.noisy(log::Level::Info);
                     log::log!(
                         level,
                         "whisper from LAN peer {from} to the bridge itself: not delivered"
                     )
+                }
+                PeerEvent::OnlineListRequested { addr } => {
+                    let names = self.chat.user_names();
+                    let node = self.bridge.as_mut().expect("bridge exists");
+                    node.peer.send_online_list(addr, &names);
                 }
                 PeerEvent::Dropped { from, why } => {
                     let level = self.noisy(log::Level::Info);
@@ -124,7 +147,8 @@ impl Server {
                 }
                 PeerEvent::Discovered { .. }
                 | PeerEvent::Renamed { .. }
-                | PeerEvent::RenameRefused { .. } => {}
+                | PeerEvent::RenameRefused { .. }
+                | PeerEvent::OnlineList { .. } => {}
             }
         }
         self.apply_effects();

@@ -137,10 +137,15 @@ pub fn peer_event(e: &PeerEvent, verbose: bool) -> Option<String> {
         PeerEvent::PeerRenamed { old, new, .. } => format!("* {old} is now {new}"),
         PeerEvent::Chat { from, message, .. } => format!("{from}: {message}"),
         PeerEvent::Whisper { from, message, .. } => format!("[{from} -> me] {message}"),
+        PeerEvent::OnlineList { via, names, .. } => format!(
+            "* on {via}'s server ({}): {}",
+            names.len(),
+            names.join(", ")
+        ),
         PeerEvent::Dropped { from, why } if verbose => {
             format!("! dropped a datagram from {from}: {why}")
         }
-        PeerEvent::Dropped { .. } => return None,
+        PeerEvent::Dropped { .. } | PeerEvent::OnlineListRequested { .. } => return None,
     })
 }
 

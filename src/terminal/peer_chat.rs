@@ -7,6 +7,7 @@ use super::{Ended, Input, NamePrompt, Screen, STDIN};
 use crate::peer::net::PeerNode;
 use crate::peer::{PeerConfig, PeerEvent};
 use mio::{Events, Poll, Token, Waker};
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -68,6 +69,7 @@ pub fn run(opts: PeerOptions) -> Ended {
         screen.show(&display::invalid_name(&opts.name));
         name_prompt.ask(&mut screen);
     }
+    let mut bridges = Bridges::default();
     let mut events = Events::with_capacity(16);
     loop {
         node.flush(poll.registry());
@@ -100,6 +102,14 @@ pub fn run(opts: PeerOptions) -> Ended {
                 PeerEvent::Joined { name } | PeerEvent::Renamed { new: name, .. } => {
                     screen.set_prompt(&format!("{name}> "));
                 }
+                // Is it a bridge? Only bridges answer.
+                PeerEvent::PeerJoined { addr, .. } => node.peer.ask_online_list(addr),
+                PeerEvent::PeerLeft { addr, .. } => {
+                    bridges.lists.remove(&addr);
+                }
+                PeerEvent::OnlineList { addr, names, .. } => {
+                    bridges.lists.insert(addr, names);
+                }
                 _ => {}
             }
         }
@@ -123,14 +133,31 @@ pub fn run(opts: PeerOptions) -> Ended {
             }
             match command::parse(&line) {
                 Ok(Command::Quit) => return leave(&mut node, &poll),
-                Ok(cmd) => on_command(&mut node, &screen, cmd),
+                Ok(cmd) => on_command(&mut node, &screen, &bridges, cmd),
                 Err(e) => screen.show(&e),
             }
         }
     }
 }
 
-fn on_command(node: &mut PeerNode, screen: &Screen, cmd: Command) {
+/// What the bridges on the LAN said of their servers' users, for `/msg`
+/// to reach them (the `to` extension of docs/PROTOCOL.md).
+#[derive(Default)]
+struct Bridges {
+    lists: HashMap<SocketAddr, Vec<String>>,
+}
+
+impl Bridges {
+    /// The bridge that last listed `user`.
+    fn serving(&self, user: &str) -> Option<SocketAddr> {
+        self.lists
+            .iter()
+            .find(|(_, names)| names.iter().any(|n| n == user))
+            .map(|(addr, _)| *addr)
+    }
+}
+
+fn on_command(node: &mut PeerNode, screen: &Screen, bridges: &Bridges, cmd: Command) {
     let peer = &mut node.peer;
     match cmd {
         Command::Chat(text) => {
@@ -144,10 +171,18 @@ fn on_command(node: &mut PeerNode, screen: &Screen, cmd: Command) {
         }
         Command::Msg { to, text } => {
             for name in to {
-                if peer.whisper(&name, &text) {
+                let sent = peer.whisper(&name, &text)
+                    || bridges
+                        .serving(&name)
+                        .is_some_and(|bridge| peer.whisper_via(bridge, &name, &text));
+                if sent {
                     screen.show(&display::own_whisper(&[name], &text));
-                } else {
+                } else if bridges.lists.is_empty() {
                     screen.show(&format!("msg failed: no peer {name}"));
+                } else {
+                    screen.show(&format!(
+                        "msg failed: no peer or server user {name} (/list asks the bridges again)"
+                    ));
                 }
             }
         }
@@ -155,6 +190,10 @@ fn on_command(node: &mut PeerNode, screen: &Screen, cmd: Command) {
         Command::List => {
             let names = peer.peer_names();
             screen.show(&format!("* peers ({}): {}", names.len(), names.join(", ")));
+            // Their servers' users follow as the bridges answer.
+            for &bridge in bridges.lists.keys() {
+                peer.ask_online_list(bridge);
+            }
         }
         Command::Connect { ip, port } => match ip.parse::<IpAddr>() {
             Ok(ip) => {
