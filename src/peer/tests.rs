@@ -288,7 +288,8 @@ fn whisper_disconnect_and_strangers() {
         vec![PeerEvent::Whisper {
             from: "ana".into(),
             message: "psst".into(),
-            via: None
+            via: None,
+            to: None,
         }]
     );
     // Peer 2 never joined: its chat is not shown.
