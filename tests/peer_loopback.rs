@@ -88,7 +88,8 @@ fn whisper_rename_and_leave() {
         PeerEvent::Whisper {
             from: "ana".into(),
             message: "just you".into(),
-            via: None
+            via: None,
+            to: None,
         }
     );
     assert!(!b
