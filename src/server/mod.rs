@@ -66,6 +66,8 @@ const IDLE_SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// worth a trim (a trim costs about a millisecond per 30 MiB of heap).
 const TRIM_AFTER_BYTES: u64 = 16 * 1024 * 1024;
 const TRIM_RECHECK: Duration = Duration::from_millis(100);
+/// Quiet time after heavy traffic before its tail is trimmed.
+const TRIM_QUIET: Duration = Duration::from_millis(200);
 
 /// What a timer does when it fires. Connection timers carry the
 /// generation they were set for: a reused slot's new occupant is not
@@ -141,6 +143,10 @@ pub struct Server {
     /// Earliest time to look again for a quiet moment to trim in.
     next_trim_check: Instant,
     trim_timer_set: bool,
+    /// Heavy traffic went out: trim once more when it has been quiet.
+    trim_tail: bool,
+    /// When output was last written.
+    last_write: Instant,
     /// mp1d's own LAN peer, when it bridges a LAN (`--peer-name`).
     bridge: Option<PeerNode>,
     /// The earliest [`Timer::Bridge`] still to fire.
@@ -206,6 +212,8 @@ impl Server {
             written_since_trim: 0,
             next_trim_check: Instant::now(),
             trim_timer_set: false,
+            trim_tail: false,
+            last_write: Instant::now(),
             bridge: None,
             bridge_wake: None,
             lan_name_tries: 0,
@@ -322,27 +330,44 @@ impl Server {
         }
     }
 
-    /// After heavy traffic, once nothing is left to write and the loop is
-    /// about to sleep, returns freed memory to the kernel.
+    /// After heavy traffic, returns freed memory to the kernel: whenever
+    /// another 16 MiB went out and nothing is left to write (bounding the
+    /// peak of a storm), and once more when the traffic has been quiet for
+    /// a moment (its tail). Runs just before the loop sleeps.
     fn before_sleep(&mut self) {
-        self.written_since_trim += self.clients.take_written();
-        if self.written_since_trim < TRIM_AFTER_BYTES {
+        let now = Instant::now();
+        let written = self.clients.take_written();
+        if written > 0 {
+            self.written_since_trim += written;
+            self.last_write = now;
+        }
+        let heavy = self.written_since_trim >= TRIM_AFTER_BYTES;
+        self.trim_tail |= heavy;
+        if !self.trim_tail {
             return;
         }
+        let quiet = now.duration_since(self.last_write) >= TRIM_QUIET;
         // The scan below is O(connections): while some client keeps output
         // pending, look again only now and then.
-        let now = Instant::now();
-        if now >= self.next_trim_check {
+        if (heavy || quiet) && now >= self.next_trim_check {
             self.next_trim_check = now + TRIM_RECHECK;
             if self.clients.all_drained() {
                 sys::release_free_memory();
                 self.written_since_trim = 0;
-                return;
+                if quiet {
+                    self.trim_tail = false;
+                    return;
+                }
             }
         }
         if !self.trim_timer_set {
             self.trim_timer_set = true;
-            self.el.timers.set(self.next_trim_check, Timer::Trim);
+            let at = if heavy {
+                self.next_trim_check
+            } else {
+                (self.last_write + TRIM_QUIET).max(self.next_trim_check)
+            };
+            self.el.timers.set(at, Timer::Trim);
         }
     }
 
