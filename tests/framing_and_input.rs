@@ -528,3 +528,28 @@ fn a_login_storm_is_logged_within_the_budget() {
     assert!((5..=10).contains(&at_info), "{at_info} lines at info");
     drop(clients);
 }
+
+/// Shutdown closes the listening socket at once: a new server can take the
+/// port while the old one is still saying goodbye to its clients.
+#[test]
+fn the_port_is_free_as_soon_as_shutdown_begins() {
+    let mut server = Mp1d::start(&["--shutdown-timeout", "3"]);
+    // A client that never reads or closes keeps the old server busy.
+    let _lingering = server.login("slowpoke");
+    server.signal(libc::SIGTERM);
+    server.wait_log("signal received");
+    let bound = (0..50).find_map(|_| match std::net::TcpListener::bind(server.addr) {
+        Ok(l) => Some(l),
+        Err(_) => {
+            std::thread::sleep(Duration::from_millis(20));
+            None
+        }
+    });
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the old server should still be closing"
+    );
+    assert!(bound.is_some(), "the port stayed taken during shutdown");
+    drop(bound);
+    assert_eq!(server.wait_exit(), Some(0));
+}

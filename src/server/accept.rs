@@ -24,7 +24,10 @@ impl Server {
         }
         let mut odd_errors = 0;
         loop {
-            match self.listener.accept() {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
                 Ok((stream, addr)) => {
                     self.accept_backoff = BACKOFF_MIN;
                     self.admit(stream, addr);

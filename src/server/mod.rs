@@ -121,7 +121,11 @@ impl std::fmt::Display for Stats {
 
 pub struct Server {
     el: EventLoop<Timer>,
-    listener: TcpListener,
+    /// Closed as shutdown begins, so the port is free for a new server at
+    /// once.
+    listener: Option<TcpListener>,
+    /// Where it listened.
+    addr: SocketAddr,
     signals: Option<mio::net::UnixStream>,
     config: Config,
     limits: Limits,
@@ -195,7 +199,8 @@ impl Server {
         let log_budget = log_budget::LogBudget::new(config.log_lines_per_second, Instant::now());
         Ok(Server {
             el,
-            listener,
+            addr: listener.local_addr()?,
+            listener: Some(listener),
             signals: None,
             limits,
             clients: Clients::new(config.max_output_bytes),
@@ -224,7 +229,7 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        Ok(self.addr)
     }
 
     /// The configuration in force (after start-up adjustments).
@@ -410,7 +415,9 @@ impl Server {
 
     /// Sends every client "Server closing." and stops accepting.
     pub fn begin_shutdown(&mut self) {
-        let _ = self.el.registry().deregister(&mut self.listener);
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.el.registry().deregister(&mut listener);
+        }
         if let Some(node) = self.bridge.as_mut() {
             node.peer.leave();
         }
