@@ -553,3 +553,53 @@ fn the_port_is_free_as_soon_as_shutdown_begins() {
     drop(bound);
     assert_eq!(server.wait_exit(), Some(0));
 }
+
+/// With its stderr on a pipe that nobody reads, mp1d keeps serving: log
+/// lines it cannot write are dropped, never waited for, and SIGTERM still
+/// shuts it down.
+#[test]
+fn an_unread_log_never_stops_the_server() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mp1d"))
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--log-level", "debug"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped()) // held, never read
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "mp1d did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Each login logs several lines: far more than a pipe holds (64 KiB).
+    let mut clients = Vec::new();
+    for i in 0..800 {
+        let mut c = Client::connect(addr);
+        c.send(&format!(r#"{{"mtp":"Login","data":{{"name":"u{i}"}}}}"#));
+        let r = c.recv();
+        assert_eq!(r["status"], "OK", "login {i}: {r}");
+        clients.push(c);
+        if clients.len() > 50 {
+            clients.remove(0); // a departure: more log lines
+        }
+    }
+    // SIGTERM: it exits promptly although its log is full.
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "mp1d ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}

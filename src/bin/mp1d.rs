@@ -22,6 +22,8 @@ OPTIONS:
                           (default {max_clients}; lowered to fit the open-file limit)
   --max-message-bytes N   largest JSON object a client may send (default {max_msg})
   --max-chat-chars N      longest chat or whisper, in characters (default {max_chat})
+  --max-whisper-recipients N
+                          most names in one whisper (default {max_whisper})
   --max-unparsable N      unparsable inputs in a row before disconnecting
                           (default {max_unparsable})
   --login-timeout SECS    close connections that have not logged in by then;
@@ -56,6 +58,7 @@ OPTIONS:
         max_clients = d.max_clients,
         max_msg = d.max_message_bytes,
         max_chat = d.max_chat_chars,
+        max_whisper = d.max_whisper_recipients,
         max_unparsable = d.max_unparsable,
         login = d.login_timeout.as_secs_f64(),
         idle = d.idle_timeout.as_secs_f64(),
@@ -103,6 +106,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "--max-clients",
     "--max-message-bytes",
     "--max-chat-chars",
+    "--max-whisper-recipients",
     "--max-unparsable",
     "--login-timeout",
     "--idle-timeout",
@@ -162,6 +166,7 @@ fn parse_args() -> Result<Command, String> {
                 "--max-clients" => c.max_clients = number(&v, 1, 1 << 24)?,
                 "--max-message-bytes" => c.max_message_bytes = number(&v, 64, 1 << 30)?,
                 "--max-chat-chars" => c.max_chat_chars = number(&v, 1, 1 << 30)?,
+                "--max-whisper-recipients" => c.max_whisper_recipients = number(&v, 1, 1_000_000)?,
                 "--max-unparsable" => c.max_unparsable = number(&v, 1, u32::MAX)?,
                 "--login-timeout" => c.login_timeout = seconds(&v)?,
                 "--idle-timeout" => c.idle_timeout = seconds(&v)?,
@@ -215,6 +220,13 @@ fn main() -> ExitCode {
         }
     };
     logging::init(level);
+    let code = serve(config);
+    // The log is written by another thread: let it finish.
+    logging::flush(Duration::from_secs(1));
+    code
+}
+
+fn serve(config: Config) -> ExitCode {
     let mut server = match Server::bind(config.clone()) {
         Ok(s) => s,
         Err(e) => {

@@ -29,7 +29,7 @@
 
 use crate::protocol::name::is_valid_name;
 use crate::protocol::{AdminCommand, DecodeError, Reply, Request, Status};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 /// The server loop's handle for one connection (its slab key).
@@ -78,12 +78,15 @@ struct LanUser {
 pub struct ChatConfig {
     /// Longest chat or whisper text, in Unicode scalar values.
     pub max_chat_chars: usize,
+    /// Most names in one `WhisperToUser`: its cost is bounded.
+    pub max_whisper_recipients: usize,
 }
 
 impl Default for ChatConfig {
     fn default() -> Self {
         ChatConfig {
             max_chat_chars: 4096,
+            max_whisper_recipients: 100,
         }
     }
 }
@@ -480,13 +483,19 @@ impl Chat {
         if !self.may_speak(conn, &message, out) {
             return;
         }
+        let max = self.config.max_whisper_recipients;
+        if to.len() > max {
+            let why = format!("Too many recipients: at most {max} names in one whisper.");
+            out.push(Effect::Send(conn, Reply::server_message(why)));
+            return;
+        }
         let from = self.name_of(conn).unwrap_or_default().to_string();
-        let mut seen: Vec<&str> = Vec::with_capacity(to.len());
+        // A set, not a scan of the names seen so far: linear in `to`.
+        let mut seen: HashSet<&str> = HashSet::with_capacity(to.len());
         for name in &to {
-            if seen.contains(&name.as_str()) {
+            if !seen.insert(name.as_str()) {
                 continue;
             }
-            seen.push(name);
             match self.names.get(name) {
                 Some(&target) => out.push(Effect::Send(
                     target,

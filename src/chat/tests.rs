@@ -26,7 +26,11 @@ fn all(s: &str) -> Effect {
 impl Fixture {
     fn new() -> Fixture {
         Fixture {
-            chat: Chat::new(ChatConfig { max_chat_chars: 10 }).with_clock(|| "08:30:55".into()),
+            chat: Chat::new(ChatConfig {
+                max_chat_chars: 10,
+                max_whisper_recipients: 4,
+            })
+            .with_clock(|| "08:30:55".into()),
             out: Vec::new(),
         }
     }
@@ -344,6 +348,25 @@ fn whisper() {
             Effect::Send(0, sm("UserDoesNotExist: zz")),
             Effect::Send(0, w("ana")),
         ]
+    );
+}
+
+/// One whisper names at most `max_whisper_recipients`: a longer list is
+/// refused whole, with the reason, and costs nothing else.
+#[test]
+fn whisper_recipients_are_capped() {
+    let mut f = Fixture::new();
+    f.login(0, "ana");
+    f.login(1, "bo");
+    assert_eq!(
+        f.send(
+            0,
+            r#"{"mtp":"WhisperToUser","data":{"to":["bo","a","b","c","d"],"message":"psst"}}"#
+        ),
+        vec![Effect::Send(
+            0,
+            sm("Too many recipients: at most 4 names in one whisper.")
+        )]
     );
 }
 

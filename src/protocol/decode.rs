@@ -102,7 +102,10 @@ impl<'a> Fields<'a> {
             Some(raw) if raw.get() == "null" => RawFields::default(),
             // serde would also read a struct from an array: insist on `{`.
             Some(raw) if raw.get().starts_with('{') => {
-                serde_json::from_str(raw.get()).map_err(|_| invalid_data(&mtp))?
+                serde_json::from_str(raw.get()).map_err(|e| match duplicate_field(&e) {
+                    Some(f) => invalid(&format!("{mtp}: field \"data.{f}\" appears twice")),
+                    None => invalid_data(&mtp),
+                })?
             }
             Some(_) => return Err(invalid_data(&mtp)),
         };
@@ -182,6 +185,13 @@ impl<'a> Fields<'a> {
         self.get(field)?;
         self.port(field).ok()
     }
+}
+
+/// The field serde found twice in an object, if that is what `e` says.
+fn duplicate_field(e: &serde_json::Error) -> Option<String> {
+    let text = e.to_string();
+    let rest = text.strip_prefix("duplicate field `")?;
+    Some(rest[..rest.find('`')?].to_string())
 }
 
 fn invalid_data(mtp: &str) -> DecodeError {
@@ -393,6 +403,16 @@ mod tests {
             Ok(Request::Login { name: None })
         );
         assert_eq!(dec(r#"{"mtp":"Login"}"#), Ok(Request::Login { name: None }));
+    }
+
+    #[test]
+    fn a_field_given_twice_is_named() {
+        assert_eq!(
+            dec(r#"{"mtp":"SendChat","data":{"message":"a","message":"b"}}"#),
+            Err(DecodeError::Invalid(
+                "SendChat: field \"data.message\" appears twice".into()
+            ))
+        );
     }
 
     #[test]

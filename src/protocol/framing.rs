@@ -33,12 +33,24 @@ pub struct Splitter {
     depth: u32,
     in_string: bool,
     escaped: bool,
-    /// An object just ended and only spaces/tabs followed so far: a line
-    /// break arriving next still counts as its terminator.
-    awaiting_eol: bool,
+    /// An object just ended and only spaces/tabs (or a `\r`) followed so
+    /// far: a line break arriving next still counts as its terminator.
+    awaiting_eol: Eol,
     /// `partial` holds the complete object handed out last; it is cleared
     /// (keeping its allocation) before the next frame.
     partial_complete: bool,
+}
+
+/// What may still end the last object's line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Eol {
+    /// Nothing: the object was not the last thing on its line.
+    #[default]
+    No,
+    /// `\n` or `\r\n`, after any spaces and tabs.
+    Any,
+    /// A `\r` came last: only a `\n` now makes it a line break.
+    Lf,
 }
 
 /// Where the splitter is in one read's bytes: what the caller keeps
@@ -119,18 +131,23 @@ impl Splitter {
         let s = self;
         while at.pos < input.len() {
             let i = at.pos;
-            if s.awaiting_eol {
-                match input[i] {
-                    b' ' | b'\t' => {
-                        at.pos += 1;
-                        continue;
-                    }
-                    b'\n' | b'\r' => {
-                        s.awaiting_eol = false;
-                        return Some(Frame::LineBreak);
-                    }
-                    _ => s.awaiting_eol = false,
+            match (s.awaiting_eol, input[i]) {
+                (Eol::No, _) => {}
+                (Eol::Any, b' ' | b'\t') => {
+                    at.pos += 1;
+                    continue;
                 }
+                (Eol::Any, b'\r') => {
+                    at.pos += 1;
+                    s.awaiting_eol = Eol::Lf;
+                    continue;
+                }
+                (Eol::Any | Eol::Lf, b'\n') => {
+                    at.pos += 1;
+                    s.awaiting_eol = Eol::No;
+                    return Some(Frame::LineBreak);
+                }
+                _ => s.awaiting_eol = Eol::No,
             }
             match input[i] {
                 b' ' | b'\t' | b'\n' | b'\r' => at.pos += 1,
@@ -291,29 +308,31 @@ impl Splitter {
     /// After an object ending just before `*i`: skips spaces and tabs, and
     /// consumes a following line break (returning true). At the end of the
     /// input it remembers to look at the next bytes instead.
+    /// Only `\n` or `\r\n` is a line break: a `\r` alone is white space.
     fn line_break_after(&mut self, input: &[u8], i: &mut usize) -> bool {
         let mut k = *i;
         while k < input.len() && matches!(input[k], b' ' | b'\t') {
             k += 1;
         }
-        if k == input.len() {
-            *i = k;
-            self.awaiting_eol = true;
-            return false;
-        }
-        self.awaiting_eol = false;
-        match input[k] {
-            b'\n' => {
+        self.awaiting_eol = Eol::No;
+        match (input.get(k), input.get(k + 1)) {
+            (None, _) => {
+                *i = k;
+                self.awaiting_eol = Eol::Any;
+                false
+            }
+            (Some(b'\n'), _) => {
                 *i = k + 1;
                 true
             }
-            b'\r' => {
-                *i = if input.get(k + 1) == Some(&b'\n') {
-                    k + 2
-                } else {
-                    k + 1
-                };
+            (Some(b'\r'), Some(b'\n')) => {
+                *i = k + 2;
                 true
+            }
+            (Some(b'\r'), None) => {
+                *i = k + 1;
+                self.awaiting_eol = Eol::Lf;
+                false
             }
             _ => {
                 *i = k;
@@ -328,7 +347,7 @@ impl Splitter {
         self.depth = 0;
         self.in_string = false;
         self.escaped = false;
-        self.awaiting_eol = false;
+        self.awaiting_eol = Eol::No;
     }
 }
 
@@ -392,6 +411,17 @@ mod tests {
             run(&bytes, 100),
             vec![o("{\"m\":\"x}{\\\"y\"}"), F::Eol, o("{\"n\":[1,{}]}")]
         );
+    }
+
+    /// Only `\n` or `\r\n` ends a line: a `\r` alone, or one whose `\n`
+    /// has not arrived yet, switches nothing.
+    #[test]
+    fn a_carriage_return_alone_is_not_a_line_break() {
+        assert_eq!(run(&[b"{}\r"], 100), vec![o("{}")]);
+        assert_eq!(run(&[b"{}\r", b"\n"], 100), vec![o("{}"), F::Eol]);
+        assert_eq!(run(&[b"{} \r", b"{}"], 100), vec![o("{}"), o("{}")]);
+        assert_eq!(run(&[b"{}\r{}\r\n"], 100), vec![o("{}"), F::Eol, o("{}")]);
+        assert_eq!(run(&[b"{}", b"\r", b"\n"], 100), vec![o("{}"), F::Eol]);
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// Longest chat or whisper text, in Unicode scalar values.
     pub max_chat_chars: usize,
+    /// Most names in one whisper.
+    pub max_whisper_recipients: usize,
     /// Unparsable inputs in a row before the connection is closed.
     pub max_unparsable: u32,
     /// A connection that has not logged in by then is closed. Zero: never.
@@ -96,6 +98,7 @@ impl Default for Config {
             max_clients: 10_000,
             max_message_bytes: 64 * 1024,
             max_chat_chars: 4096,
+            max_whisper_recipients: 100,
             max_unparsable: 10,
             login_timeout: Duration::from_secs(30),
             idle_timeout: Duration::ZERO,

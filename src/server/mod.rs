@@ -191,6 +191,7 @@ impl Server {
         }
         let chat = Chat::new(ChatConfig {
             max_chat_chars: config.max_chat_chars,
+            max_whisper_recipients: config.max_whisper_recipients,
         });
         let limits = Limits {
             max_message_bytes: config.max_message_bytes,
