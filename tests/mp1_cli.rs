@@ -72,3 +72,15 @@ fn addresses_as_people_type_them() {
         assert!(err.contains(&format!("cannot reach {target}")), "{err}");
     }
 }
+
+/// Two peers on one machine cannot share a UDP port: the error says what
+/// to do about it.
+#[test]
+fn a_peer_port_in_use_suggests_another() {
+    let taken = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, _, err) = mp1(&["peer", "--name", "x", "--port", &port]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&format!("cannot bind UDP port {port}")), "{err}");
+    assert!(err.contains("pick another with --port"), "{err}");
+}
