@@ -81,6 +81,9 @@ fn a_peer_port_in_use_suggests_another() {
     let port = taken.local_addr().unwrap().port().to_string();
     let (code, _, err) = mp1(&["peer", "--name", "x", "--port", &port]);
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains(&format!("cannot bind UDP port {port}")), "{err}");
+    assert!(
+        err.contains(&format!("cannot bind UDP port {port}")),
+        "{err}"
+    );
     assert!(err.contains("pick another with --port"), "{err}");
 }

@@ -42,6 +42,7 @@ OPTIONS:
   --broadcast ADDR        broadcast address for the bridge; repeatable
                           (default 255.255.255.255)
   --peer IP:PORT          a LAN peer to handshake with directly; repeatable
+  --max-lan-peers N       LAN peers the bridge knows at most (default 64)
   --log-level LEVEL       off, error, warn, info, debug, trace (default info,
                           or RUST_LOG)
   --log-lines-per-second N
@@ -70,7 +71,7 @@ OPTIONS:
 }
 
 enum Command {
-    Run(Config, Option<log::LevelFilter>),
+    Run(Box<Config>, Option<log::LevelFilter>),
     Print(String),
 }
 
@@ -117,6 +118,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "--peer-port",
     "--broadcast",
     "--peer",
+    "--max-lan-peers",
     "--log-level",
     "--log-lines-per-second",
 ];
@@ -129,6 +131,7 @@ fn parse_args() -> Result<Command, String> {
     let mut bridge_port = 0u16;
     let mut broadcast = Vec::new();
     let mut peers = Vec::new();
+    let mut max_lan_peers = None;
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         let name = match arg {
@@ -179,6 +182,7 @@ fn parse_args() -> Result<Command, String> {
                     broadcast.push(v.parse().map_err(|_| format!("not an IP address: {v:?}"))?)
                 }
                 "--peer" => peers.push(v.parse().map_err(|_| format!("not IP:PORT: {v:?}"))?),
+                "--max-lan-peers" => max_lan_peers = Some(number(&v, 1, 100_000)?),
                 "--log-lines-per-second" => c.log_lines_per_second = number(&v, 0, 1_000_000)?,
                 "--log-level" => {
                     level = Some(
@@ -197,19 +201,26 @@ fn parse_args() -> Result<Command, String> {
         b.port = bridge_port;
         b.broadcast = broadcast;
         b.peers = peers;
+        if let Some(n) = max_lan_peers {
+            b.max_peers = n;
+        }
         if !mp1::protocol::name::is_valid_name(&b.name) {
             return Err(format!("--peer-name: not a valid name: {:?}", b.name));
         }
-    } else if bridge_port != 0 || !broadcast.is_empty() || !peers.is_empty() {
-        return Err("--peer-port, --broadcast and --peer need --peer-name".into());
+    } else if bridge_port != 0
+        || !broadcast.is_empty()
+        || !peers.is_empty()
+        || max_lan_peers.is_some()
+    {
+        return Err("--peer-port, --broadcast, --peer and --max-lan-peers need --peer-name".into());
     }
     c.bridge = bridge;
-    Ok(Command::Run(c, level))
+    Ok(Command::Run(Box::new(c), level))
 }
 
 fn main() -> ExitCode {
     let (config, level) = match parse_args() {
-        Ok(Command::Run(c, l)) => (c, l),
+        Ok(Command::Run(c, l)) => (*c, l),
         Ok(Command::Print(text)) => {
             print!("{text}");
             return ExitCode::SUCCESS;

@@ -62,6 +62,11 @@ pub struct PeerConfig {
     pub refresh: Duration,
     /// Largest datagram sent or accepted (classic peers read 1024 bytes).
     pub max_datagram: usize,
+    /// Known peers at most; handshakes past it are dropped (logged).
+    pub max_peers: usize,
+    /// `Discovery` and `Handshake` answered per second at most, from all
+    /// sources together; and one a second from any one source.
+    pub max_greetings_per_second: u32,
 }
 
 impl Default for PeerConfig {
@@ -72,6 +77,8 @@ impl Default for PeerConfig {
             handshake_window: Duration::from_millis(500),
             refresh: Duration::from_secs(30),
             max_datagram: 1024,
+            max_peers: 256,
+            max_greetings_per_second: 50,
         }
     }
 }
@@ -185,9 +192,21 @@ pub struct Peer {
     /// answer): we handshake with them directly once we are active.
     latecomers: Vec<SocketAddr>,
     next_refresh: Option<Instant>,
+    greetings: Greetings,
     out: Vec<Transmit>,
     events: Vec<PeerEvent>,
 }
+
+/// Who greeted us (`Discovery`, `Handshake`) lately, for the rate limit.
+#[derive(Debug)]
+struct Greetings {
+    window_start: Instant,
+    count: u32,
+    per_source: HashMap<SocketAddr, u32>,
+}
+
+/// Greetings taken from one source per second.
+const GREETINGS_PER_SOURCE: u32 = 4;
 
 impl Peer {
     /// `me` is our own address as other peers see it: the source address
@@ -203,6 +222,11 @@ impl Peer {
             manual: Vec::new(),
             latecomers: Vec::new(),
             next_refresh: None,
+            greetings: Greetings {
+                window_start: Instant::now(),
+                count: 0,
+                per_source: HashMap::new(),
+            },
             out: Vec::new(),
             events: Vec::new(),
         }
@@ -489,15 +513,26 @@ impl Peer {
         if let Some(k) = self.known.get_mut(&from) {
             k.last_seen = now;
         }
+        // A peer is who sends: the source of its datagrams. The ip/port a
+        // greeting claims is never trusted (it could name another peer, or
+        // a victim to reflect answers at); only a known peer's introduction
+        // of a third is used, as a place to send our own Handshake.
         match msg {
-            PeerMessage::Discovery { ip, port } => self.on_discovery(from, ip, port),
+            PeerMessage::Discovery { ip, port } => {
+                self.note_claim(from, ip, port);
+                if self.greeting_allowed(from, now) {
+                    self.on_discovery(from)
+                }
+            }
             PeerMessage::DiscoveryResponse { ip, port, name } => {
-                let addr = claimed_addr(from, ip, port);
-                self.on_discovery_response(addr, name)
+                let claimed = claimed_addr(from, ip, port);
+                self.on_discovery_response(from, claimed, name)
             }
             PeerMessage::Handshake { ip, port, name } => {
-                let addr = claimed_addr(from, ip, port);
-                self.on_handshake(addr, name, now, taken)
+                self.note_claim(from, ip, port);
+                if self.greeting_allowed(from, now) {
+                    self.on_handshake(from, name, now, taken)
+                }
             }
             PeerMessage::HandshakeResponse { name, status } => {
                 self.on_handshake_response(from, name, status, now)
@@ -546,17 +581,58 @@ impl Peer {
 
     // ------------------------------------------------------------ inbound
 
-    fn on_discovery(&mut self, from: SocketAddr, ip: Option<String>, port: Option<u16>) {
-        // Only a peer with a valid name answers (docs/PROTOCOL.md).
+    fn on_discovery(&mut self, from: SocketAddr) {
+        // Only a peer with a valid name answers (docs/PROTOCOL.md), and to
+        // the datagram's source, never to an address it claims.
         let Some(name) = self.name.clone().filter(|_| self.phase == Phase::Active) else {
             return;
         };
-        let to = claimed_addr(from, ip, port);
         let (ip, port) = self.me_fields();
-        self.send(to, &PeerMessage::DiscoveryResponse { ip, port, name });
+        self.send(from, &PeerMessage::DiscoveryResponse { ip, port, name });
     }
 
-    fn on_discovery_response(&mut self, addr: SocketAddr, name: String) {
+    /// A greeting whose claimed address is not its source is answered as
+    /// its source all the same; the mismatch is logged.
+    fn note_claim(&mut self, from: SocketAddr, ip: Option<String>, port: Option<u16>) {
+        let claimed = claimed_addr(from, ip, port);
+        if claimed != from {
+            self.drop_datagram(
+                from,
+                format!("claims to be {claimed}; taken as its source, {from}"),
+            );
+        }
+    }
+
+    /// Rate limit for `Discovery` and `Handshake`, which we answer:
+    /// [`GREETINGS_PER_SOURCE`] a second from any one source (joining
+    /// takes two or three), `max_greetings_per_second` from all together,
+    /// so that nobody can make us send datagrams at will.
+    fn greeting_allowed(&mut self, from: SocketAddr, now: Instant) -> bool {
+        if now.duration_since(self.greetings.window_start) >= Duration::from_secs(1) {
+            self.greetings.window_start = now;
+            self.greetings.count = 0;
+            self.greetings.per_source.clear();
+        }
+        let mine = self.greetings.per_source.entry(from).or_insert(0);
+        if *mine >= GREETINGS_PER_SOURCE
+            || self.greetings.count >= self.config.max_greetings_per_second
+        {
+            self.drop_datagram(from, "greeting over the rate limit".into());
+            return false;
+        }
+        *mine += 1;
+        self.greetings.count += 1;
+        true
+    }
+
+    fn on_discovery_response(&mut self, from: SocketAddr, claimed: SocketAddr, name: String) {
+        // The peer itself answers from its own address; anything else is
+        // a known peer introducing a third (or a claim to ignore).
+        let addr = if claimed == from || self.known.contains_key(&from) {
+            claimed
+        } else {
+            from
+        };
         if addr == self.me {
             return;
         }
@@ -608,6 +684,11 @@ impl Peer {
             }
             return;
         };
+        if !self.known.contains_key(&addr) && self.known.len() >= self.config.max_peers {
+            let max = self.config.max_peers;
+            self.drop_datagram(addr, format!("Handshake past the limit of {max} peers"));
+            return;
+        }
         let status = self.judge_name(addr, &name, &mine, taken);
         self.send(addr, &PeerMessage::HandshakeResponse { name: mine, status });
         if status != Status::Ok {

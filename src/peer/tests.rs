@@ -488,3 +488,117 @@ fn peers_joining_at_the_same_time_still_meet() {
     assert_eq!(lan.peers[0].peer_names(), vec!["bo"]);
     assert_eq!(lan.peers[1].peer_names(), vec!["ana"]);
 }
+
+/// Two peers that know each other, and a third socket that is not a peer.
+fn pair_and_stranger() -> (Lan, SocketAddr) {
+    let mut lan = Lan::new(&[addr(1, PORT), addr(2, PORT)]);
+    lan.join(0, "ana");
+    lan.join(1, "bo");
+    for i in 0..2 {
+        lan.take_events(i);
+    }
+    lan.wire.clear();
+    (lan, addr(9, 5555))
+}
+
+/// Delivers `msg` to peer 0 as if sent from `from`; returns where peer 0
+/// answered, and what it was told.
+fn poke(lan: &mut Lan, from: SocketAddr, msg: PeerMessage) -> (Vec<SocketAddr>, Vec<PeerEvent>) {
+    let now = lan.now;
+    lan.peers[0].on_datagram(from, &msg.encode(), now, &|_| false);
+    let to = lan.peers[0].drain_transmits().map(|t| t.to).collect();
+    (to, lan.peers[0].drain_events().collect())
+}
+
+/// A greeting that claims a known peer's address is taken as coming from
+/// its real source: it cannot rename (hijack) that peer.
+#[test]
+fn a_claimed_address_cannot_hijack_a_peer() {
+    let (mut lan, stranger) = pair_and_stranger();
+    let bo = addr(2, PORT);
+    let (to, events) = poke(
+        &mut lan,
+        stranger,
+        PeerMessage::Handshake {
+            ip: Some(bo.ip().to_string()),
+            port: Some(bo.port()),
+            name: "hijack".into(),
+        },
+    );
+    assert!(
+        !to.is_empty() && to.iter().all(|a| *a == stranger),
+        "{to:?}"
+    );
+    assert!(events.contains(&PeerEvent::PeerJoined {
+        name: "hijack".into(),
+        addr: stranger
+    }));
+    assert!(events.iter().any(|e| matches!(e,
+        PeerEvent::Dropped { why, .. } if why.contains("claims to be 10.0.0.2:15151"))));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, PeerEvent::PeerRenamed { .. })));
+    assert_eq!(lan.peers[0].peer_names(), vec!["bo", "hijack"]);
+}
+
+/// `Discovery` is answered to its source, not to the address it claims:
+/// nobody can make a peer send datagrams at a third party.
+#[test]
+fn discovery_is_answered_to_its_source() {
+    let (mut lan, stranger) = pair_and_stranger();
+    let victim = addr(7, 80);
+    let (to, _) = poke(
+        &mut lan,
+        stranger,
+        PeerMessage::Discovery {
+            ip: Some(victim.ip().to_string()),
+            port: Some(victim.port()),
+        },
+    );
+    assert_eq!(to, vec![stranger]);
+}
+
+/// Greetings are rate-limited per source and in all, and the number of
+/// peers is capped.
+#[test]
+fn greetings_are_rate_limited_and_peers_capped() {
+    let (mut lan, stranger) = pair_and_stranger();
+    lan.now += Duration::from_secs(1); // a window of its own
+    let discovery = PeerMessage::Discovery {
+        ip: None,
+        port: None,
+    };
+    let answered: usize = (0..10)
+        .map(|_| poke(&mut lan, stranger, discovery.clone()).0.len())
+        .sum();
+    assert_eq!(answered, 4, "four a second from one source");
+    let answered: usize = (0..200u16)
+        .map(|i| {
+            poke(&mut lan, addr(100, 1000 + i), discovery.clone())
+                .0
+                .len()
+        })
+        .sum();
+    assert_eq!(answered, 50 - 4, "fifty a second from everyone");
+    // A second later, a fresh budget.
+    lan.now += Duration::from_secs(1);
+    assert_eq!(poke(&mut lan, stranger, discovery).0.len(), 1);
+
+    let mut lan = Lan::new(&[addr(1, PORT), addr(2, PORT)]);
+    lan.peers[0].config.max_peers = 1;
+    lan.join(0, "ana");
+    lan.join(1, "bo");
+    let (to, events) = poke(
+        &mut lan,
+        addr(9, 5555),
+        PeerMessage::Handshake {
+            ip: None,
+            port: None,
+            name: "third".into(),
+        },
+    );
+    assert!(to.is_empty(), "no answer past the limit");
+    assert!(events.iter().any(|e| matches!(e,
+        PeerEvent::Dropped { why, .. } if why.contains("limit of 1 peers"))));
+    assert_eq!(lan.peers[0].peer_names(), vec!["bo"]);
+}

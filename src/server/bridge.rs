@@ -33,6 +33,7 @@ impl Server {
                 .into_iter()
                 .map(|ip| SocketAddr::new(ip, port))
                 .collect(),
+            max_peers: b.max_peers,
             ..PeerConfig::default()
         };
         let mut node = PeerNode::bind(self.config.bind, port, config).map_err(|e| {

@@ -76,6 +76,9 @@ pub struct BridgeConfig {
     pub broadcast: Vec<IpAddr>,
     /// Peers added by hand.
     pub peers: Vec<SocketAddr>,
+    /// LAN peers known at most (each costs a datagram per chat if the
+    /// broadcast does not reach it).
+    pub max_peers: usize,
 }
 
 impl BridgeConfig {
@@ -85,6 +88,7 @@ impl BridgeConfig {
             port: 0,
             broadcast: Vec::new(),
             peers: Vec::new(),
+            max_peers: 64,
         }
     }
 }
