@@ -603,3 +603,33 @@ fn an_unread_log_never_stops_the_server() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+/// A client that asks for much in one write and reads as fast as it can
+/// is not slow: it gets every reply. (Before backpressure, 500 online
+/// lists queued in one turn counted as unsent output and cut it.)
+#[test]
+fn a_burst_of_ones_own_replies_is_not_slowness() {
+    let server = Mp1d::start(&["--max-output-bytes", "65536"]);
+    let mut asker = server.login("asker");
+    asker.expect_server_message("You are the admin.");
+    let others: Vec<Client> = (0..200)
+        .map(|i| server.login(&format!("user{i:03}")))
+        .collect();
+    // Each list is about 2 KB: 500 of them are 1 MB, sixteen times the
+    // output limit, asked for in one write.
+    let request = r#"{"mtp":"RequestOnlineList","data":{}}"#.repeat(500);
+    let mut lists = 0;
+    asker.send(&request);
+    while lists < 500 {
+        let v = asker.recv();
+        match v["mtp"].as_str() {
+            Some("SendOnlineList") => {
+                assert_eq!(v["data"]["names"].as_array().unwrap().len(), 201);
+                lists += 1;
+            }
+            Some("ServerMessage") => {} // joins
+            _ => panic!("after {lists} lists: {v}"),
+        }
+    }
+    drop(others);
+}

@@ -66,6 +66,19 @@ pub struct Cursor {
     held: Option<Held>,
 }
 
+impl Cursor {
+    /// Index of the next byte not yet handed out.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether stopping here and feeding `input[position()..]` later (with
+    /// a fresh cursor) gives the same frames: no frame is half handed out.
+    pub fn between_frames(&self) -> bool {
+        self.held.is_none()
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Held {
     Input(usize, usize),

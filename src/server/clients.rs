@@ -43,6 +43,8 @@ pub struct Clients {
     next_generation: u32,
     /// Unsent bytes a client may owe before it is marked too slow.
     max_output_bytes: usize,
+    /// Unsent bytes at which a client's input stops being read.
+    pause_at: usize,
     /// Connections owed a flush.
     dirty: Vec<ConnId>,
     /// Messages queued since the last flush.
@@ -66,6 +68,7 @@ impl Clients {
             slab: Slab::new(),
             next_generation: 0,
             max_output_bytes,
+            pause_at: (max_output_bytes / 4).max(1),
             dirty: Vec::new(),
             queued: 0,
             too_slow: Vec::new(),
@@ -165,6 +168,14 @@ impl Clients {
             return;
         }
         let len = conn.session.framed_len(line.len());
+        if conn.out.bytes() + len > self.max_output_bytes && !conn.writable {
+            // Over the limit within one turn, but the kernel has not
+            // refused it anything yet: many replies at once are not
+            // slowness. Hand the kernel what it takes now.
+            let before = conn.out.bytes();
+            let _ = conn.out.flush(&mut conn.stream);
+            self.written += (before - conn.out.bytes()) as u64;
+        }
         if conn.out.bytes() + len > self.max_output_bytes {
             if !conn.too_slow {
                 conn.too_slow = true;
@@ -174,6 +185,40 @@ impl Clients {
         }
         conn.out.push(line, len);
         mark_dirty(&mut self.dirty, conn, to);
+    }
+
+    /// Whether `key` owes so much output that its input should wait
+    /// (backpressure: a client cannot make its own replies pile up).
+    pub fn owes_too_much(&self, key: ConnId) -> bool {
+        self.slab
+            .get(key)
+            .is_some_and(|c| c.out.bytes() >= self.pause_at)
+    }
+
+    /// Stops reading `key` until its output drains, keeping `rest`, input
+    /// already read but not handled.
+    pub fn pause(&mut self, key: ConnId, rest: &[u8]) {
+        let conn = &mut self.slab[key];
+        conn.paused = true;
+        conn.held_input.extend_from_slice(rest);
+    }
+
+    /// Input held while `key` was paused, to handle before reading more.
+    pub fn take_held_input(&mut self, key: ConnId) -> Vec<u8> {
+        self.slab
+            .get_mut(key)
+            .map(|c| std::mem::take(&mut c.held_input))
+            .unwrap_or_default()
+    }
+
+    /// Resumes a paused connection whose output has drained enough: it is
+    /// read (its held input first) next turn.
+    fn resume_if_drained(&mut self, key: ConnId) {
+        let conn = &mut self.slab[key];
+        if conn.paused && conn.out.bytes() < self.pause_at / 2 {
+            conn.paused = false;
+            self.read_later.push(key);
+        }
     }
 
     /// Queues past the output limit: the last words before a close.
@@ -231,6 +276,10 @@ impl Clients {
             let before = conn.out.bytes();
             let result = conn.out.flush(&mut conn.stream);
             self.written += (before - conn.out.bytes()) as u64;
+            if result.is_ok() {
+                self.resume_if_drained(key);
+            }
+            let conn = &mut self.slab[key];
             match result {
                 Ok(Flushed::All) => {
                     if conn.writable {
@@ -282,7 +331,7 @@ impl Clients {
         let Some(conn) = self.slab.get_mut(key) else {
             return Received::Nothing;
         };
-        if matches!(conn.phase(), Phase::Closing | Phase::Dead) {
+        if matches!(conn.phase(), Phase::Closing | Phase::Dead) || conn.paused {
             return Received::Nothing;
         }
         loop {

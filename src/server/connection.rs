@@ -39,6 +39,10 @@ pub struct Connection {
     pub(super) writable: bool,
     /// Marked as a slow consumer; cut off once the fan-out finishes.
     pub(super) too_slow: bool,
+    /// Its own output piled up: its input is not read until that drains
+    /// (backpressure), and what was read but not handled waits here.
+    pub(super) paused: bool,
+    pub(super) held_input: Vec<u8>,
     pub last_input: Instant,
 }
 
@@ -54,6 +58,8 @@ impl Connection {
             dirty: false,
             writable: false,
             too_slow: false,
+            paused: false,
+            held_input: Vec::new(),
             last_input: Instant::now(),
         }
     }

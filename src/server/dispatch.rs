@@ -37,10 +37,18 @@ impl Server {
     /// `epoll_wait`. So no input is left unnoticed. On a system without
     /// those guarantees, drop the short-read test and read to `WouldBlock`.
     pub(super) fn read_from(&mut self, key: ConnId) {
+        // Input held back while its output drained comes first.
+        let held = self.clients.take_held_input(key);
+        if !held.is_empty() {
+            self.on_bytes(key, &held);
+        }
         for _ in 0..READS_PER_TURN {
             match self.clients.read(key, &mut self.scratch) {
                 Received::Bytes(n) => {
                     self.on_input(key, n);
+                    if self.clients.get(key).is_some_and(|c| c.paused) {
+                        return; // resumed from the flush that drains it
+                    }
                     // A short read drained the socket (see above).
                     if n < self.scratch.len() {
                         return;
@@ -57,24 +65,32 @@ impl Server {
         self.clients.read_later(key);
     }
 
-    /// Hands `scratch[..n]` to the client's session and acts on each input
-    /// until the bytes are used up or the connection stops reading.
+    /// Hands `scratch[..n]` to the client's session.
     fn on_input(&mut self, key: ConnId, n: usize) {
         let scratch = std::mem::take(&mut self.scratch);
         if !self.config.idle_timeout.is_zero() {
             self.clients.get_mut(key).expect("read from it").last_input = Instant::now();
         }
+        self.on_bytes(key, &scratch[..n]);
+        self.scratch = scratch;
+    }
+
+    /// Acts on each input in `bytes` until they are used up, or the
+    /// connection stops reading, or its own output piles up: then the rest
+    /// waits, unread, until that output drains (backpressure).
+    fn on_bytes(&mut self, key: ConnId, bytes: &[u8]) {
         let mut at = Cursor::default();
-        while let Some(conn) = self.clients.get_mut(key).filter(|c| c.is_open()) {
-            let Some(input) = conn
-                .session
-                .next_input(&scratch[..n], &mut at, &self.limits)
-            else {
+        while self.clients.get(key).is_some_and(|c| c.is_open()) {
+            if at.between_frames() && self.clients.owes_too_much(key) {
+                self.clients.pause(key, &bytes[at.position()..]);
+                return;
+            }
+            let conn = self.clients.get_mut(key).expect("open");
+            let Some(input) = conn.session.next_input(bytes, &mut at, &self.limits) else {
                 break;
             };
             self.on_session_input(key, input);
         }
-        self.scratch = scratch;
     }
 
     fn on_session_input(&mut self, key: ConnId, input: Input) {

@@ -2,6 +2,7 @@
 
 use super::*;
 use mio::Poll;
+use std::io::Read as _;
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -84,33 +85,69 @@ fn fan_out_shares_one_copy_and_frames_each_recipient() {
     assert_eq!(f.clients.queued(), 0);
 }
 
+/// Over the limit within a turn, the kernel is handed what it takes: many
+/// replies at once are not slowness.
 #[test]
-fn over_the_output_limit_a_client_is_marked_too_slow_once() {
+fn a_burst_the_kernel_takes_is_not_slowness() {
     let mut f = Fixture::new(20);
     let (a, _) = f.connect(Framing::Newline);
-    let (b, _) = f.connect(Framing::Newline);
     let msg = line("0123456789"); // 11 bytes
-    f.clients.queue_all(&[a, b], None, &msg);
-    f.clients.queue(a, &msg);
-    f.clients.queue(a, &msg);
-    assert_eq!(f.clients.get(a).unwrap().out.bytes(), 11);
-    assert_eq!(f.clients.next_too_slow(), Some((a, 11)));
+    for _ in 0..3 {
+        f.clients.queue(a, &msg);
+    }
     assert_eq!(f.clients.next_too_slow(), None);
-    // Nothing was started, so nothing is left; the last words still go.
-    assert_eq!(f.clients.get(a).unwrap().out.bytes(), 0);
+    f.clients.flush(f.poll.registry());
+    assert_eq!(f.receive(0, 33), b"0123456789\n".repeat(3));
+}
+
+/// A client whose kernel buffers are full (it stopped reading) and that
+/// owes more than the limit is marked too slow, once; a cut keeps
+/// nothing unstarted, and its last words still go.
+#[test]
+fn over_the_output_limit_a_blocked_client_is_marked_too_slow_once() {
+    let mut f = Fixture::new(64 * 1024);
+    let (a, _) = f.connect(Framing::Newline);
+    let (b, _) = f.connect(Framing::Newline);
+    // Fill a's socket until the kernel refuses more.
+    let big: Rc<[u8]> = Rc::from(vec![b'x'; 16 * 1024]);
+    while !f.clients.get(a).unwrap().writable {
+        f.clients.queue_forced(a, &big);
+        f.clients.flush(f.poll.registry());
+    }
+    let owed = f.clients.get(a).unwrap().out.bytes();
+    assert!(owed > 0);
+    let msg = line(&"y".repeat(40 * 1024));
+    f.clients.queue_all(&[a, b], None, &msg);
+    f.clients.queue_all(&[a, b], None, &msg);
+    // The first fits under the limit; the second does not.
+    assert_eq!(f.clients.next_too_slow(), Some((a, owed + msg.len())));
+    assert_eq!(f.clients.next_too_slow(), None, "once");
+    assert!(
+        f.clients.get(a).unwrap().out.bytes() < 16 * 1024,
+        "unstarted dropped"
+    );
     f.clients.queue_forced(a, &line("bye"));
     assert!(f.clients.begin_close(a));
     assert!(!f.clients.begin_close(a), "only once");
+    // b is unaffected.
+    f.clients.flush(f.poll.registry());
+    assert_eq!(f.receive(1, msg.len()), &msg[..]);
+}
+
+/// A closing connection's output goes, then our FIN, and it drains.
+#[test]
+fn a_closing_connection_sends_its_last_words_then_drains() {
+    let mut f = Fixture::new(1024);
+    let (a, _) = f.connect(Framing::Newline);
+    f.clients.queue_forced(a, &line("bye"));
+    assert!(f.clients.begin_close(a));
     f.clients.flush(f.poll.registry());
     assert_eq!(f.receive(0, 4), b"bye\n");
-    // Output done: our FIN went out, and the connection drains.
     let mut rest = Vec::new();
     f.far[0].read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
     assert_eq!(f.clients.get(a).unwrap().phase(), Phase::Draining);
     assert_eq!(f.clients.take_read_later(), vec![a]);
-    // b is unaffected.
-    assert_eq!(f.receive(1, 11), b"0123456789\n");
 }
 
 #[test]
