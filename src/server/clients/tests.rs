@@ -2,7 +2,6 @@
 
 use super::*;
 use mio::Poll;
-use std::io::Read as _;
 use std::net::TcpListener;
 use std::time::Duration;
 
