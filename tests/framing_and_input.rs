@@ -633,3 +633,88 @@ fn a_burst_of_ones_own_replies_is_not_slowness() {
     }
     drop(others);
 }
+
+/// Server-side sockets of the connection between the server's `port` and
+/// a client's `port`, from /proc/net/tcp: their state (hex).
+fn server_sockets(server_port: u16, client_port: u16) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let port_of =
+        |field: &str| u16::from_str_radix(field.rsplit(':').next().unwrap_or(""), 16).ok();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (port_of(f[1]) == Some(server_port) && port_of(f[2]) == Some(client_port))
+                .then(|| f[3].to_string())
+        })
+        .collect()
+}
+
+/// Clients that stop reading may together owe at most
+/// --max-total-output-bytes: past it, the biggest owers are cut, each told
+/// why, and the others lose nothing. A cut client that never takes its
+/// last words is reset after the close timeout, so the kernel does not
+/// keep its unsent bytes (FIN-WAIT-1) for minutes.
+#[test]
+fn stalled_clients_share_one_output_budget_and_are_reset() {
+    let server = Mp1d::start(&[
+        "--max-total-output-bytes",
+        "262144",
+        "--close-timeout",
+        "0.5",
+    ]);
+    let mut reader = server.login("reader");
+    reader.expect_server_message("You are the admin.");
+    let stalled: Vec<Client> = (0..3)
+        .map(|i| server.login(&format!("stalled{i}")))
+        .collect();
+    let mut sender = server.login("sender");
+    let payload = "q".repeat(4000);
+    let mut sent = 0;
+    let mut cuts = Vec::new();
+    while cuts.len() < 3 {
+        assert!(sent < 20_000, "never cut: {cuts:?}");
+        sender.send(&format!(
+            r#"{{"mtp":"SendChat","data":{{"message":"{sent} {payload}"}}}}"#
+        ));
+        sent += 1;
+        // The reader keeps up.
+        loop {
+            let Some(v) = reader.try_recv(WAIT) else {
+                let log: Vec<String> = server.log.try_iter().collect();
+                panic!("reader got nothing after {sent} chats; log {log:#?}");
+            };
+            if v["mtp"] == "SendChatFromUser" {
+                break;
+            }
+        }
+        cuts.extend(
+            server
+                .log
+                .try_iter()
+                .filter(|l| l.contains("the most while all clients owed over 262144")),
+        );
+    }
+    // Cut one by one, the biggest first, each with its reason; nobody else.
+    for c in &stalled {
+        let port = c.local_addr().port().to_string();
+        assert!(cuts.iter().any(|l| l.contains(&port)), "{cuts:?}");
+    }
+    assert!(!cuts.iter().any(|l| l.contains("reader")));
+    // After the close timeout the server holds none of their sockets.
+    std::thread::sleep(Duration::from_millis(1500));
+    let server_port = server.addr.port();
+    for c in &stalled {
+        let states = server_sockets(server_port, c.local_addr().port());
+        assert!(states.is_empty(), "still held, state {states:?}");
+    }
+    // The reader got every chat, in order, and is still served.
+    sender.send(r#"{"mtp":"SendChat","data":{"message":"end"}}"#);
+    loop {
+        let v = reader.recv();
+        if v["data"]["message"] == "end" {
+            break;
+        }
+    }
+}

@@ -32,6 +32,9 @@ OPTIONS:
                           (default {idle})
   --max-output-bytes N    unsent bytes a client may owe before it is cut off
                           as too slow (default {max_out})
+  --max-total-output-bytes N
+                          unsent bytes all clients together may owe; past it
+                          the biggest owers are cut off (default {max_total})
   --close-timeout SECS    time a closing connection gets to take its last
                           output (default {close})
   --shutdown-timeout SECS time clients get to take \"Server closing.\" on
@@ -64,6 +67,7 @@ OPTIONS:
         login = d.login_timeout.as_secs_f64(),
         idle = d.idle_timeout.as_secs_f64(),
         max_out = d.max_output_bytes,
+        max_total = d.max_total_output_bytes,
         log_lines = d.log_lines_per_second,
         close = d.close_timeout.as_secs_f64(),
         shutdown = d.shutdown_timeout.as_secs_f64(),
@@ -112,6 +116,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "--login-timeout",
     "--idle-timeout",
     "--max-output-bytes",
+    "--max-total-output-bytes",
     "--close-timeout",
     "--shutdown-timeout",
     "--peer-name",
@@ -174,6 +179,7 @@ fn parse_args() -> Result<Command, String> {
                 "--login-timeout" => c.login_timeout = seconds(&v)?,
                 "--idle-timeout" => c.idle_timeout = seconds(&v)?,
                 "--max-output-bytes" => c.max_output_bytes = number(&v, 1024, 1 << 40)?,
+                "--max-total-output-bytes" => c.max_total_output_bytes = number(&v, 1024, 1 << 40)?,
                 "--close-timeout" => c.close_timeout = seconds(&v)?,
                 "--shutdown-timeout" => c.shutdown_timeout = seconds(&v)?,
                 "--peer-name" => bridge = Some(BridgeConfig::new(&v)),

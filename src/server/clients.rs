@@ -45,6 +45,11 @@ pub struct Clients {
     max_output_bytes: usize,
     /// Unsent bytes at which a client's input stops being read.
     pause_at: usize,
+    /// Unsent bytes all clients together may owe (what the kernel refused);
+    /// past it the biggest owers are cut.
+    max_total_output: usize,
+    /// Unsent bytes all clients owe now.
+    total_out: usize,
     /// Connections owed a flush.
     dirty: Vec<ConnId>,
     /// Messages queued since the last flush.
@@ -63,12 +68,14 @@ pub struct Clients {
 }
 
 impl Clients {
-    pub fn new(max_output_bytes: usize) -> Clients {
+    pub fn new(max_output_bytes: usize, max_total_output: usize) -> Clients {
         Clients {
             slab: Slab::new(),
             next_generation: 0,
             max_output_bytes,
             pause_at: (max_output_bytes / 4).max(1),
+            max_total_output,
+            total_out: 0,
             dirty: Vec::new(),
             queued: 0,
             too_slow: Vec::new(),
@@ -174,7 +181,9 @@ impl Clients {
             // slowness. Hand the kernel what it takes now.
             let before = conn.out.bytes();
             let _ = conn.out.flush(&mut conn.stream);
-            self.written += (before - conn.out.bytes()) as u64;
+            let written = before - conn.out.bytes();
+            self.written += written as u64;
+            self.total_out -= written;
         }
         if conn.out.bytes() + len > self.max_output_bytes {
             if !conn.too_slow {
@@ -184,6 +193,7 @@ impl Clients {
             return;
         }
         conn.out.push(line, len);
+        self.total_out += len;
         mark_dirty(&mut self.dirty, conn, to);
     }
 
@@ -226,6 +236,7 @@ impl Clients {
         let conn = &mut self.slab[to];
         let len = conn.session.framed_len(line.len());
         conn.out.push(line, len);
+        self.total_out += len;
         mark_dirty(&mut self.dirty, conn, to);
     }
 
@@ -233,6 +244,7 @@ impl Clients {
     pub fn queue_raw(&mut self, to: ConnId, bytes: &Rc<[u8]>) {
         let conn = &mut self.slab[to];
         conn.out.push(bytes, bytes.len());
+        self.total_out += bytes.len();
         mark_dirty(&mut self.dirty, conn, to);
     }
 
@@ -241,18 +253,61 @@ impl Clients {
         self.queued
     }
 
-    /// The next open connection marked too slow, its unstarted output
-    /// dropped (a half-written message is kept whole).
-    pub fn next_too_slow(&mut self) -> Option<(ConnId, usize)> {
+    /// The next open connection marked too slow, with what it owed and
+    /// whether the total budget (rather than its own limit) was the cause;
+    /// its unstarted output is dropped (a half-written message is kept
+    /// whole).
+    pub fn next_too_slow(&mut self) -> Option<(ConnId, usize, bool)> {
         while let Some(key) = self.too_slow.pop() {
             let conn = &mut self.slab[key];
             if conn.is_open() {
                 let owed = conn.out.bytes();
                 conn.out.drop_unstarted();
-                return Some((key, owed));
+                self.total_out -= owed - conn.out.bytes();
+                return Some((key, owed, conn.over_budget));
             }
         }
         None
+    }
+
+    /// Unsent bytes all clients owe.
+    #[cfg(test)]
+    pub fn total_out(&self) -> usize {
+        self.total_out
+    }
+
+    /// After a flush, when what the kernel refused all clients together is
+    /// over the budget: marks the biggest owers too slow until the rest
+    /// fits in nine tenths of it (Redis's `maxmemory-clients` evicts the
+    /// same way). O(clients), and only when over the budget.
+    fn enforce_total_budget(&mut self) {
+        if self.total_out <= self.max_total_output {
+            return;
+        }
+        let mut owers: Vec<(usize, ConnId)> = self
+            .slab
+            .iter()
+            .filter(|(_, c)| c.is_open() && !c.too_slow && c.out.bytes() > 0)
+            .map(|(k, c)| (c.out.bytes(), k))
+            .collect();
+        owers.sort_unstable_by(|a, b| b.cmp(a));
+        let mut left = self.total_out;
+        let target = self.max_total_output / 10 * 9;
+        for (owed, key) in owers {
+            if left <= target {
+                break;
+            }
+            let conn = &mut self.slab[key];
+            conn.too_slow = true;
+            conn.over_budget = true;
+            self.too_slow.push(key);
+            left -= owed;
+        }
+    }
+
+    /// Whether connections were marked too slow and wait to be cut.
+    pub fn has_too_slow(&self) -> bool {
+        !self.too_slow.is_empty()
     }
 
     /// Whether any connection is owed a flush.
@@ -275,7 +330,9 @@ impl Clients {
             }
             let before = conn.out.bytes();
             let result = conn.out.flush(&mut conn.stream);
-            self.written += (before - conn.out.bytes()) as u64;
+            let written = before - conn.out.bytes();
+            self.written += written as u64;
+            self.total_out -= written;
             if result.is_ok() {
                 self.resume_if_drained(key);
             }
@@ -304,6 +361,7 @@ impl Clients {
                 Err(e) => self.lose(key, &format!("write: {e}")),
             }
         }
+        self.enforce_total_budget();
     }
 
     /// The socket has room again: flush it this turn.
@@ -396,9 +454,20 @@ impl Clients {
 
     /// Marks `key` dead; it is freed at the end of the turn.
     pub fn kill(&mut self, key: ConnId) {
-        if self.slab[key].kill() {
+        let conn = &mut self.slab[key];
+        let owed = conn.out.bytes();
+        if conn.kill() {
+            self.total_out -= owed;
             self.dead.push(key);
         }
+    }
+
+    /// Gives up on a closing connection that did not take its output in
+    /// time: it is reset, so the kernel frees its buffers at once rather
+    /// than holding them for a client that stopped reading.
+    pub fn abort(&mut self, key: ConnId) {
+        super::sys::reset_on_close(&self.slab[key].stream);
+        self.kill(key);
     }
 
     /// Frees the connections that died this turn, calling `on_free` for

@@ -51,6 +51,9 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Unsent bytes a client may owe before it is cut off as too slow.
     pub max_output_bytes: usize,
+    /// Unsent bytes all clients together may owe (bytes the kernel
+    /// refused); past it the biggest owers are cut off.
+    pub max_total_output_bytes: usize,
     /// How long a closing connection gets to take its last output.
     pub close_timeout: Duration,
     /// How long shutdown waits for clients to take "Server closing.".
@@ -107,6 +110,7 @@ impl Default for Config {
             login_timeout: Duration::from_secs(30),
             idle_timeout: Duration::ZERO,
             max_output_bytes: 4 * 1024 * 1024,
+            max_total_output_bytes: 32 * 1024 * 1024,
             close_timeout: Duration::from_secs(2),
             shutdown_timeout: Duration::from_secs(2),
             log_chat: false,

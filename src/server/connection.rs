@@ -39,6 +39,8 @@ pub struct Connection {
     pub(super) writable: bool,
     /// Marked as a slow consumer; cut off once the fan-out finishes.
     pub(super) too_slow: bool,
+    /// ... because the output budget of all clients was exceeded.
+    pub(super) over_budget: bool,
     /// Its own output piled up: its input is not read until that drains
     /// (backpressure), and what was read but not handled waits here.
     pub(super) paused: bool,
@@ -58,6 +60,7 @@ impl Connection {
             dirty: false,
             writable: false,
             too_slow: false,
+            over_budget: false,
             paused: false,
             held_input: Vec::new(),
             last_input: Instant::now(),

@@ -176,20 +176,31 @@ impl Server {
         }
     }
 
-    fn cut_slow_consumers(&mut self) {
-        while let Some((key, owed)) = self.clients.next_too_slow() {
+    pub(super) fn cut_slow_consumers(&mut self) {
+        while let Some((key, owed, over_budget)) = self.clients.next_too_slow() {
             self.stats.slow_consumers += 1;
             let addr = self.clients.get(key).map(|c| c.addr);
             let level = self.noisy(log::Level::Warn);
-            log::log!(
-                level,
-                "#{key} {addr:?}: too slow ({owed} bytes unsent); disconnecting"
-            );
-            let max = self.config.max_output_bytes;
-            self.evict(
-                key,
-                &format!("Too slow: more than {max} bytes of messages were waiting."),
-            );
+            let why = if over_budget {
+                let total = self.config.max_total_output_bytes;
+                log::log!(
+                    level,
+                    "#{key} {addr:?}: too slow ({owed} bytes unsent, the most while all \
+                     clients owed over {total}); disconnecting"
+                );
+                format!(
+                    "Too slow: the server's output budget ({total} bytes) is full \
+                     and this connection owed the most."
+                )
+            } else {
+                log::log!(
+                    level,
+                    "#{key} {addr:?}: too slow ({owed} bytes unsent); disconnecting"
+                );
+                let max = self.config.max_output_bytes;
+                format!("Too slow: more than {max} bytes of messages were waiting.")
+            };
+            self.evict(key, &why);
         }
     }
 
@@ -275,7 +286,9 @@ impl Server {
     pub(super) fn flush_all(&mut self) {
         loop {
             self.clients.flush(self.el.registry());
-            if !self.log_out_lost() {
+            let cut = self.clients.has_too_slow();
+            self.cut_slow_consumers();
+            if !self.log_out_lost() && !cut {
                 return;
             }
         }

@@ -204,7 +204,7 @@ impl Server {
             listener: Some(listener),
             signals: None,
             limits,
-            clients: Clients::new(config.max_output_bytes),
+            clients: Clients::new(config.max_output_bytes, config.max_total_output_bytes),
             config,
             chat,
             scratch: vec![0; SCRATCH_BYTES],
@@ -313,7 +313,7 @@ impl Server {
                         || self.clients.is(key, generation, Phase::Draining)
                     {
                         log::debug!("#{key}: close timeout");
-                        self.clients.kill(key);
+                        self.clients.abort(key);
                     }
                 }
                 Timer::IdleSweep => {

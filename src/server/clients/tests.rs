@@ -15,9 +15,13 @@ struct Fixture {
 
 impl Fixture {
     fn new(max_output_bytes: usize) -> Fixture {
+        Fixture::with_budget(max_output_bytes, usize::MAX / 2)
+    }
+
+    fn with_budget(max_output_bytes: usize, max_total: usize) -> Fixture {
         Fixture {
             poll: Poll::new().unwrap(),
-            clients: Clients::new(max_output_bytes),
+            clients: Clients::new(max_output_bytes, max_total),
             far: Vec::new(),
             listener: TcpListener::bind("127.0.0.1:0").unwrap(),
         }
@@ -34,6 +38,17 @@ impl Fixture {
         self.clients
             .insert(self.poll.registry(), stream, addr, framing)
             .unwrap()
+    }
+
+    /// Queues to `key` until the kernel refuses more, then `extra` more.
+    fn stall(&mut self, key: ConnId, extra: usize) {
+        let big: Rc<[u8]> = Rc::from(vec![b'x'; 16 * 1024]);
+        while !self.clients.get(key).unwrap().writable {
+            self.clients.queue_forced(key, &big);
+            self.clients.flush(self.poll.registry());
+        }
+        let more: Rc<[u8]> = Rc::from(vec![b'z'; extra]);
+        self.clients.queue_forced(key, &more);
     }
 
     fn receive(&mut self, i: usize, n: usize) -> Vec<u8> {
@@ -119,7 +134,10 @@ fn over_the_output_limit_a_blocked_client_is_marked_too_slow_once() {
     f.clients.queue_all(&[a, b], None, &msg);
     f.clients.queue_all(&[a, b], None, &msg);
     // The first fits under the limit; the second does not.
-    assert_eq!(f.clients.next_too_slow(), Some((a, owed + msg.len())));
+    assert_eq!(
+        f.clients.next_too_slow(),
+        Some((a, owed + msg.len(), false))
+    );
     assert_eq!(f.clients.next_too_slow(), None, "once");
     assert!(
         f.clients.get(a).unwrap().out.bytes() < 16 * 1024,
@@ -171,4 +189,42 @@ fn a_closed_peer_is_lost_once_and_freed_at_the_end() {
     f.clients.free_dead(f.poll.registry(), |k| freed.push(k));
     assert_eq!(freed, vec![a]);
     assert!(f.clients.is_empty());
+}
+
+/// What the kernel refused all clients together is over the budget after
+/// a flush: the biggest owers are marked, until the rest fits in nine
+/// tenths of it; the total is kept exactly.
+#[test]
+fn over_the_total_budget_the_biggest_owers_are_marked() {
+    let mut f = Fixture::with_budget(1 << 30, 1 << 30);
+    let keys: Vec<ConnId> = (0..3).map(|_| f.connect(Framing::Newline).0).collect();
+    f.stall(keys[0], 100_000);
+    f.stall(keys[1], 150_000);
+    f.stall(keys[2], 10_000);
+    f.clients.max_total_output = 200_000;
+    let owed: Vec<usize> = keys
+        .iter()
+        .map(|&k| f.clients.get(k).unwrap().out.bytes())
+        .collect();
+    assert_eq!(f.clients.total_out(), owed.iter().sum::<usize>());
+    assert!(!f.clients.has_too_slow());
+    f.clients.flush(f.poll.registry());
+    // About 285 000 in all, over 200 000; without the biggest (about
+    // 158 000) the rest fits in 180 000.
+    let mut cut = Vec::new();
+    while let Some((key, _, over_budget)) = f.clients.next_too_slow() {
+        assert!(over_budget);
+        cut.push(key);
+    }
+    cut.sort();
+    assert_eq!(cut, vec![keys[1]], "owed {owed:?}");
+    let left: usize = keys
+        .iter()
+        .map(|&k| f.clients.get(k).unwrap().out.bytes())
+        .sum();
+    assert_eq!(f.clients.total_out(), left);
+    f.clients.kill(keys[2]);
+    f.clients.kill(keys[0]);
+    f.clients.kill(keys[1]);
+    assert_eq!(f.clients.total_out(), 0);
 }
