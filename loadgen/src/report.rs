@@ -33,6 +33,7 @@ pub fn to_json(label: &str, o: &Outcome) -> Value {
         "peers": o.peers,
         "sent": o.sent,
         "connect_s": o.connect_s,
+        "login_server_cpu_s": o.login_cpu_s,
         "login_us": pcts(&o.login_us),
         "delivery_us": pcts(&o.delivery_us),
         "fanout_us": pcts(&o.fanout_us),
@@ -110,6 +111,9 @@ pub fn summary(j: &Value) -> String {
         us(l, "max"),
         j["connect_s"].as_f64().unwrap_or(0.0)
     );
+    if let Some(cpu) = j["login_server_cpu_s"].as_f64() {
+        let _ = writeln!(s, "  login storm       server CPU {cpu:.2} s");
+    }
     let t = &j["tcp"];
     let _ = writeln!(
         s,

@@ -103,6 +103,9 @@ pub struct Outcome {
     /// Connect + login latency per client, µs.
     pub login_us: Histogram<u64>,
     pub connect_s: f64,
+    /// Server CPU while the clients connected and logged in (every login
+    /// is announced to everyone: a storm of N²/2 deliveries).
+    pub login_cpu_s: Option<f64>,
     /// Per delivery (TCP), µs.
     pub delivery_us: Histogram<u64>,
     /// Closed loop: send until the last TCP receiver got it, µs.
@@ -209,6 +212,7 @@ impl<'a> Runner<'a> {
                 peers: p.peers,
                 login_us: hist(),
                 connect_s: 0.0,
+                login_cpu_s: None,
                 delivery_us: hist(),
                 fanout_us: hist(),
                 peer_delivery_us: hist(),
@@ -257,10 +261,14 @@ impl<'a> Runner<'a> {
 
     fn go(mut self) -> Result<Outcome, String> {
         let t0 = Instant::now();
+        let cpu0 = self.p.server_pid.and_then(procfs::process_cpu_s);
         self.connect_all()?;
         self.join_peers()?;
         self.out.connect_s = t0.elapsed().as_secs_f64();
+        // Until the storm's last announcements are out.
         self.settle(Duration::from_millis(300))?;
+        let cpu1 = self.p.server_pid.and_then(procfs::process_cpu_s);
+        self.out.login_cpu_s = cpu1.zip(cpu0).map(|(b, a)| b - a);
         match self.p.mode.clone() {
             Mode::Closed { messages, warmup } => self.closed_loop(messages, warmup)?,
             Mode::Open {
