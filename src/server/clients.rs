@@ -6,6 +6,7 @@
 //! It knows nothing of chat: it queues encoded lines and reports who was
 //! lost, who is too slow and who died; the server decides what that means.
 
+use super::block::{Arena, Block};
 use super::connection::{Connection, Phase};
 use super::output::Flushed;
 use crate::chat::ConnId;
@@ -54,6 +55,10 @@ pub struct Clients {
     dirty: Vec<ConnId>,
     /// Messages queued since the last flush.
     queued: usize,
+    /// Broadcasts queued since the last flush.
+    broadcasts: usize,
+    /// Queue slots added since the last flush.
+    slots_added: usize,
     /// Marked too slow during a fan-out; cut off right after it.
     too_slow: Vec<ConnId>,
     /// Failed or closed by the client, still to be logged out.
@@ -65,6 +70,19 @@ pub struct Clients {
     read_later: Vec<ConnId>,
     /// Bytes written since the last call to [`Clients::take_written`].
     written: u64,
+    /// Where queued messages are written.
+    arenas: Arenas,
+}
+
+/// One arena for replies to one client, one each for broadcasts as newline
+/// and bare clients get them: consecutive broadcasts stay contiguous.
+#[derive(Default)]
+struct Arenas {
+    direct: Arena,
+    newline: Arena,
+    bare: Arena,
+    /// Bytes written into them since the last flush.
+    written: usize,
 }
 
 impl Clients {
@@ -78,11 +96,14 @@ impl Clients {
             total_out: 0,
             dirty: Vec::new(),
             queued: 0,
+            broadcasts: 0,
+            slots_added: 0,
             too_slow: Vec::new(),
             lost: Vec::new(),
             dead: Vec::new(),
             read_later: Vec::new(),
             written: 0,
+            arenas: Arenas::default(),
         }
     }
 
@@ -151,30 +172,58 @@ impl Clients {
     /// Queues `line` (an encoded reply ending in `\n`) for `to`, framed as
     /// `to` wants, unless that would take `to` over its output limit: then
     /// `to` is marked too slow instead.
-    pub fn queue(&mut self, to: ConnId, line: &Rc<[u8]>) {
+    pub fn queue(&mut self, to: ConnId, line: &[u8]) {
         self.queued += 1;
-        self.queue_one(to, line);
+        let Some(len) = self.admit(to, line.len()) else {
+            return;
+        };
+        let (block, at) = self.arenas.direct.put(&line[..len]);
+        self.arenas.written += len;
+        self.push(to, &block, at, len);
     }
 
     /// The same line to every member but `except`: the fan-out. The bytes
-    /// are shared; each recipient gets a queue slot, no copy.
-    pub fn queue_all(&mut self, members: &[ConnId], except: Option<ConnId>, line: &Rc<[u8]>) {
+    /// are written once (once for newline clients, once for bare ones);
+    /// each recipient queues a range, which extends the range of the
+    /// broadcast before when it follows it.
+    pub fn queue_all(&mut self, members: &[ConnId], except: Option<ConnId>, line: &[u8]) {
         self.queued += members.len();
+        self.broadcasts += 1;
+        let mut newline: Option<(Rc<Block>, usize)> = None;
+        let mut bare: Option<(Rc<Block>, usize)> = None;
         for &to in members {
-            if Some(to) != except {
-                self.queue_one(to, line);
+            if Some(to) == except {
+                continue;
             }
+            let Some(len) = self.admit(to, line.len()) else {
+                continue;
+            };
+            let (arena, slot) = if len == line.len() {
+                (&mut self.arenas.newline, &mut newline)
+            } else {
+                (&mut self.arenas.bare, &mut bare)
+            };
+            let written = &mut self.arenas.written;
+            let (block, at) = slot.get_or_insert_with(|| {
+                *written += len;
+                arena.put(&line[..len])
+            });
+            let block = Rc::clone(block);
+            let at = *at;
+            self.push(to, &block, at, len);
         }
     }
 
-    fn queue_one(&mut self, to: ConnId, line: &Rc<[u8]>) {
-        let Some(conn) = self.slab.get_mut(to) else {
-            return;
-        };
+    /// Whether `to` takes a line of `line_len` bytes now, and how many of
+    /// them (its framing): not if it is not open, nor if that would take
+    /// it over its output limit while the kernel refuses it bytes (then it
+    /// is marked too slow).
+    fn admit(&mut self, to: ConnId, line_len: usize) -> Option<usize> {
+        let conn = self.slab.get_mut(to)?;
         if !conn.is_open() {
-            return;
+            return None;
         }
-        let len = conn.session.framed_len(line.len());
+        let len = conn.session.framed_len(line_len);
         if conn.out.bytes() + len > self.max_output_bytes && !conn.writable {
             // Over the limit within one turn, but the kernel has not
             // refused it anything yet: many replies at once are not
@@ -190,9 +239,14 @@ impl Clients {
                 conn.too_slow = true;
                 self.too_slow.push(to);
             }
-            return;
+            return None;
         }
-        conn.out.push(line, len);
+        Some(len)
+    }
+
+    fn push(&mut self, to: ConnId, block: &Rc<Block>, at: usize, len: usize) {
+        let conn = &mut self.slab[to];
+        self.slots_added += usize::from(conn.out.push(block, at, len));
         self.total_out += len;
         mark_dirty(&mut self.dirty, conn, to);
     }
@@ -232,23 +286,20 @@ impl Clients {
     }
 
     /// Queues past the output limit: the last words before a close.
-    pub fn queue_forced(&mut self, to: ConnId, line: &Rc<[u8]>) {
-        let conn = &mut self.slab[to];
-        let len = conn.session.framed_len(line.len());
-        conn.out.push(line, len);
-        self.total_out += len;
-        mark_dirty(&mut self.dirty, conn, to);
+    pub fn queue_forced(&mut self, to: ConnId, line: &[u8]) {
+        let len = self.slab[to].session.framed_len(line.len());
+        let (block, at) = self.arenas.direct.put(&line[..len]);
+        self.push(to, &block, at, len);
     }
 
     /// Queues `bytes` exactly as they are.
-    pub fn queue_raw(&mut self, to: ConnId, bytes: &Rc<[u8]>) {
-        let conn = &mut self.slab[to];
-        conn.out.push(bytes, bytes.len());
-        self.total_out += bytes.len();
-        mark_dirty(&mut self.dirty, conn, to);
+    pub fn queue_raw(&mut self, to: ConnId, bytes: &[u8]) {
+        let (block, at) = self.arenas.direct.put(bytes);
+        self.push(to, &block, at, bytes.len());
     }
 
     /// Messages queued since the last flush.
+    #[cfg(test)]
     pub fn queued(&self) -> usize {
         self.queued
     }
@@ -315,11 +366,30 @@ impl Clients {
         !self.dirty.is_empty()
     }
 
+    /// Queue slots added and bytes written into blocks since the last
+    /// flush: what a burst holds in memory.
+    pub fn added_since_flush(&self) -> (usize, usize) {
+        (self.slots_added, self.arenas.written)
+    }
+
+    /// Broadcasts queued since the last flush.
+    pub fn broadcasts_waiting(&self) -> usize {
+        self.broadcasts
+    }
+
+    /// How many connections are owed a flush.
+    pub fn dirty_len(&self) -> usize {
+        self.dirty.len()
+    }
+
     /// Writes what every dirty connection is owed, one `writev` per
     /// connection; WRITABLE interest is held only while output is left.
     /// Connections whose writes fail are lost.
     pub fn flush(&mut self, registry: &Registry) {
         self.queued = 0;
+        self.broadcasts = 0;
+        self.slots_added = 0;
+        self.arenas.written = 0;
         while let Some(key) = self.dirty.pop() {
             let Some(conn) = self.slab.get_mut(key) else {
                 continue;

@@ -10,15 +10,17 @@ use crate::chat::{ConnId, Effect};
 use crate::protocol::{encode_line, Cursor, DecodeError, Reply, Request};
 use crate::session::{Cut, Input};
 use log::{debug, info};
-use std::rc::Rc;
 use std::time::Instant;
 
 /// Reads per connection per turn before others get a go.
 const READS_PER_TURN: usize = 4;
-/// Messages queued (one per recipient) after which the loop flushes in the
-/// middle of a turn: a turn of 1000 leaves among 5000 clients would
-/// otherwise hold five million queue slots (~120 MB) until its end.
-const FLUSH_AFTER_QUEUED: usize = 256 * 1024;
+/// Queue slots added, or bytes written into blocks, after which the loop
+/// flushes in the middle of a turn, bounding the memory a burst holds: a
+/// turn of 1000 leaves among 5000 clients would otherwise queue millions
+/// of ranges. Broadcasts that follow each other extend a range instead of
+/// adding one, so a login storm runs whole turns between flushes.
+const FLUSH_AFTER_SLOTS: usize = 256 * 1024;
+const FLUSH_AFTER_BYTES: usize = 16 * 1024 * 1024;
 
 impl Server {
     // ------------------------------------------------------------- input
@@ -104,12 +106,11 @@ impl Server {
                 self.flush_if_heavy();
             }
             Input::Answer(reply) => {
-                let line = self.encode(&reply);
-                self.clients.queue(key, &line);
+                self.encode(&reply);
+                self.clients.queue(key, &self.encoded);
             }
             Input::EndLine => {
-                let nl = Rc::clone(&self.newline);
-                self.clients.queue_raw(key, &nl);
+                self.clients.queue_raw(key, b"\n");
             }
             Input::Cut(cut) => {
                 let level = self.noisy(log::Level::Warn);
@@ -133,10 +134,11 @@ impl Server {
 
     // ----------------------------------------------------------- effects
 
-    pub(super) fn encode(&mut self, reply: &Reply) -> Rc<[u8]> {
+    /// Encodes `reply` as a line into `self.encoded`, where the client
+    /// table copies it from into the blocks it queues ranges of.
+    pub(super) fn encode(&mut self, reply: &Reply) {
         self.encoded.clear();
         encode_line(reply, &mut self.encoded);
-        Rc::from(&self.encoded[..])
     }
 
     /// Carries out what the chat decided, then cuts the slow consumers
@@ -160,16 +162,17 @@ impl Server {
     fn apply(&mut self, effect: Effect) {
         match effect {
             Effect::Send(to, reply) => {
-                let line = self.encode(&reply);
-                self.clients.queue(to, &line);
+                self.encode(&reply);
+                self.clients.queue(to, &self.encoded);
             }
             Effect::Broadcast { except, reply } => {
                 if let Reply::ServerMessage { message } = &reply {
                     let level = self.noisy(log::Level::Info);
                     log::log!(level, "{message}");
                 }
-                let line = self.encode(&reply);
-                self.clients.queue_all(self.chat.members(), except, &line);
+                self.encode(&reply);
+                self.clients
+                    .queue_all(self.chat.members(), except, &self.encoded);
             }
             Effect::Close(key) => self.begin_close(key),
             Effect::Lan(out) => self.relay_to_lan(out),
@@ -209,8 +212,8 @@ impl Server {
     /// Closes an open connection on the server's initiative, telling the
     /// client why and the others that it left.
     pub(super) fn evict(&mut self, key: ConnId, why: &str) {
-        let line = self.encode(&Reply::disconnect(why));
-        self.clients.queue_forced(key, &line);
+        self.encode(&Reply::disconnect(why));
+        self.clients.queue_forced(key, &self.encoded);
         self.begin_close(key);
         self.chat.disconnect(key, &mut self.effects);
         self.apply_effects();
@@ -276,7 +279,8 @@ impl Server {
     /// Flushes now rather than at the end of the turn when a lot was
     /// queued, bounding the memory a burst of fan-out can hold.
     pub(super) fn flush_if_heavy(&mut self) {
-        if self.clients.queued() >= FLUSH_AFTER_QUEUED {
+        let (slots, bytes) = self.clients.added_since_flush();
+        if slots >= FLUSH_AFTER_SLOTS || bytes >= FLUSH_AFTER_BYTES {
             self.flush_all();
         }
     }

@@ -22,6 +22,7 @@
 //!    occupant; tokens also carry a generation as a second guard).
 
 mod accept;
+pub mod block;
 mod bridge;
 mod clients;
 mod config;
@@ -47,7 +48,6 @@ use mio::net::TcpListener;
 use mio::{Interest, Token};
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -66,6 +66,14 @@ const IDLE_SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// worth a trim (a trim costs about a millisecond per 30 MiB of heap).
 const TRIM_AFTER_BYTES: u64 = 16 * 1024 * 1024;
 const TRIM_RECHECK: Duration = Duration::from_millis(100);
+/// Connections owed output that make a flush "wide": after one, the next
+/// waits up to [`WIDE_FLUSH_EVERY`] so that more arrives for each of them
+/// and goes out in the same write. A login storm announces every login to
+/// everyone: flushing each login to 10,000 clients on its own would be
+/// 10,000 writes a login; paced, one write carries many logins. Steady
+/// chat, where one message reaches everyone far less often, never waits.
+const WIDE_FLUSH: usize = 512;
+const WIDE_FLUSH_EVERY: Duration = Duration::from_millis(2);
 /// Quiet time after heavy traffic before its tail is trimmed.
 const TRIM_QUIET: Duration = Duration::from_millis(200);
 
@@ -88,6 +96,8 @@ enum Timer {
     Trim,
     /// Stop waiting for clients to take "Server closing.".
     Shutdown,
+    /// The end of a pause between two flushes to very many connections.
+    Flush,
     /// Say how many log lines the budget held back.
     LogSummary,
 }
@@ -140,13 +150,15 @@ pub struct Server {
     accept_backoff: Duration,
     shutdown_deadline: Option<Instant>,
     shutdown_expired: bool,
-    /// The one-byte "\n" sent when a bare connection switches to newline.
-    newline: Rc<[u8]>,
     /// Bytes flushed since the heap was last trimmed.
     written_since_trim: u64,
     /// Earliest time to look again for a quiet moment to trim in.
     next_trim_check: Instant,
     trim_timer_set: bool,
+    /// When the last wide flush ended, and how long it took.
+    last_wide_end: Instant,
+    last_wide_took: Duration,
+    flush_timer_set: bool,
     /// Heavy traffic went out: trim once more when it has been quiet.
     trim_tail: bool,
     /// When output was last written.
@@ -214,11 +226,13 @@ impl Server {
             accept_backoff: accept::BACKOFF_MIN,
             shutdown_deadline: None,
             shutdown_expired: false,
-            newline: Rc::from(&b"\n"[..]),
             written_since_trim: 0,
             next_trim_check: Instant::now(),
             trim_timer_set: false,
             trim_tail: false,
+            last_wide_end: Instant::now(),
+            last_wide_took: Duration::ZERO,
+            flush_timer_set: false,
             last_write: Instant::now(),
             bridge: None,
             bridge_wake: None,
@@ -270,7 +284,7 @@ impl Server {
             self.el.done_with(events);
             self.continue_reads();
             self.fire_timers(Instant::now());
-            self.flush_all();
+            self.flush_paced(Instant::now());
             self.flush_bridge();
             self.free_dead();
             if self.shutdown_deadline.is_some()
@@ -332,7 +346,36 @@ impl Server {
                 Timer::Trim => self.trim_timer_set = false,
                 Timer::Shutdown => self.shutdown_expired = true,
                 Timer::LogSummary => self.log_held_back(now),
+                Timer::Flush => self.flush_timer_set = false,
             }
+        }
+    }
+
+    /// Flushes what the turn queued, but paces wide flushes (see
+    /// [`WIDE_FLUSH`]): right after one, the next waits for its timer.
+    /// Shutdown and narrow flushes never wait.
+    fn flush_paced(&mut self, now: Instant) {
+        let wide = self.clients.dirty_len() >= WIDE_FLUSH;
+        // One broadcast waiting (steady chat): out at once. More (a storm
+        // of announcements): wait as long as the last wide flush took, so
+        // that each write carries more of them.
+        let storm = self.clients.broadcasts_waiting() > 1;
+        if wide && storm && self.shutdown_deadline.is_none() {
+            let pause = (self.last_wide_took * 2).max(WIDE_FLUSH_EVERY);
+            let next = self.last_wide_end + pause;
+            if now < next {
+                if !self.flush_timer_set {
+                    self.flush_timer_set = true;
+                    self.el.timers.set(next, Timer::Flush);
+                }
+                return;
+            }
+        }
+        self.flush_all();
+        if wide {
+            let end = Instant::now();
+            self.last_wide_took = end - now;
+            self.last_wide_end = end;
         }
     }
 
@@ -425,9 +468,9 @@ impl Server {
         let deadline = Instant::now() + self.config.shutdown_timeout;
         self.shutdown_deadline = Some(deadline);
         self.el.timers.set(deadline, Timer::Shutdown);
-        let line = self.encode(&crate::protocol::Reply::disconnect("Server closing."));
+        self.encode(&crate::protocol::Reply::disconnect("Server closing."));
         for key in self.clients.open_keys() {
-            self.clients.queue_forced(key, &line);
+            self.clients.queue_forced(key, &self.encoded);
             self.begin_close(key);
         }
     }

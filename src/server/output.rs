@@ -1,16 +1,18 @@
-//! A connection's output queue: shared, reference-counted message bytes
+//! A connection's output queue: ranges of shared blocks (see `block.rs`)
 //! waiting to be written, flushed with one `writev` for many messages.
 //!
-//! A broadcast is encoded once (with a trailing `\n`); every recipient
-//! queues a clone of the same `Rc` and the length it wants (bare-framed
-//! connections leave the `\n` off), so fan-out allocates nothing per
-//! recipient beyond the queue slot.
+//! A message is written once into a block; every recipient queues a range
+//! of it (bare-framed connections get a range without the `\n`), so
+//! fan-out allocates nothing per recipient. A range that continues the
+//! last one queued, in the same block, extends it: consecutive broadcasts
+//! become one range, one iovec.
 
+use super::block::Block;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
 
-/// Messages gathered into one `writev` at most.
+/// Ranges gathered into one `writev` at most.
 const MAX_IOVECS: usize = 256;
 
 /// A queue that held more slots than this while busy is freed once it
@@ -18,8 +20,19 @@ const MAX_IOVECS: usize = 256;
 const KEEP_CAPACITY: usize = 16;
 
 struct Chunk {
-    data: Rc<[u8]>,
-    len: u32,
+    block: Rc<Block>,
+    start: u32,
+    end: u32,
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        self.block.get(self.start as usize, self.end as usize)
+    }
+
+    fn len(&self) -> usize {
+        (self.end - self.start) as usize
+    }
 }
 
 #[derive(Default)]
@@ -46,40 +59,43 @@ impl OutQueue {
         self.bytes
     }
 
-    /// Queues the first `len` bytes of `data`.
-    pub fn push(&mut self, data: &Rc<[u8]>, len: usize) {
-        debug_assert!(len <= data.len());
+    /// Queues `len` bytes of `block` from `start`; true if that took a
+    /// new slot (false: it extended the last range).
+    pub fn push(&mut self, block: &Rc<Block>, start: usize, len: usize) -> bool {
         if len == 0 {
-            return;
+            return false;
+        }
+        let (start, end) = (start as u32, (start + len) as u32);
+        self.bytes += len;
+        if let Some(last) = self.chunks.back_mut() {
+            if last.end == start && Rc::ptr_eq(&last.block, block) {
+                last.end = end;
+                return false;
+            }
         }
         self.chunks.push_back(Chunk {
-            data: Rc::clone(data),
-            len: len as u32,
+            block: Rc::clone(block),
+            start,
+            end,
         });
-        self.bytes += len;
+        true
     }
 
-    /// Drops everything not yet started, keeping a half-written message so
-    /// the client never sees a cut JSON object.
+    /// Drops everything not yet started, keeping a half-written range
+    /// whole so the client never sees a cut JSON object.
     pub fn drop_unstarted(&mut self) {
         let keep = usize::from(self.head > 0);
         self.chunks.truncate(keep);
-        self.bytes = self
-            .chunks
-            .front()
-            .map_or(0, |c| c.len as usize - self.head);
+        self.bytes = self.chunks.front().map_or(0, |c| c.len() - self.head);
     }
 
     /// Writes until the queue is empty or the socket would block.
     pub fn flush(&mut self, w: &mut impl Write) -> io::Result<Flushed> {
         while !self.chunks.is_empty() {
-            // Steady-state fan-out owes one message per turn: a plain
-            // write, with no iovec array to set up.
+            // Steady-state fan-out owes one range per turn: a plain write,
+            // with no iovec array to set up.
             let result = match self.chunks.len() {
-                1 => {
-                    let c = &self.chunks[0];
-                    w.write(&c.data[self.head..c.len as usize])
-                }
+                1 => w.write(&self.chunks[0].bytes()[self.head..]),
                 2..=8 => self.write_gathered::<8>(w),
                 _ => self.write_gathered::<MAX_IOVECS>(w),
             };
@@ -98,13 +114,13 @@ impl OutQueue {
         Ok(Flushed::All)
     }
 
-    /// One `writev` of up to `N` queued messages.
+    /// One `writev` of up to `N` queued ranges.
     fn write_gathered<const N: usize>(&self, w: &mut impl Write) -> io::Result<usize> {
         let mut iov = [IoSlice::new(&[]); N];
         let mut n = 0;
         for (i, c) in self.chunks.iter().take(N).enumerate() {
             let start = if i == 0 { self.head } else { 0 };
-            iov[i] = IoSlice::new(&c.data[start..c.len as usize]);
+            iov[i] = IoSlice::new(&c.bytes()[start..]);
             n = i + 1;
         }
         w.write_vectored(&iov[..n])
@@ -114,7 +130,7 @@ impl OutQueue {
         self.bytes -= written;
         while written > 0 {
             let front = self.chunks.front().expect("wrote more than was queued");
-            let left = front.len as usize - self.head;
+            let left = front.len() - self.head;
             if written < left {
                 self.head += written;
                 return;
@@ -123,6 +139,12 @@ impl OutQueue {
             self.head = 0;
             self.chunks.pop_front();
         }
+    }
+
+    /// Queue slots in use (tests).
+    #[cfg(test)]
+    pub fn slots(&self) -> usize {
+        self.chunks.len()
     }
 }
 
@@ -152,13 +174,19 @@ mod tests {
         }
     }
 
+    fn block(text: &[u8]) -> (Rc<Block>, usize) {
+        let b = Block::new(64);
+        let at = b.append(text).unwrap();
+        (b, at)
+    }
+
     #[test]
     fn partial_writes_resume_in_order() {
-        let a: Rc<[u8]> = Rc::from(&b"hello\n"[..]);
-        let b: Rc<[u8]> = Rc::from(&b"world\n"[..]);
+        let (a, _) = block(b"hello\n");
+        let (b, _) = block(b"world\n");
         let mut q = OutQueue::default();
-        q.push(&a, 5);
-        q.push(&b, 6);
+        q.push(&a, 0, 5);
+        q.push(&b, 0, 6);
         assert_eq!(q.bytes(), 11);
         let mut w = Trickle {
             got: vec![],
@@ -180,12 +208,31 @@ mod tests {
 
     #[test]
     fn drop_unstarted_on_a_fresh_queue_empties_it() {
-        let a: Rc<[u8]> = Rc::from(&b"x\n"[..]);
+        let (a, _) = block(b"x\n");
         let mut q = OutQueue::default();
-        q.push(&a, 2);
-        q.push(&a, 2);
+        q.push(&a, 0, 2);
+        q.push(&a, 0, 2);
         q.drop_unstarted();
         assert_eq!(q.bytes(), 0);
-        assert_eq!(q.bytes(), 0);
+    }
+
+    /// Ranges that continue each other in one block become one slot.
+    #[test]
+    fn contiguous_ranges_coalesce() {
+        let b = Block::new(64);
+        let mut q = OutQueue::default();
+        for word in [&b"one\n"[..], b"two\n", b"three\n"] {
+            let at = b.append(word).unwrap();
+            q.push(&b, at, word.len());
+        }
+        assert_eq!(q.slots(), 1);
+        // A gap (a message this client does not get) starts a new slot.
+        b.append(b"not yours\n").unwrap();
+        let at = b.append(b"four\n").unwrap();
+        q.push(&b, at, 5);
+        assert_eq!(q.slots(), 2);
+        let mut out = Vec::new();
+        assert_eq!(q.flush(&mut out).unwrap(), Flushed::All);
+        assert_eq!(out, b"one\ntwo\nthree\nfour\n");
     }
 }

@@ -42,12 +42,12 @@ impl Fixture {
 
     /// Queues to `key` until the kernel refuses more, then `extra` more.
     fn stall(&mut self, key: ConnId, extra: usize) {
-        let big: Rc<[u8]> = Rc::from(vec![b'x'; 16 * 1024]);
+        let big = vec![b'x'; 16 * 1024];
         while !self.clients.get(key).unwrap().writable {
             self.clients.queue_forced(key, &big);
             self.clients.flush(self.poll.registry());
         }
-        let more: Rc<[u8]> = Rc::from(vec![b'z'; extra]);
+        let more = vec![b'z'; extra];
         self.clients.queue_forced(key, &more);
     }
 
@@ -58,8 +58,8 @@ impl Fixture {
     }
 }
 
-fn line(s: &str) -> Rc<[u8]> {
-    Rc::from(format!("{s}\n").as_bytes())
+fn line(s: &str) -> Vec<u8> {
+    format!("{s}\n").into_bytes()
 }
 
 #[test]
@@ -81,26 +81,32 @@ fn a_stale_token_is_not_resolved_to_the_slot_s_next_occupant() {
     assert!(f.clients.is(key, next, Phase::Open));
 }
 
+/// A broadcast is written once per framing; each recipient queues a
+/// range, and consecutive broadcasts it gets become one range.
 #[test]
-fn fan_out_shares_one_copy_and_frames_each_recipient() {
+fn fan_out_frames_each_recipient_and_coalesces_broadcasts() {
     let mut f = Fixture::new(1024);
     let (a, _) = f.connect(Framing::Bare);
     let (b, _) = f.connect(Framing::Newline);
     let (c, _) = f.connect(Framing::Newline);
-    let msg = line("{\"m\":1}");
-    f.clients.queue_all(&[a, b, c], Some(c), &msg);
-    // One allocation, referenced by the two queues it went to.
-    assert_eq!(Rc::strong_count(&msg), 3);
-    assert_eq!(f.clients.queued(), 3);
+    f.clients.queue_all(&[a, b, c], None, &line("{\"m\":1}"));
+    f.clients.queue_all(&[a, b, c], Some(c), &line("{\"m\":2}"));
+    f.clients.queue_all(&[a, b, c], None, &line("{\"m\":3}"));
+    assert_eq!(f.clients.queued(), 9);
+    let slots = |f: &Fixture, k: ConnId| f.clients.get(k).unwrap().out.slots();
+    assert_eq!(
+        (slots(&f, a), slots(&f, b)),
+        (1, 1),
+        "three broadcasts, one range"
+    );
+    assert_eq!(slots(&f, c), 2, "the one it did not get splits its range");
     f.clients.flush(f.poll.registry());
-    assert_eq!(Rc::strong_count(&msg), 1, "flushed queues let go");
-    assert_eq!(f.receive(0, 7), b"{\"m\":1}");
-    assert_eq!(f.receive(1, 8), b"{\"m\":1}\n");
+    assert_eq!(f.receive(0, 21), b"{\"m\":1}{\"m\":2}{\"m\":3}");
+    assert_eq!(f.receive(1, 24), b"{\"m\":1}\n{\"m\":2}\n{\"m\":3}\n");
+    assert_eq!(f.receive(2, 16), b"{\"m\":1}\n{\"m\":3}\n");
     assert_eq!(f.clients.queued(), 0);
 }
 
-/// Over the limit within a turn, the kernel is handed what it takes: many
-/// replies at once are not slowness.
 #[test]
 fn a_burst_the_kernel_takes_is_not_slowness() {
     let mut f = Fixture::new(20);
@@ -123,7 +129,7 @@ fn over_the_output_limit_a_blocked_client_is_marked_too_slow_once() {
     let (a, _) = f.connect(Framing::Newline);
     let (b, _) = f.connect(Framing::Newline);
     // Fill a's socket until the kernel refuses more.
-    let big: Rc<[u8]> = Rc::from(vec![b'x'; 16 * 1024]);
+    let big = vec![b'x'; 16 * 1024];
     while !f.clients.get(a).unwrap().writable {
         f.clients.queue_forced(a, &big);
         f.clients.flush(f.poll.registry());
