@@ -8,6 +8,7 @@
 #   benches/compare.sh                      # mp1d vs redis, REPS=3 SIZES="1000 5000"
 #   benches/compare.sh mp1d@HEAD~3 mp1d     # an earlier build vs this tree
 #   REPS=5 SIZES=5000 MODE=open benches/compare.sh
+#   REPS=3 SIZES=10000 MODE=storm benches/compare.sh mp1d@HEAD~1 mp1d   # login storms
 #
 # SERVER is `mp1d` (this tree), `mp1d@REV` (any git revision, built in
 # target/compare/) or `redis` (Debian's redis-server; installed if root).
@@ -86,7 +87,10 @@ trap 'stop_server' EXIT
 
 msgs_for() { case $1 in 100) echo 1000 ;; 1000) echo 200 ;; *) echo 100 ;; esac; }
 workload() {
-    if [ "$MODE" = open ]; then
+    if [ "$MODE" = storm ]; then
+        # N logins, each announced to everyone: N²/2 deliveries.
+        echo "--messages 20 --warmup 0 --connect-timeout 120"
+    elif [ "$MODE" = open ]; then
         # About 100k offered deliveries/s whatever the size.
         echo "--mode open --senders 10 --duration 10 --warmup 2 --rate $(python3 -c "print(round(100000/($1-1), 2))")"
     else
@@ -120,10 +124,21 @@ for r in rows:
     if "clients" not in run:
         continue
     groups.setdefault((run["clients"], r["server"]), []).append(run)
+med = lambda xs: statistics.median(xs) if xs else float("nan")
+if sys.argv[2] == "storm":
+    print(f"\nlogin storms, medians of {max(len(v) for v in groups.values())} interleaved runs ({sys.argv[1]})\n")
+    print("| clients | server | server CPU of the storm | all logged in after | login p50 | login p99 |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for (n, s), runs in sorted(groups.items()):
+        cpu = med([x["login_server_cpu_s"] for x in runs if x.get("login_server_cpu_s") is not None])
+        wall = med([x["connect_s"] for x in runs])
+        p50 = med([x["login_us"]["p50"] for x in runs]) / 1000
+        p99 = med([x["login_us"]["p99"] for x in runs]) / 1000
+        print(f"| {n} | {s} | {cpu:.2f} s | {wall:.1f} s | {p50:.0f} ms | {p99:.0f} ms |")
+    sys.exit(0)
 print(f"\n{sys.argv[2]} loop, medians of {max(len(v) for v in groups.values())} interleaved runs ({sys.argv[1]})\n")
 print("| clients | server | µs server CPU per delivery | deliveries/s | p50 | p99 | lost |")
 print("|---:|---|---:|---:|---:|---:|---:|")
-med = lambda xs: statistics.median(xs) if xs else float("nan")
 for (n, s), runs in sorted(groups.items()):
     cpu = med([x["server_cpu_us_per_delivery"] for x in runs if x.get("server_cpu_us_per_delivery")])
     dps = med([x["deliveries_per_s"] for x in runs])
