@@ -2,7 +2,9 @@
 //! 127.0.0.1): small closed- and open-loop runs with UDP peers through the
 //! bridge lose nothing, and the outputs (JSON, .hgrm, SVG) are written.
 
-use serde_json::Value;
+mod common;
+use common::loadgen;
+
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 
@@ -26,17 +28,6 @@ fn start_mp1d() -> SocketAddr {
     // The bridge needs its discovery and handshake windows to be active.
     std::thread::sleep(std::time::Duration::from_millis(1700));
     addr
-}
-
-fn loadgen(args: &[&str]) -> (Option<i32>, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json = serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap_or(Value::Null);
-    (out.status.code(), json, format!("{stdout}{stderr}"))
 }
 
 #[test]

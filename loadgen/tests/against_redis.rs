@@ -2,7 +2,9 @@
 //! by the test on a free loopback port (no persistence) and stopped by its
 //! PID. Skipped, saying so, where redis-server is not installed.
 
-use serde_json::Value;
+mod common;
+use common::loadgen;
+
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,17 +43,6 @@ fn start_redis() -> Option<Redis> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Some(redis)
-}
-
-fn loadgen(args: &[&str]) -> (Option<i32>, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json = serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap_or(Value::Null);
-    (out.status.code(), json, format!("{stdout}{stderr}"))
 }
 
 #[test]
