@@ -46,6 +46,10 @@ OPTIONS:
                           (default 255.255.255.255)
   --peer IP:PORT          a LAN peer to handshake with directly; repeatable
   --max-lan-peers N       LAN peers the bridge knows at most (default 64)
+  --http ADDR:PORT        also serve /metrics (Prometheus) and /healthz over
+                          HTTP there (default: off)
+  --http-timeout SECS     an HTTP connection is closed after this long
+                          (default {http_timeout})
   --log-level LEVEL       off, error, warn, info, debug, trace (default info,
                           or RUST_LOG)
   --log-lines-per-second N
@@ -68,6 +72,7 @@ OPTIONS:
         idle = d.idle_timeout.as_secs_f64(),
         max_out = d.max_output_bytes,
         max_total = d.max_total_output_bytes,
+        http_timeout = d.http_timeout.as_secs_f64(),
         log_lines = d.log_lines_per_second,
         close = d.close_timeout.as_secs_f64(),
         shutdown = d.shutdown_timeout.as_secs_f64(),
@@ -126,6 +131,8 @@ const VALUE_OPTIONS: &[&str] = &[
     "--max-lan-peers",
     "--log-level",
     "--log-lines-per-second",
+    "--http",
+    "--http-timeout",
 ];
 
 fn parse_args() -> Result<Command, String> {
@@ -190,6 +197,8 @@ fn parse_args() -> Result<Command, String> {
                 "--peer" => peers.push(v.parse().map_err(|_| format!("not IP:PORT: {v:?}"))?),
                 "--max-lan-peers" => max_lan_peers = Some(number(&v, 1, 100_000)?),
                 "--log-lines-per-second" => c.log_lines_per_second = number(&v, 0, 1_000_000)?,
+                "--http" => c.http = Some(v.parse().map_err(|_| format!("not ADDR:PORT: {v:?}"))?),
+                "--http-timeout" => c.http_timeout = seconds(&v)?,
                 "--log-level" => {
                     level = Some(
                         logging::parse_level(&v)
@@ -272,6 +281,9 @@ fn serve(config: Config) -> ExitCode {
             server.config().max_clients
         ),
         Err(e) => log::warn!("listening, address unknown: {e}"),
+    }
+    if let Some(addr) = server.http_addr() {
+        log::info!("HTTP on {addr}: /metrics, /healthz");
     }
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -239,6 +239,11 @@ impl Chat {
         true
     }
 
+    /// LAN peers known through the bridge.
+    pub fn lan_peer_count(&self) -> usize {
+        self.lan.len()
+    }
+
     /// The server's own users (not LAN peers), in login order: what the
     /// bridge tells LAN peers that ask.
     pub fn user_names(&self) -> Vec<String> {

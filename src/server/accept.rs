@@ -88,7 +88,7 @@ impl Server {
                 return;
             }
         };
-        self.stats.accepted += 1;
+        self.counters.accepted += 1;
         self.chat.connect(key, addr);
         if !self.config.login_timeout.is_zero() {
             let at = Instant::now() + self.config.login_timeout;
@@ -100,7 +100,7 @@ impl Server {
 
     /// Tells a connection over `--max-clients` why, and closes it.
     fn refuse_full(&mut self, mut stream: TcpStream, addr: SocketAddr) {
-        self.stats.rejected_full += 1;
+        self.counters.refused_full += 1;
         let level = self.noisy(log::Level::Warn);
         log::log!(
             level,

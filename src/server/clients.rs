@@ -59,6 +59,8 @@ pub struct Clients {
     broadcasts: usize,
     /// Queue slots added since the last flush.
     slots_added: usize,
+    /// Messages queued for a client since the start.
+    delivered: u64,
     /// Marked too slow during a fan-out; cut off right after it.
     too_slow: Vec<ConnId>,
     /// Failed or closed by the client, still to be logged out.
@@ -98,6 +100,7 @@ impl Clients {
             queued: 0,
             broadcasts: 0,
             slots_added: 0,
+            delivered: 0,
             too_slow: Vec::new(),
             lost: Vec::new(),
             dead: Vec::new(),
@@ -247,6 +250,7 @@ impl Clients {
     fn push(&mut self, to: ConnId, block: &Rc<Block>, at: usize, len: usize) {
         let conn = &mut self.slab[to];
         self.slots_added += usize::from(conn.out.push(block, at, len));
+        self.delivered += 1;
         self.total_out += len;
         mark_dirty(&mut self.dirty, conn, to);
     }
@@ -322,7 +326,6 @@ impl Clients {
     }
 
     /// Unsent bytes all clients owe.
-    #[cfg(test)]
     pub fn total_out(&self) -> usize {
         self.total_out
     }
@@ -370,6 +373,11 @@ impl Clients {
     /// flush: what a burst holds in memory.
     pub fn added_since_flush(&self) -> (usize, usize) {
         (self.slots_added, self.arenas.written)
+    }
+
+    /// Messages queued for a client since the start.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
     }
 
     /// Broadcasts queued since the last flush.

@@ -66,6 +66,10 @@ pub struct Config {
     pub log_lines_per_second: u32,
     /// Also join a LAN as a peer and bridge it into the server.
     pub bridge: Option<BridgeConfig>,
+    /// Serve `/metrics` and `/healthz` over HTTP here.
+    pub http: Option<SocketAddr>,
+    /// An HTTP connection is closed after this long, answered or not.
+    pub http_timeout: Duration,
 }
 
 /// mp1d as a LAN peer (`--peer-name`).
@@ -116,6 +120,8 @@ impl Default for Config {
             log_chat: false,
             log_lines_per_second: 20,
             bridge: None,
+            http: None,
+            http_timeout: Duration::from_secs(10),
         }
     }
 }

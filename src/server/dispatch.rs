@@ -7,7 +7,7 @@ use super::clients::Received;
 use super::connection::Phase;
 use super::{Server, Timer};
 use crate::chat::{ConnId, Effect};
-use crate::protocol::{encode_line, Cursor, DecodeError, Reply, Request};
+use crate::protocol::{encode_line, Cursor, DecodeError, Reply, Request, Status};
 use crate::session::{Cut, Input};
 use log::{debug, info};
 use std::time::Instant;
@@ -116,11 +116,11 @@ impl Server {
                 let level = self.noisy(log::Level::Warn);
                 match cut {
                     Cut::Oversized { limit } => {
-                        self.stats.oversized += 1;
+                        self.counters.cut_oversize += 1;
                         log::log!(level, "#{key}: message over {limit} bytes; disconnecting");
                     }
                     Cut::Unparsable { count } => {
-                        self.stats.unparsable_cuts += 1;
+                        self.counters.cut_unparsable += 1;
                         log::log!(
                             level,
                             "#{key}: {count} unparsable inputs in a row; disconnecting"
@@ -162,10 +162,20 @@ impl Server {
     fn apply(&mut self, effect: Effect) {
         match effect {
             Effect::Send(to, reply) => {
+                match &reply {
+                    Reply::AssignUsername {
+                        status: Status::Ok, ..
+                    } => self.counters.logins += 1,
+                    Reply::WhisperFromUser { .. } => self.counters.whispers += 1,
+                    _ => {}
+                }
                 self.encode(&reply);
                 self.clients.queue(to, &self.encoded);
             }
             Effect::Broadcast { except, reply } => {
+                if let Reply::SendChatFromUser { .. } = &reply {
+                    self.counters.chats += 1;
+                }
                 if let Reply::ServerMessage { message } = &reply {
                     let level = self.noisy(log::Level::Info);
                     log::log!(level, "{message}");
@@ -181,7 +191,11 @@ impl Server {
 
     pub(super) fn cut_slow_consumers(&mut self) {
         while let Some((key, owed, over_budget)) = self.clients.next_too_slow() {
-            self.stats.slow_consumers += 1;
+            if over_budget {
+                self.counters.cut_budget += 1;
+            } else {
+                self.counters.cut_slow += 1;
+            }
             let addr = self.clients.get(key).map(|c| c.addr);
             let level = self.noisy(log::Level::Warn);
             let why = if over_budget {
@@ -248,7 +262,7 @@ impl Server {
         let waiting =
             self.clients.is(key, generation, Phase::Open) && self.chat.name_of(key).is_none();
         if waiting {
-            self.stats.timeouts += 1;
+            self.counters.cut_timeout += 1;
             debug!("#{key}: no Login in time");
             let secs = self.config.login_timeout.as_secs_f64();
             self.evict(key, &format!("Login timeout: no Login within {secs} s."));
@@ -263,7 +277,7 @@ impl Server {
                 .get(key)
                 .is_some_and(|c| c.is_open() && now.duration_since(c.last_input) >= limit);
             if idle {
-                self.stats.timeouts += 1;
+                self.counters.cut_timeout += 1;
                 debug!("#{key}: idle timeout");
                 let secs = limit.as_secs_f64();
                 self.evict(

@@ -29,7 +29,9 @@ mod config;
 mod connection;
 mod dispatch;
 mod event_loop;
+mod http;
 mod log_budget;
+mod metrics;
 pub mod output;
 mod sys;
 mod timers;
@@ -98,35 +100,10 @@ enum Timer {
     Shutdown,
     /// The end of a pause between two flushes to very many connections.
     Flush,
+    /// An HTTP connection's deadline.
+    Http(usize, u32),
     /// Say how many log lines the budget held back.
     LogSummary,
-}
-
-/// Counters of policy actions, logged at exit.
-#[derive(Default, Debug)]
-struct Stats {
-    accepted: u64,
-    rejected_full: u64,
-    slow_consumers: u64,
-    oversized: u64,
-    unparsable_cuts: u64,
-    timeouts: u64,
-}
-
-impl std::fmt::Display for Stats {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} connections accepted, {} refused (server full); cut off: {} too slow, \
-             {} over-size, {} unparsable, {} timed out",
-            self.accepted,
-            self.rejected_full,
-            self.slow_consumers,
-            self.oversized,
-            self.unparsable_cuts,
-            self.timeouts
-        )
-    }
 }
 
 pub struct Server {
@@ -170,7 +147,12 @@ pub struct Server {
     /// Names tried after the configured LAN name was taken.
     lan_name_tries: u32,
     log_budget: log_budget::LogBudget,
-    stats: Stats,
+    /// The HTTP face (`--http`).
+    http: Option<http::Http>,
+    /// What mp1d counts about itself (`/metrics`, and the exit line).
+    counters: metrics::Counters,
+    /// How long loop turns take.
+    turns: metrics::TurnHistogram,
 }
 
 impl Server {
@@ -238,9 +220,12 @@ impl Server {
             bridge_wake: None,
             lan_name_tries: 0,
             log_budget,
-            stats: Stats::default(),
+            http: None,
+            counters: metrics::Counters::default(),
+            turns: metrics::TurnHistogram::default(),
         })
         .and_then(Server::start_bridge)
+        .and_then(Server::start_http)
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -271,11 +256,14 @@ impl Server {
                 self.before_sleep();
             }
             let events = self.el.wait(busy)?;
+            let woke = Instant::now();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
                     SIGNALS => self.on_signal(),
                     BRIDGE => self.on_bridge_event(event.is_readable()),
+                    http::HTTP_LISTENER => self.accept_http(),
+                    t if http::is_http(t) => self.on_http_event(t),
                     t => self.on_client_event(t, event.is_readable(), event.is_writable()),
                 }
                 self.log_out_lost();
@@ -287,13 +275,15 @@ impl Server {
             self.flush_paced(Instant::now());
             self.flush_bridge();
             self.free_dead();
+            self.free_http();
+            self.turns.record(woke.elapsed());
             if self.shutdown_deadline.is_some()
                 && (self.clients.is_empty() || self.shutdown_expired)
             {
                 info!(
                     "shut down with {} connections still open; {}",
                     self.clients.len(),
-                    self.stats
+                    self.counters
                 );
                 return Ok(());
             }
@@ -347,6 +337,7 @@ impl Server {
                 Timer::Shutdown => self.shutdown_expired = true,
                 Timer::LogSummary => self.log_held_back(now),
                 Timer::Flush => self.flush_timer_set = false,
+                Timer::Http(key, generation) => self.on_http_deadline(key, generation),
             }
         }
     }
@@ -386,6 +377,7 @@ impl Server {
     fn before_sleep(&mut self) {
         let now = Instant::now();
         let written = self.clients.take_written();
+        self.counters.bytes_written += written;
         if written > 0 {
             self.written_since_trim += written;
             self.last_write = now;

@@ -1,0 +1,360 @@
+//! mp1d's HTTP face (`--http ADDR:PORT`, off by default), on the same
+//! poll loop: `GET /metrics` (Prometheus text format) and `GET /healthz`
+//! for service managers. One request per connection (`Connection:
+//! close`): read the head (`httparse`), answer, send our FIN, wait for the
+//! client's. Every connection has a deadline; a head over the size limit
+//! gets 431, a bad one 400, an unknown path 404, another method 405.
+
+use super::{metrics, Server, Timer, KEY_MASK};
+use log::{debug, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Registry, Token};
+use slab::Slab;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::time::Instant;
+
+pub(super) const HTTP_LISTENER: Token = Token(usize::MAX - 3);
+/// HTTP connections' slab keys sit at and above this in a token's low
+/// half, far above any client's (clients are capped at 2^24).
+const HTTP_BASE: usize = 1 << 31;
+/// HTTP connections open at once at most; more are refused (503).
+const MAX_CONNS: usize = 256;
+/// Largest request head (request line and headers) read.
+const MAX_HEAD_BYTES: usize = 8 * 1024;
+const MAX_HEADERS: usize = 32;
+
+pub(super) struct Http {
+    listener: TcpListener,
+    conns: Slab<Conn>,
+    next_generation: u32,
+    /// Connections done this turn, freed at its end.
+    dead: Vec<usize>,
+}
+
+struct Conn {
+    stream: TcpStream,
+    generation: u32,
+    head: Vec<u8>,
+    /// The response, and how much of it is written.
+    response: Vec<u8>,
+    written: usize,
+    /// Response out and our FIN sent: reading until the client's.
+    draining: bool,
+}
+
+/// Whether `token` belongs to an HTTP connection.
+pub(super) fn is_http(token: Token) -> bool {
+    let low = token.0 & KEY_MASK;
+    (HTTP_BASE..HTTP_BASE + MAX_CONNS).contains(&low)
+}
+
+fn token(key: usize, generation: u32) -> Token {
+    Token((HTTP_BASE + key) | ((generation as usize & KEY_MASK) << (usize::BITS / 2)))
+}
+
+impl Http {
+    pub(super) fn bind(addr: SocketAddr, registry: &Registry) -> io::Result<Http> {
+        let std_listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("HTTP on {addr}: {e}")))?;
+        std_listener.set_nonblocking(true)?;
+        let mut listener = TcpListener::from_std(std_listener);
+        registry.register(&mut listener, HTTP_LISTENER, Interest::READABLE)?;
+        Ok(Http {
+            listener,
+            conns: Slab::new(),
+            next_generation: 0,
+            dead: Vec::new(),
+        })
+    }
+
+    pub(super) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// A complete response with a text body.
+fn response(status: &str, content_type: &str, body: &str, extra: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n{extra}\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn text(status: &str, body: &str) -> Vec<u8> {
+    response(status, "text/plain; charset=utf-8", body, "")
+}
+
+/// What the request head in `head` asks for; `None` until it is complete.
+fn route(head: &[u8], metrics: impl FnOnce() -> String) -> Option<Vec<u8>> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Partial) if head.len() > MAX_HEAD_BYTES => Some(text(
+            "431 Request Header Fields Too Large",
+            "request head too large\n",
+        )),
+        Ok(httparse::Status::Partial) => None,
+        Err(httparse::Error::TooManyHeaders) => Some(text(
+            "431 Request Header Fields Too Large",
+            "too many headers\n",
+        )),
+        Err(e) => Some(text("400 Bad Request", &format!("bad request: {e}\n"))),
+        Ok(httparse::Status::Complete(_)) => {
+            let path = req.path.unwrap_or("");
+            let path = path.split('?').next().unwrap_or("");
+            Some(match (req.method, path) {
+                (Some("GET"), "/metrics") => response(
+                    "200 OK",
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    &metrics(),
+                    "",
+                ),
+                (Some("GET"), "/healthz") => text("200 OK", "ok\n"),
+                (Some("GET"), _) => text("404 Not Found", "not found\n"),
+                _ => response(
+                    "405 Method Not Allowed",
+                    "text/plain; charset=utf-8",
+                    "only GET\n",
+                    "Allow: GET\r\n",
+                ),
+            })
+        }
+    }
+}
+
+impl Server {
+    /// Starts the HTTP face when configured.
+    pub(super) fn start_http(mut self) -> io::Result<Server> {
+        if let Some(addr) = self.config.http {
+            self.http = Some(Http::bind(addr, self.el.registry())?);
+        }
+        Ok(self)
+    }
+
+    /// Where the HTTP face listens, if it is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(|h| h.local_addr().ok())
+    }
+
+    pub(super) fn accept_http(&mut self) {
+        let timeout = self.config.http_timeout;
+        let Some(http) = self.http.as_mut() else {
+            return;
+        };
+        loop {
+            let (mut stream, addr) = match http.listener.accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of descriptors or a failed connection: the
+                    // clients matter more; try again on the next one.
+                    debug!("HTTP accept: {e}");
+                    return;
+                }
+            };
+            if http.conns.len() >= MAX_CONNS {
+                warn!("HTTP: refused {addr}: {MAX_CONNS} connections open");
+                let busy = text("503 Service Unavailable", "busy\n");
+                let _ = io::Write::write(&mut stream, &busy);
+                continue;
+            }
+            let generation = http.next_generation;
+            http.next_generation = http.next_generation.wrapping_add(1);
+            let entry = http.conns.vacant_entry();
+            let key = entry.key();
+            let registered = self.el.registry().register(
+                &mut stream,
+                token(key, generation),
+                Interest::READABLE,
+            );
+            if registered.is_err() {
+                continue;
+            }
+            entry.insert(Conn {
+                stream,
+                generation,
+                head: Vec::new(),
+                response: Vec::new(),
+                written: 0,
+                draining: false,
+            });
+            let at = Instant::now() + timeout;
+            self.el.timers.set(at, Timer::Http(key, generation));
+        }
+    }
+
+    pub(super) fn on_http_event(&mut self, event: Token) {
+        let key = (event.0 & KEY_MASK) - HTTP_BASE;
+        let Some(http) = self.http.as_mut() else {
+            return;
+        };
+        match http.conns.get(key) {
+            Some(c) if token(key, c.generation) == event => {}
+            _ => return, // for a previous occupant of this slot
+        }
+        if !self.http_read(key) {
+            return;
+        }
+        self.http_write(key);
+    }
+
+    /// Reads what arrived; answers once the head is complete. False if
+    /// the connection is done.
+    fn http_read(&mut self, key: usize) -> bool {
+        let http = self.http.as_mut().expect("HTTP is on");
+        let conn = &mut http.conns[key];
+        let mut buf = [0u8; 4096];
+        loop {
+            match conn.stream.read(&mut buf) {
+                Ok(0) => {
+                    http.dead.push(key);
+                    return false;
+                }
+                Ok(n) if conn.draining || !conn.response.is_empty() => {
+                    // Anything after the request is not read as one.
+                    let _ = n;
+                }
+                Ok(n) => conn.head.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    http.dead.push(key);
+                    return false;
+                }
+            }
+        }
+        if conn.response.is_empty() && !conn.draining {
+            let head = std::mem::take(&mut conn.head);
+            let answer = route(&head, || self.render_metrics());
+            let conn = &mut self.http.as_mut().expect("HTTP is on").conns[key];
+            match answer {
+                Some(r) => conn.response = r,
+                None => conn.head = head,
+            }
+        }
+        true
+    }
+
+    /// Writes the response; then our FIN, and waits for the client's.
+    fn http_write(&mut self, key: usize) {
+        let http = self.http.as_mut().expect("HTTP is on");
+        let conn = &mut http.conns[key];
+        if conn.response.is_empty() || conn.draining {
+            return;
+        }
+        while conn.written < conn.response.len() {
+            match io::Write::write(&mut conn.stream, &conn.response[conn.written..]) {
+                Ok(0) => break,
+                Ok(n) => conn.written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let t = token(key, conn.generation);
+                    let both = Interest::READABLE | Interest::WRITABLE;
+                    let _ = self.el.registry().reregister(&mut conn.stream, t, both);
+                    return;
+                }
+                Err(_) => {
+                    http.dead.push(key);
+                    return;
+                }
+            }
+        }
+        let _ = conn.stream.shutdown(Shutdown::Write);
+        conn.draining = true;
+        conn.response = Vec::new();
+    }
+
+    /// The deadline of an HTTP connection passed: a request not complete
+    /// by then gets 408; any connection still open is closed.
+    pub(super) fn on_http_deadline(&mut self, key: usize, generation: u32) {
+        let Some(http) = self.http.as_mut() else {
+            return;
+        };
+        let Some(conn) = http.conns.get_mut(key) else {
+            return;
+        };
+        if conn.generation != generation {
+            return;
+        }
+        if conn.response.is_empty() && !conn.draining {
+            let timeout = text("408 Request Timeout", "request timeout\n");
+            let _ = io::Write::write(&mut conn.stream, &timeout);
+        }
+        http.dead.push(key);
+    }
+
+    /// Frees the HTTP connections that finished this turn.
+    pub(super) fn free_http(&mut self) {
+        let Some(http) = self.http.as_mut() else {
+            return;
+        };
+        for key in std::mem::take(&mut http.dead) {
+            if let Some(mut conn) = http.conns.try_remove(key) {
+                let _ = self.el.registry().deregister(&mut conn.stream);
+            }
+        }
+    }
+
+    /// `/metrics` now.
+    fn render_metrics(&self) -> String {
+        let gauges = metrics::Gauges {
+            tcp_connected: self.clients.len(),
+            tcp_logged_in: self.chat.members().len(),
+            lan_peers: self.chat.lan_peer_count(),
+            output_queue_bytes: self.clients.total_out(),
+        };
+        let mut counters = self.counters.clone();
+        counters.deliveries = self.clients.delivered();
+        metrics::render(&counters, &gauges, &self.turns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(r: &[u8]) -> String {
+        let text = String::from_utf8_lossy(r);
+        text.lines().next().unwrap_or("").to_string()
+    }
+
+    #[test]
+    fn routes_and_errors() {
+        let m = || "m 1\n".to_string();
+        let ok = route(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", m).unwrap();
+        assert_eq!(status(&ok), "HTTP/1.1 200 OK");
+        assert!(String::from_utf8_lossy(&ok).ends_with("\r\n\r\nm 1\n"));
+        let health = route(b"GET /healthz?x=1 HTTP/1.1\r\n\r\n", m).unwrap();
+        assert_eq!(status(&health), "HTTP/1.1 200 OK");
+        assert_eq!(
+            status(&route(b"GET /nope HTTP/1.1\r\n\r\n", m).unwrap()),
+            "HTTP/1.1 404 Not Found"
+        );
+        assert_eq!(
+            status(&route(b"POST /metrics HTTP/1.1\r\n\r\n", m).unwrap()),
+            "HTTP/1.1 405 Method Not Allowed"
+        );
+        assert_eq!(
+            status(&route(b"\x01\x02 garbage\r\n\r\n", m).unwrap()),
+            "HTTP/1.1 400 Bad Request"
+        );
+        // Incomplete: wait for more, unless it is already too big.
+        assert!(route(b"GET /metrics HTTP/1.1\r\nHost:", m).is_none());
+        let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        big.extend(std::iter::repeat_n(b'a', MAX_HEAD_BYTES));
+        assert_eq!(
+            status(&route(&big, m).unwrap()),
+            "HTTP/1.1 431 Request Header Fields Too Large"
+        );
+        let many: String = (0..40).map(|i| format!("H{i}: v\r\n")).collect();
+        let req = format!("GET / HTTP/1.1\r\n{many}\r\n");
+        assert_eq!(
+            status(&route(req.as_bytes(), m).unwrap()),
+            "HTTP/1.1 431 Request Header Fields Too Large"
+        );
+    }
+}
