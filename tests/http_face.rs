@@ -11,14 +11,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn http_addr(server: &Mp1d) -> SocketAddr {
-    let line = server.wait_log("HTTP on ");
-    // "... HTTP on 127.0.0.1:PORT: /metrics, /healthz"
-    let at = line.find("HTTP on ").unwrap() + 8;
-    let addr: Vec<&str> = line[at..].split(':').take(2).collect();
-    addr.join(":").parse().unwrap()
-}
-
 /// Sends `request` bytes, returns the whole response (until the server
 /// closes).
 fn exchange(addr: SocketAddr, request: &[u8]) -> String {
@@ -82,7 +74,7 @@ fn body(response: &str) -> &str {
 #[test]
 fn metrics_count_what_a_session_did() {
     let server = Mp1d::start(&["--http", "127.0.0.1:0"]);
-    let http = http_addr(&server);
+    let http = server.http_addr();
     let health = get(http, "/healthz");
     assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
     assert_eq!(body(&health), "ok\n");
@@ -133,7 +125,7 @@ fn metrics_count_what_a_session_did() {
 #[test]
 fn bad_http_is_answered_and_slow_http_timed_out() {
     let server = Mp1d::start(&["--http", "127.0.0.1:0", "--http-timeout", "0.5"]);
-    let http = http_addr(&server);
+    let http = server.http_addr();
     let status = |r: &str| r.lines().next().unwrap_or("").to_string();
     assert_eq!(status(&get(http, "/nope")), "HTTP/1.1 404 Not Found");
     assert_eq!(

@@ -46,8 +46,12 @@ OPTIONS:
                           (default 255.255.255.255)
   --peer IP:PORT          a LAN peer to handshake with directly; repeatable
   --max-lan-peers N       LAN peers the bridge knows at most (default 64)
-  --http ADDR:PORT        also serve /metrics (Prometheus) and /healthz over
-                          HTTP there (default: off)
+  --http ADDR:PORT        also serve the chat page (/), browsers over
+                          WebSocket (/ws), /metrics (Prometheus) and /healthz
+                          over HTTP there (default: off)
+  --http-origin ORIGIN    a page origin allowed to open the WebSocket, e.g.
+                          https://chat.example.org; repeatable; * allows any
+                          (default: only the page's own host)
   --http-timeout SECS     an HTTP connection is closed after this long
                           (default {http_timeout})
   --log-level LEVEL       off, error, warn, info, debug, trace (default info,
@@ -133,6 +137,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "--log-lines-per-second",
     "--http",
     "--http-timeout",
+    "--http-origin",
 ];
 
 fn parse_args() -> Result<Command, String> {
@@ -199,6 +204,7 @@ fn parse_args() -> Result<Command, String> {
                 "--log-lines-per-second" => c.log_lines_per_second = number(&v, 0, 1_000_000)?,
                 "--http" => c.http = Some(v.parse().map_err(|_| format!("not ADDR:PORT: {v:?}"))?),
                 "--http-timeout" => c.http_timeout = seconds(&v)?,
+                "--http-origin" => c.http_origins.push(v.clone()),
                 "--log-level" => {
                     level = Some(
                         logging::parse_level(&v)
@@ -283,7 +289,7 @@ fn serve(config: Config) -> ExitCode {
         Err(e) => log::warn!("listening, address unknown: {e}"),
     }
     if let Some(addr) = server.http_addr() {
-        log::info!("HTTP on {addr}: /metrics, /healthz");
+        log::info!("HTTP on {addr}: the chat page at /, /ws, /metrics, /healthz");
     }
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,

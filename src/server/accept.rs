@@ -4,6 +4,7 @@
 //! spin).
 
 use super::{FramingMode, Server, Timer};
+use crate::chat::ConnId;
 use crate::protocol::{encode_line, Reply};
 use crate::session::Framing;
 use log::{debug, warn};
@@ -72,22 +73,35 @@ impl Server {
             self.refuse_full(stream, addr);
             return;
         }
-        let _ = stream.set_nodelay(true);
         let framing = match self.config.framing {
             FramingMode::Auto => Framing::Mirror,
             FramingMode::Newline => Framing::Newline,
             FramingMode::Bare => Framing::Bare,
         };
-        let (key, generation) = match self
-            .clients
-            .insert(self.el.registry(), stream, addr, framing)
-        {
-            Ok(k) => k,
-            Err(e) => {
-                warn!("register {addr}: {e}");
-                return;
-            }
-        };
+        self.admit_client(stream, addr, framing, false);
+    }
+
+    /// Adds a client (over TCP, or a browser over WebSocket) to the table
+    /// and the chat, with its login deadline.
+    pub(super) fn admit_client(
+        &mut self,
+        stream: TcpStream,
+        addr: SocketAddr,
+        framing: Framing,
+        websocket: bool,
+    ) -> Option<ConnId> {
+        let _ = stream.set_nodelay(true);
+        let (key, generation) =
+            match self
+                .clients
+                .insert(self.el.registry(), stream, addr, framing, websocket)
+            {
+                Ok(k) => k,
+                Err(e) => {
+                    warn!("register {addr}: {e}");
+                    return None;
+                }
+            };
         self.counters.accepted += 1;
         self.chat.connect(key, addr);
         if !self.config.login_timeout.is_zero() {
@@ -95,7 +109,9 @@ impl Server {
             self.el.timers.set(at, Timer::Login(key, generation));
         }
         let level = self.noisy(log::Level::Info);
-        log::log!(level, "connect {addr} (#{key})");
+        let how = if websocket { " over WebSocket" } else { "" };
+        log::log!(level, "connect {addr}{how} (#{key})");
+        Some(key)
     }
 
     /// Tells a connection over `--max-clients` why, and closes it.

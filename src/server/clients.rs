@@ -11,6 +11,7 @@ use super::connection::{Connection, Phase};
 use super::output::Flushed;
 use crate::chat::ConnId;
 use crate::session::Framing;
+use crate::websocket;
 use log::debug;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -83,6 +84,8 @@ struct Arenas {
     direct: Arena,
     newline: Arena,
     bare: Arena,
+    /// Broadcasts framed for browsers.
+    ws: Arena,
     /// Bytes written into them since the last flush.
     written: usize,
 }
@@ -142,12 +145,16 @@ impl Clients {
         stream: TcpStream,
         addr: SocketAddr,
         framing: Framing,
+        websocket: bool,
     ) -> io::Result<(ConnId, u32)> {
         let generation = self.next_generation;
         self.next_generation = self.next_generation.wrapping_add(1);
         let entry = self.slab.vacant_entry();
         let key = entry.key();
         let mut conn = Connection::new(stream, addr, generation, framing);
+        if websocket {
+            conn.ws = Some(Box::default());
+        }
         registry.register(&mut conn.stream, token(key, generation), Interest::READABLE)?;
         entry.insert(conn);
         Ok((key, generation))
@@ -180,9 +187,19 @@ impl Clients {
         let Some(len) = self.admit(to, line.len()) else {
             return;
         };
-        let (block, at) = self.arenas.direct.put(&line[..len]);
-        self.arenas.written += len;
-        self.push(to, &block, at, len);
+        let bytes = self.framed(to, &line[..len]);
+        let (block, at) = self.arenas.direct.put(&bytes);
+        self.arenas.written += bytes.len();
+        self.push(to, &block, at, bytes.len());
+    }
+
+    /// A reply as `to` is sent it: as it is, or in a WebSocket text frame.
+    fn framed<'a>(&self, to: ConnId, payload: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        if self.slab[to].ws.is_some() {
+            std::borrow::Cow::Owned(websocket::frame(websocket::OP_TEXT, payload))
+        } else {
+            std::borrow::Cow::Borrowed(payload)
+        }
     }
 
     /// The same line to every member but `except`: the fan-out. The bytes
@@ -194,6 +211,7 @@ impl Clients {
         self.broadcasts += 1;
         let mut newline: Option<(Rc<Block>, usize)> = None;
         let mut bare: Option<(Rc<Block>, usize)> = None;
+        let mut ws: Option<(Rc<Block>, usize, usize)> = None;
         for &to in members {
             if Some(to) == except {
                 continue;
@@ -201,6 +219,21 @@ impl Clients {
             let Some(len) = self.admit(to, line.len()) else {
                 continue;
             };
+            if self.slab[to].ws.is_some() {
+                // Server frames are unmasked: one framed copy serves every
+                // browser.
+                let written = &mut self.arenas.written;
+                let arena = &mut self.arenas.ws;
+                let (block, at, n) = ws.get_or_insert_with(|| {
+                    let framed = websocket::frame(websocket::OP_TEXT, &line[..len]);
+                    *written += framed.len();
+                    let (block, at) = arena.put(&framed);
+                    (block, at, framed.len())
+                });
+                let (block, at, n) = (Rc::clone(block), *at, *n);
+                self.push(to, &block, at, n);
+                continue;
+            }
             let (arena, slot) = if len == line.len() {
                 (&mut self.arenas.newline, &mut newline)
             } else {
@@ -292,8 +325,23 @@ impl Clients {
     /// Queues past the output limit: the last words before a close.
     pub fn queue_forced(&mut self, to: ConnId, line: &[u8]) {
         let len = self.slab[to].session.framed_len(line.len());
-        let (block, at) = self.arenas.direct.put(&line[..len]);
-        self.push(to, &block, at, len);
+        let bytes = self.framed(to, &line[..len]);
+        let (block, at) = self.arenas.direct.put(&bytes);
+        self.push(to, &block, at, bytes.len());
+    }
+
+    /// Queues a WebSocket control frame (pong, close) for `to`. After a
+    /// close frame nothing more is sent.
+    pub fn queue_ws_control(&mut self, to: ConnId, frame: &[u8]) {
+        let Some(ws) = self.slab.get_mut(to).and_then(|c| c.ws.as_mut()) else {
+            return;
+        };
+        if ws.close_sent {
+            return;
+        }
+        ws.close_sent = frame.first() == Some(&(0x80 | websocket::OP_CLOSE));
+        let (block, at) = self.arenas.direct.put(frame);
+        self.push(to, &block, at, frame.len());
     }
 
     /// Queues `bytes` exactly as they are.
@@ -509,6 +557,11 @@ impl Clients {
             return false;
         }
         mark_dirty(&mut self.dirty, conn, key);
+        // A browser is told the connection ends, after its last message.
+        if let Some(ws) = conn.ws.as_ref() {
+            let bye = websocket::close_frame(ws.close_code, "");
+            self.queue_ws_control(key, &bye);
+        }
         true
     }
 

@@ -70,6 +70,9 @@ pub struct Config {
     pub http: Option<SocketAddr>,
     /// An HTTP connection is closed after this long, answered or not.
     pub http_timeout: Duration,
+    /// Origins whose pages may open a WebSocket (`*`: any); empty: only
+    /// the page's own (same host).
+    pub http_origins: Vec<String>,
 }
 
 /// mp1d as a LAN peer (`--peer-name`).
@@ -122,6 +125,7 @@ impl Default for Config {
             bridge: None,
             http: None,
             http_timeout: Duration::from_secs(10),
+            http_origins: Vec::new(),
         }
     }
 }

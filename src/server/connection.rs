@@ -46,6 +46,18 @@ pub struct Connection {
     pub(super) paused: bool,
     pub(super) held_input: Vec<u8>,
     pub last_input: Instant,
+    /// A browser over WebSocket: its frames' decoder (`None`: plain TCP).
+    pub ws: Option<Box<WsState>>,
+}
+
+/// A WebSocket connection's framing state.
+pub struct WsState {
+    pub decoder: crate::websocket::Decoder,
+    /// Our close frame is queued: nothing is sent after it.
+    pub close_sent: bool,
+    /// The code our close frame carries (1000 unless the client broke a
+    /// rule).
+    pub close_code: u16,
 }
 
 impl Connection {
@@ -64,6 +76,7 @@ impl Connection {
             paused: false,
             held_input: Vec::new(),
             last_input: Instant::now(),
+            ws: None,
         }
     }
 
@@ -108,5 +121,15 @@ impl Connection {
         self.phase = Phase::Dead;
         self.out = OutQueue::default();
         true
+    }
+}
+
+impl Default for WsState {
+    fn default() -> Self {
+        WsState {
+            decoder: crate::websocket::Decoder::default(),
+            close_sent: false,
+            close_code: crate::websocket::CLOSE_NORMAL,
+        }
     }
 }

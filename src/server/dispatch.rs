@@ -9,6 +9,7 @@ use super::{Server, Timer};
 use crate::chat::{ConnId, Effect};
 use crate::protocol::{encode_line, Cursor, DecodeError, Reply, Request, Status};
 use crate::session::{Cut, Input};
+use crate::websocket::{self, Event as WsEvent};
 use log::{debug, info};
 use std::time::Instant;
 
@@ -39,10 +40,14 @@ impl Server {
     /// `epoll_wait`. So no input is left unnoticed. On a system without
     /// those guarantees, drop the short-read test and read to `WouldBlock`.
     pub(super) fn read_from(&mut self, key: ConnId) {
-        // Input held back while its output drained comes first.
+        // Input held back while its output drained comes first, and a
+        // browser's frames already received.
         let held = self.clients.take_held_input(key);
         if !held.is_empty() {
             self.on_bytes(key, &held);
+        }
+        if self.clients.get(key).is_some_and(|c| c.ws.is_some()) {
+            self.drain_ws(key);
         }
         for _ in 0..READS_PER_TURN {
             match self.clients.read(key, &mut self.scratch) {
@@ -73,8 +78,65 @@ impl Server {
         if !self.config.idle_timeout.is_zero() {
             self.clients.get_mut(key).expect("read from it").last_input = Instant::now();
         }
-        self.on_bytes(key, &scratch[..n]);
+        if self.clients.get(key).is_some_and(|c| c.ws.is_some()) {
+            self.on_ws_bytes(key, &scratch[..n]);
+        } else {
+            self.on_bytes(key, &scratch[..n]);
+        }
         self.scratch = scratch;
+    }
+
+    /// A browser's bytes: WebSocket frames, whose text messages go to its
+    /// session like any client's bytes.
+    pub(super) fn on_ws_bytes(&mut self, key: ConnId, bytes: &[u8]) {
+        if let Some(ws) = self.clients.get_mut(key).and_then(|c| c.ws.as_mut()) {
+            ws.decoder.feed(bytes);
+        }
+        self.drain_ws(key);
+    }
+
+    /// Acts on the frames decoded so far, until they run out or the
+    /// connection pauses or closes.
+    fn drain_ws(&mut self, key: ConnId) {
+        let max = self.config.max_message_bytes;
+        loop {
+            let Some(conn) = self.clients.get_mut(key) else {
+                return;
+            };
+            if !conn.is_open() || conn.paused {
+                return;
+            }
+            let Some(ws) = conn.ws.as_mut() else {
+                return;
+            };
+            let Some(event) = ws.decoder.next_event(max) else {
+                return;
+            };
+            match event {
+                WsEvent::Text(payload) => self.on_bytes(key, &payload),
+                WsEvent::Ping(payload) => {
+                    let pong = websocket::frame(websocket::OP_PONG, &payload);
+                    self.clients.queue_ws_control(key, &pong);
+                }
+                WsEvent::Close(code) => {
+                    debug!("#{key}: WebSocket closed by the client ({code})");
+                    let echo = websocket::close_frame(websocket::CLOSE_NORMAL, "");
+                    self.clients.queue_ws_control(key, &echo);
+                    self.begin_close(key);
+                    self.chat.disconnect(key, &mut self.effects);
+                    self.apply_effects();
+                }
+                WsEvent::Fail(code, why) => {
+                    self.counters.cut_unparsable += 1;
+                    let level = self.noisy(log::Level::Warn);
+                    log::log!(level, "#{key}: WebSocket: {why}; disconnecting");
+                    if let Some(ws) = conn_ws(self, key) {
+                        ws.close_code = code;
+                    }
+                    self.evict(key, &format!("WebSocket error: {why}."));
+                }
+            }
+        }
     }
 
     /// Acts on each input in `bytes` until they are used up, or the
@@ -322,4 +384,8 @@ fn log_chat(from: Option<&str>, msg: &Result<Request, DecodeError>) {
         }
         _ => {}
     }
+}
+
+fn conn_ws(server: &mut Server, key: ConnId) -> Option<&mut super::connection::WsState> {
+    server.clients.get_mut(key)?.ws.as_deref_mut()
 }

@@ -1,9 +1,12 @@
 //! mp1d's HTTP face (`--http ADDR:PORT`, off by default), on the same
-//! poll loop: `GET /metrics` (Prometheus text format) and `GET /healthz`
-//! for service managers. One request per connection (`Connection:
-//! close`): read the head (`httparse`), answer, send our FIN, wait for the
-//! client's. Every connection has a deadline; a head over the size limit
-//! gets 431, a bad one 400, an unknown path 404, another method 405.
+//! poll loop: `GET /` (the chat page, built into the binary), `GET /ws`
+//! (a WebSocket: the connection becomes an MP1 client like any other),
+//! `GET /metrics` (Prometheus text format) and `GET /healthz` for service
+//! managers. One request per connection (`Connection: close`): read the
+//! head (`httparse`), answer, send our FIN, wait for the client's. Every
+//! connection has a deadline; a head over the size limit gets 431, a bad
+//! one 400, an unknown path 404, another method 405, a WebSocket from an
+//! origin not allowed 403.
 
 use super::{metrics, Server, Timer, KEY_MASK};
 use log::{debug, warn};
@@ -87,11 +90,101 @@ fn text(status: &str, body: &str) -> Vec<u8> {
     response(status, "text/plain; charset=utf-8", body, "")
 }
 
+/// The chat page, built in.
+const PAGE: &str = include_str!("../web/index.html");
+
+/// What to do with a request.
+#[derive(Debug)]
+enum Answer {
+    Respond(Vec<u8>),
+    /// Switch to WebSocket: the 101 response, and bytes that came after
+    /// the request head (frames already sent).
+    Upgrade {
+        response: Vec<u8>,
+        rest: Vec<u8>,
+    },
+}
+
+fn header<'h>(req: &'h httparse::Request, name: &str) -> Option<&'h str> {
+    req.headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .and_then(|h| std::str::from_utf8(h.value).ok())
+        .map(str::trim)
+}
+
+/// Whether a comma-separated header value lists `token`.
+fn lists(value: Option<&str>, token: &str) -> bool {
+    value.is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
+/// A WebSocket opening handshake (RFC 6455, 4.2): the 101 response, or the
+/// refusal.
+fn upgrade(req: &httparse::Request, origins: &[String]) -> Result<Vec<u8>, Vec<u8>> {
+    if !lists(header(req, "Upgrade"), "websocket") || !lists(header(req, "Connection"), "upgrade") {
+        return Err(text("400 Bad Request", "not a WebSocket upgrade\n"));
+    }
+    if header(req, "Sec-WebSocket-Version") != Some("13") {
+        return Err(response(
+            "426 Upgrade Required",
+            "text/plain; charset=utf-8",
+            "WebSocket version 13 only\n",
+            "Sec-WebSocket-Version: 13\r\n",
+        ));
+    }
+    let Some(key) = header(req, "Sec-WebSocket-Key").filter(|k| !k.is_empty()) else {
+        return Err(text("400 Bad Request", "no Sec-WebSocket-Key\n"));
+    };
+    // Browsers always say where the page came from; other clients may not.
+    if let Some(origin) = header(req, "Origin") {
+        let allowed = if origins.is_empty() {
+            let host = header(req, "Host").unwrap_or("");
+            origin == format!("http://{host}") || origin == format!("https://{host}")
+        } else {
+            origins.iter().any(|o| o == origin || o == "*")
+        };
+        if !allowed {
+            return Err(text(
+                "403 Forbidden",
+                "origin not allowed (--http-origin)\n",
+            ));
+        }
+    }
+    Ok(format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        crate::websocket::accept_key(key)
+    )
+    .into_bytes())
+}
+
 /// What the request head in `head` asks for; `None` until it is complete.
-fn route(head: &[u8], metrics: impl FnOnce() -> String) -> Option<Vec<u8>> {
+fn route(head: &[u8], origins: &[String], metrics: impl FnOnce() -> String) -> Option<Answer> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    match req.parse(head) {
+    let parsed = req.parse(head);
+    if let Ok(httparse::Status::Complete(n)) = parsed {
+        let path = req.path.unwrap_or("").split('?').next().unwrap_or("");
+        if req.method == Some("GET") && path == "/ws" {
+            return Some(match upgrade(&req, origins) {
+                Ok(response) => Answer::Upgrade {
+                    response,
+                    rest: head[n..].to_vec(),
+                },
+                Err(refusal) => Answer::Respond(refusal),
+            });
+        }
+    }
+    route_plain(parsed, &req, head, metrics).map(Answer::Respond)
+}
+
+fn route_plain(
+    parsed: httparse::Result<usize>,
+    req: &httparse::Request,
+    head: &[u8],
+    metrics: impl FnOnce() -> String,
+) -> Option<Vec<u8>> {
+    match parsed {
         Ok(httparse::Status::Partial) if head.len() > MAX_HEAD_BYTES => Some(text(
             "431 Request Header Fields Too Large",
             "request head too large\n",
@@ -113,6 +206,7 @@ fn route(head: &[u8], metrics: impl FnOnce() -> String) -> Option<Vec<u8>> {
                     "",
                 ),
                 (Some("GET"), "/healthz") => text("200 OK", "ok\n"),
+                (Some("GET"), "/") => response("200 OK", "text/html; charset=utf-8", PAGE, ""),
                 (Some("GET"), _) => text("404 Not Found", "not found\n"),
                 _ => response(
                     "405 Method Not Allowed",
@@ -229,14 +323,44 @@ impl Server {
         }
         if conn.response.is_empty() && !conn.draining {
             let head = std::mem::take(&mut conn.head);
-            let answer = route(&head, || self.render_metrics());
+            let answer = route(&head, &self.config.http_origins, || self.render_metrics());
             let conn = &mut self.http.as_mut().expect("HTTP is on").conns[key];
             match answer {
-                Some(r) => conn.response = r,
+                Some(Answer::Respond(r)) => conn.response = r,
+                Some(Answer::Upgrade { response, rest }) => {
+                    self.become_websocket(key, &response, &rest);
+                    return false;
+                }
                 None => conn.head = head,
             }
         }
         true
+    }
+
+    /// Hands an upgraded connection to the client table: from now on it
+    /// is an MP1 client whose bytes come in WebSocket frames.
+    fn become_websocket(&mut self, key: usize, response: &[u8], rest: &[u8]) {
+        let http = self.http.as_mut().expect("HTTP is on");
+        let mut conn = http.conns.remove(key);
+        let _ = self.el.registry().deregister(&mut conn.stream);
+        let Ok(addr) = conn.stream.peer_addr() else {
+            return;
+        };
+        if self.clients.len() >= self.config.max_clients {
+            let full = text("503 Service Unavailable", "server full\n");
+            let _ = io::Write::write(&mut conn.stream, &full);
+            return;
+        }
+        // A fresh socket: the whole response fits in its buffer.
+        if io::Write::write_all(&mut conn.stream, response).is_err() {
+            return;
+        }
+        let framing = crate::session::Framing::Bare;
+        if let Some(client) = self.admit_client(conn.stream, addr, framing, true) {
+            if !rest.is_empty() {
+                self.on_ws_bytes(client, rest);
+            }
+        }
     }
 
     /// Writes the response; then our FIN, and waits for the client's.
@@ -317,29 +441,81 @@ impl Server {
 mod tests {
     use super::*;
 
-    fn status(r: &[u8]) -> String {
-        let text = String::from_utf8_lossy(r);
+    fn status(a: Option<Answer>) -> String {
+        let r = match a {
+            Some(Answer::Respond(r)) | Some(Answer::Upgrade { response: r, .. }) => r,
+            None => return "(incomplete)".into(),
+        };
+        let text = String::from_utf8_lossy(&r);
         text.lines().next().unwrap_or("").to_string()
+    }
+
+    fn route(head: &[u8], m: impl FnOnce() -> String) -> Option<Answer> {
+        super::route(head, &[], m)
+    }
+
+    #[test]
+    fn websocket_upgrades() {
+        let m = || String::new();
+        let req = |extra: &str| {
+            format!(
+                "GET /ws HTTP/1.1\r\nHost: chat:8080\r\nUpgrade: websocket\r\n\
+                 Connection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
+            )
+        };
+        match super::route(req("Origin: http://chat:8080\r\n").as_bytes(), &[], m) {
+            Some(Answer::Upgrade { response, rest }) => {
+                let r = String::from_utf8(response).unwrap();
+                assert!(r.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{r}");
+                assert!(r.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+                assert!(rest.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        let foreign = req("Origin: http://evil.example\r\n");
+        assert_eq!(
+            status(super::route(foreign.as_bytes(), &[], m)),
+            "HTTP/1.1 403 Forbidden"
+        );
+        let allowed = ["http://evil.example".to_string()];
+        assert_eq!(
+            status(super::route(foreign.as_bytes(), &allowed, m)),
+            "HTTP/1.1 101 Switching Protocols"
+        );
+        let old = req("").replace("Version: 13", "Version: 8");
+        assert_eq!(
+            status(route(old.as_bytes(), m)),
+            "HTTP/1.1 426 Upgrade Required"
+        );
+        assert_eq!(
+            status(route(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n", m)),
+            "HTTP/1.1 400 Bad Request"
+        );
+        let page = route(b"GET / HTTP/1.1\r\n\r\n", m);
+        assert_eq!(status(page), "HTTP/1.1 200 OK");
     }
 
     #[test]
     fn routes_and_errors() {
         let m = || "m 1\n".to_string();
-        let ok = route(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", m).unwrap();
-        assert_eq!(status(&ok), "HTTP/1.1 200 OK");
+        let Some(Answer::Respond(ok)) = route(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", m)
+        else {
+            panic!("no answer")
+        };
         assert!(String::from_utf8_lossy(&ok).ends_with("\r\n\r\nm 1\n"));
-        let health = route(b"GET /healthz?x=1 HTTP/1.1\r\n\r\n", m).unwrap();
-        assert_eq!(status(&health), "HTTP/1.1 200 OK");
+        let health = route(b"GET /healthz?x=1 HTTP/1.1\r\n\r\n", m);
+        assert_eq!(status(health), "HTTP/1.1 200 OK");
         assert_eq!(
-            status(&route(b"GET /nope HTTP/1.1\r\n\r\n", m).unwrap()),
+            status(route(b"GET /nope HTTP/1.1\r\n\r\n", m)),
             "HTTP/1.1 404 Not Found"
         );
         assert_eq!(
-            status(&route(b"POST /metrics HTTP/1.1\r\n\r\n", m).unwrap()),
+            status(route(b"POST /metrics HTTP/1.1\r\n\r\n", m)),
             "HTTP/1.1 405 Method Not Allowed"
         );
         assert_eq!(
-            status(&route(b"\x01\x02 garbage\r\n\r\n", m).unwrap()),
+            status(route(b"\x01\x02 garbage\r\n\r\n", m)),
             "HTTP/1.1 400 Bad Request"
         );
         // Incomplete: wait for more, unless it is already too big.
@@ -347,13 +523,13 @@ mod tests {
         let mut big = b"GET / HTTP/1.1\r\nX: ".to_vec();
         big.extend(std::iter::repeat_n(b'a', MAX_HEAD_BYTES));
         assert_eq!(
-            status(&route(&big, m).unwrap()),
+            status(route(&big, m)),
             "HTTP/1.1 431 Request Header Fields Too Large"
         );
         let many: String = (0..40).map(|i| format!("H{i}: v\r\n")).collect();
         let req = format!("GET / HTTP/1.1\r\n{many}\r\n");
         assert_eq!(
-            status(&route(req.as_bytes(), m).unwrap()),
+            status(route(req.as_bytes(), m)),
             "HTTP/1.1 431 Request Header Fields Too Large"
         );
     }

@@ -98,6 +98,15 @@ impl Mp1d {
         c
     }
 
+    /// Where its HTTP face (`--http`) listens, from its log.
+    pub fn http_addr(&self) -> SocketAddr {
+        // "... HTTP on 127.0.0.1:PORT: the chat page at /, ..."
+        let line = self.wait_log("HTTP on ");
+        let at = line.find("HTTP on ").unwrap() + 8;
+        let addr: Vec<&str> = line[at..].split(':').take(2).collect();
+        addr.join(":").parse().unwrap()
+    }
+
     /// Waits for a log line containing `needle`.
     pub fn wait_log(&self, needle: &str) -> String {
         let deadline = Instant::now() + WAIT;

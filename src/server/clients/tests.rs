@@ -36,7 +36,7 @@ impl Fixture {
         self.far.push(far);
         let stream = TcpStream::from_std(near);
         self.clients
-            .insert(self.poll.registry(), stream, addr, framing)
+            .insert(self.poll.registry(), stream, addr, framing, false)
             .unwrap()
     }
 
