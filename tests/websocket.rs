@@ -169,6 +169,17 @@ fn browsers_and_tcp_clients_share_one_chat() {
     );
     web.send(msg("RequestOnlineList", json!({})));
     assert_eq!(web.recv()["data"]["names"], json!(["tcp", "web"]));
+    // /metrics counts each transport.
+    let mut m = TcpStream::connect(http).unwrap();
+    m.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").unwrap();
+    let mut metrics = String::new();
+    m.read_to_string(&mut metrics).unwrap();
+    for line in [
+        r#"mp1_clients{transport="tcp",state="logged_in"} 1"#,
+        r#"mp1_clients{transport="websocket",state="logged_in"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
 
     // A ping is answered; a message in fragments, a ping between them.
     web.send_raw(&frame(0x9, true, b"beat"));

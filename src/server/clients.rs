@@ -423,6 +423,17 @@ impl Clients {
         (self.slots_added, self.arenas.written)
     }
 
+    /// Browsers connected, and how many of `members` are browsers (an
+    /// O(clients) count, for a metrics scrape).
+    pub fn websockets(&self, members: &[ConnId]) -> (usize, usize) {
+        let connected = self.slab.iter().filter(|(_, c)| c.ws.is_some()).count();
+        let logged_in = members
+            .iter()
+            .filter(|&&k| self.slab.get(k).is_some_and(|c| c.ws.is_some()))
+            .count();
+        (connected, logged_in)
+    }
+
     /// Messages queued for a client since the start.
     pub fn delivered(&self) -> u64 {
         self.delivered

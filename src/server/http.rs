@@ -425,9 +425,12 @@ impl Server {
 
     /// `/metrics` now.
     fn render_metrics(&self) -> String {
+        let (ws_connected, ws_logged_in) = self.clients.websockets(self.chat.members());
         let gauges = metrics::Gauges {
-            tcp_connected: self.clients.len(),
-            tcp_logged_in: self.chat.members().len(),
+            tcp_connected: self.clients.len() - ws_connected,
+            tcp_logged_in: self.chat.members().len() - ws_logged_in,
+            ws_connected,
+            ws_logged_in,
             lan_peers: self.chat.lan_peer_count(),
             output_queue_bytes: self.clients.total_out(),
         };

@@ -48,6 +48,8 @@ impl std::fmt::Display for Counters {
 pub struct Gauges {
     pub tcp_connected: usize,
     pub tcp_logged_in: usize,
+    pub ws_connected: usize,
+    pub ws_logged_in: usize,
     pub lan_peers: usize,
     pub output_queue_bytes: usize,
 }
@@ -96,6 +98,14 @@ pub fn render(c: &Counters, g: &Gauges, turns: &TurnHistogram) -> String {
             (
                 "{transport=\"tcp\",state=\"logged_in\"}",
                 g.tcp_logged_in as f64,
+            ),
+            (
+                "{transport=\"websocket\",state=\"connected\"}",
+                g.ws_connected as f64,
+            ),
+            (
+                "{transport=\"websocket\",state=\"logged_in\"}",
+                g.ws_logged_in as f64,
             ),
         ],
     );
