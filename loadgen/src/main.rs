@@ -26,6 +26,8 @@ loadgen: simulated MP1 clients and peers; broadcast fan-out latency
 USAGE: loadgen [OPTIONS]
 
   --target HOST:PORT    the server (default 127.0.0.1:15151)
+  --transport tcp|ws    MP1 over TCP (default) or over WebSocket: the
+                        target is then mp1d's --http address
   --protocol mp1|redis  mp1 (default), or Redis pub/sub as the baseline:
                         clients SUBSCRIBE to one channel, each sender
                         PUBLISHes the same text on a second connection
@@ -83,6 +85,7 @@ fn parse() -> Result<Option<Options>, String> {
     let mut open = false;
     let mut framing = run::Framing::Auto;
     let mut protocol = run::Protocol::Mp1;
+    let mut websocket = false;
     let mut sweep = Vec::new();
     let mut server_pid = None;
     let (mut json, mut hgrm, mut plot) = (false, None, None);
@@ -140,6 +143,13 @@ fn parse() -> Result<Option<Options>, String> {
                     _ => return Err(bad("closed or open")),
                 }
             }
+            "--transport" => {
+                websocket = match v.as_str() {
+                    "ws" => true,
+                    "tcp" => false,
+                    _ => return Err(bad("tcp or ws")),
+                }
+            }
             "--protocol" => {
                 protocol = match v.as_str() {
                     "mp1" => run::Protocol::Mp1,
@@ -174,8 +184,12 @@ fn parse() -> Result<Option<Options>, String> {
     if protocol == run::Protocol::Redis && peers > 0 {
         return Err("--peers needs --protocol mp1 (Redis has no LAN bridge)".into());
     }
+    if websocket && (protocol != run::Protocol::Mp1 || peers > 0) {
+        return Err("--transport ws is for MP1 clients, without --peers".into());
+    }
     let params = Params {
         protocol,
+        websocket,
         target,
         clients,
         peers,

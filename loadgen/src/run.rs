@@ -63,6 +63,9 @@ pub enum Mode {
 #[derive(Clone, Debug)]
 pub struct Params {
     pub protocol: Protocol,
+    /// MP1 over WebSocket (`--transport ws`): the target is mp1d's `--http`
+    /// address, each request a masked text frame.
+    pub websocket: bool,
     pub target: SocketAddr,
     pub clients: usize,
     pub peers: usize,
@@ -139,6 +142,8 @@ struct Client {
     splitter: Splitter,
     /// MP1 requests end with a line break.
     newline: bool,
+    /// WebSocket: the server's 101 has been read.
+    ws_open: bool,
     /// Redis: bytes of a value that has not fully arrived.
     partial: Vec<u8>,
     out: Vec<u8>,
@@ -332,6 +337,23 @@ impl<'a> Runner<'a> {
     fn start_client(&mut self, i: usize) -> Result<(), String> {
         let mut out = Vec::new();
         match self.p.protocol {
+            Protocol::Mp1 if self.p.websocket => {
+                let login = Request::Login {
+                    name: Some(format!("c{i}")),
+                };
+                let mut json = Vec::new();
+                encode_request(&login, false, &mut json);
+                out.extend_from_slice(
+                    format!(
+                        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
+                         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                         Sec-WebSocket-Key: bG9hZGdlbi1sb2FkZ2VuIQ==\r\n\r\n",
+                        self.p.target
+                    )
+                    .as_bytes(),
+                );
+                ws_frame(&json, &mut out);
+            }
             Protocol::Mp1 => {
                 let login = Request::Login {
                     name: Some(format!("c{i}")),
@@ -380,6 +402,7 @@ impl<'a> Runner<'a> {
             started: Instant::now(),
             splitter: Splitter::new(),
             newline: self.p.framing == Framing::Newline,
+            ws_open: false,
             partial: Vec::new(),
             out,
             rx: Receiver::default(),
@@ -512,6 +535,13 @@ impl<'a> Runner<'a> {
             text.push('x');
         }
         let c = match self.p.protocol {
+            Protocol::Mp1 if self.p.websocket => {
+                let c = &mut self.clients[sender];
+                let mut json = Vec::new();
+                encode_request(&Request::SendChat { message: text }, false, &mut json);
+                ws_frame(&json, &mut c.out);
+                c
+            }
             Protocol::Mp1 => {
                 let c = &mut self.clients[sender];
                 let chat = Request::SendChat { message: text };
@@ -630,6 +660,13 @@ impl<'a> Runner<'a> {
                 }
                 continue;
             }
+            if self.p.websocket {
+                self.on_ws(i, n, now)?;
+                if n < self.buf.len() {
+                    return Ok(total);
+                }
+                continue;
+            }
             // Out of `self` while the replies are handled.
             let mut splitter = std::mem::take(&mut self.clients[i].splitter);
             let buf = std::mem::take(&mut self.buf);
@@ -678,6 +715,46 @@ impl<'a> Runner<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Handles the WebSocket bytes in `buf[..n]`, read from client `i`:
+    /// the server's 101, then frames whose text is MP1.
+    fn on_ws(&mut self, i: usize, n: usize, now: u64) -> Result<(), String> {
+        let mut bytes = std::mem::take(&mut self.clients[i].partial);
+        bytes.extend_from_slice(&self.buf[..n]);
+        let mut at = 0;
+        if !self.clients[i].ws_open {
+            let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
+                self.clients[i].partial = bytes;
+                return Ok(());
+            };
+            if !bytes.starts_with(b"HTTP/1.1 101") {
+                let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
+                return Err(format!("c{i}: no WebSocket: {head}"));
+            }
+            self.clients[i].ws_open = true;
+            at = end + 4;
+        }
+        let mut splitter = std::mem::take(&mut self.clients[i].splitter);
+        let result = loop {
+            let Some((opcode, payload, used)) = server_frame(&bytes[at..]) else {
+                break Ok(());
+            };
+            at += used;
+            match opcode {
+                0x1 => {
+                    if let Err(e) = self.on_bytes(i, &mut splitter, payload, now) {
+                        break Err(e);
+                    }
+                }
+                0x8 => break Err(format!("c{i}: the server closed the WebSocket")),
+                _ => {}
+            }
+        };
+        self.clients[i].splitter = splitter;
+        bytes.drain(..at);
+        self.clients[i].partial = bytes;
+        result
     }
 
     /// Handles the Redis values in `buf[..n]`, read from client `i`.
@@ -792,6 +869,45 @@ impl<'a> Runner<'a> {
                 .send_to(&PeerMessage::Disconnect.encode(), self.p.bridge);
         }
     }
+}
+
+/// Appends `payload` as one masked, final WebSocket text frame.
+fn ws_frame(payload: &[u8], out: &mut Vec<u8>) {
+    const MASK: [u8; 4] = [0x6d, 0x70, 0x31, 0x21];
+    out.push(0x81);
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n <= 0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&MASK);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+}
+
+/// One unmasked server frame at the front of `bytes`: its opcode,
+/// payload and length; `None` until all of it has arrived.
+fn server_frame(bytes: &[u8]) -> Option<(u8, &[u8], usize)> {
+    let (b0, b1) = (*bytes.first()?, *bytes.get(1)?);
+    let (len, at) = match b1 & 0x7F {
+        126 => (
+            u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?]) as usize,
+            4,
+        ),
+        127 => {
+            let mut n = [0u8; 8];
+            n.copy_from_slice(bytes.get(2..10)?);
+            (u64::from_be_bytes(n) as usize, 10)
+        }
+        n => (n as usize, 2),
+    };
+    let payload = bytes.get(at..at + len)?;
+    Some((b0 & 0x0F, payload, at + len))
 }
 
 /// A connecting client's first writable event means it connected (or

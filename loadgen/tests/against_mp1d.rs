@@ -160,3 +160,39 @@ fn no_server_fails_clearly() {
     assert_eq!(code, Some(1), "{all}");
     assert!(all.contains("loadgen: 2 clients:"), "{all}");
 }
+
+/// `--transport ws`: the same closed and open loops over mp1d's WebSocket
+/// face, with the same accounting.
+#[test]
+fn websocket_clients_lose_nothing() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let config = mp1::server::Config {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            http: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..mp1::server::Config::default()
+        };
+        let server = mp1::server::Server::bind(config).expect("mp1d binds");
+        tx.send(server.http_addr().unwrap()).unwrap();
+        server.run().unwrap();
+    });
+    let http = rx.recv().unwrap().to_string();
+    let (code, j, all) = loadgen(&[
+        "--transport",
+        "ws",
+        "--target",
+        &http,
+        "--clients",
+        "20",
+        "--senders",
+        "2",
+        "--messages",
+        "30",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{all}");
+    assert_eq!(j["tcp"]["expected"], 50 * 19, "{j}");
+    assert_eq!(j["tcp"]["lost"], 0, "{j}");
+    assert_eq!(j["delivery_us"]["count"], 30 * 19, "{j}");
+}
