@@ -11,7 +11,9 @@
 #   REPS=3 SIZES=10000 MODE=storm benches/compare.sh mp1d@HEAD~1 mp1d   # login storms
 #
 # SERVER is `mp1d` (this tree), `mp1d@REV` (any git revision, built in
-# target/compare/) or `redis` (Debian's redis-server; installed if root).
+# target/compare/), `mp1d-ws` (this tree's mp1d with browsers' transport:
+# loadgen --transport ws against its --http face) or `redis` (Debian's
+# redis-server; installed if root).
 # Writes target/compare/<date>.jsonl and prints a table of medians.
 set -u -o pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -50,8 +52,9 @@ for s in "${SERVERS[@]}"; do
         log "installing redis-server"
         (apt-get install -y redis-server || { apt-get update && apt-get install -y redis-server; }) >>"$LOG" 2>&1
     } ;;
+    mp1d-ws) ;;
     mp1d*) mp1d_bin "$s" >/dev/null || { log "cannot build $s"; exit 1; } ;;
-    *) log "unknown server $s (mp1d, mp1d@REV or redis)"; exit 2 ;;
+    *) log "unknown server $s (mp1d, mp1d@REV, mp1d-ws or redis)"; exit 2 ;;
     esac
 done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -65,6 +68,11 @@ start_server() {
         taskset -c 0 redis-server --port $PORT --bind 127.0.0.1 --save '' --appendonly no \
             --client-output-buffer-limit "pubsub 0 0 0" --maxclients 20000 \
             --logfile "$OUTDIR/redis.log" --daemonize no &
+        SRV_PID=$! ;;
+    mp1d-ws)
+        # Clients come to the --http face; the TCP port stays unused.
+        taskset -c 0 "$ROOT/target/release/mp1d" --bind 127.0.0.1 --port $((PORT + 2000)) \
+            --http 127.0.0.1:$PORT --max-clients 20000 --log-level warn 2>>"$LOG" &
         SRV_PID=$! ;;
     mp1d*)
         taskset -c 0 "$(mp1d_bin "$1")" --bind 127.0.0.1 --port $PORT --max-clients 20000 \
@@ -101,11 +109,14 @@ workload() {
 for rep in $(seq 1 "$REPS"); do
     log "=== repetition $rep of $REPS"
     for s in "${SERVERS[@]}"; do
-        proto=mp1; [ "$s" = redis ] && proto=redis
+        proto="--protocol mp1"
+        [ "$s" = redis ] && proto="--protocol redis"
+        [ "$s" = mp1d-ws ] && proto="--transport ws"
         for n in $SIZES; do
             start_server "$s" || continue
             # shellcheck disable=SC2046
-            line=$(taskset -c 1 "$LOADGEN" --protocol $proto --target 127.0.0.1:$PORT --clients "$n" \
+            # shellcheck disable=SC2086
+            line=$(taskset -c 1 "$LOADGEN" $proto --target 127.0.0.1:$PORT --clients "$n" \
                 $(workload "$n") --server-pid "$SRV_PID" --json 2>>"$LOG" | tail -n 1)
             stop_server
             [ -n "$line" ] || line='{"error":"loadgen printed nothing"}'
