@@ -255,3 +255,64 @@ fn rule_breakers_are_told_and_closed() {
     let mut c = server.login("fine");
     c.expect_server_message("You are the admin.");
 }
+
+/// A browser, a LAN peer (through the bridge) and a terminal user in one
+/// chat.
+#[test]
+fn browsers_lan_peers_and_tcp_users_chat_together() {
+    use common::peers::TestPeer;
+    use mp1::peer::PeerEvent;
+    let mut lan = TestPeer::loopback();
+    assert!(lan.join("lan"));
+    let target = lan.addr().to_string();
+    let server = Mp1d::start(&[
+        "--http",
+        "127.0.0.1:0",
+        "--peer-name",
+        "br",
+        "--broadcast",
+        "127.255.255.255",
+        "--peer",
+        &target,
+    ]);
+    let http = server.http_addr();
+    lan.wait_for(WAIT, |e| matches!(e, PeerEvent::PeerJoined { .. }));
+    let deadline = std::time::Instant::now() + WAIT;
+    while !server
+        .log
+        .try_iter()
+        .any(|l| l.contains("joined the LAN as \"br\""))
+    {
+        assert!(std::time::Instant::now() < deadline, "bridge never joined");
+        lan.pump(std::time::Duration::from_millis(50));
+    }
+    let mut tcp = server.login("tcp");
+    tcp.expect_server_message("You are the admin.");
+    let mut web = Ws::open(http, None).unwrap();
+    login(&mut web, "web");
+    tcp.expect_server_message("web joined the server.");
+
+    web.send(msg("SendChat", json!({"message": "from the browser"})));
+    assert_eq!(tcp.recv()["data"]["message"], "from the browser");
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    while got.is_empty() && std::time::Instant::now() < deadline {
+        lan.pump(std::time::Duration::from_millis(20));
+        got.extend(lan.take_chats());
+    }
+    assert_eq!(
+        got,
+        vec![("web".to_string(), "from the browser".to_string())]
+    );
+
+    lan.node.peer.chat("from the LAN");
+    lan.pump(std::time::Duration::from_millis(50));
+    loop {
+        let v = web.recv();
+        if v["mtp"] == "SendChatFromUser" {
+            assert_eq!(v["data"], json!({"name": "lan", "message": "from the LAN"}));
+            break;
+        }
+    }
+    assert_eq!(tcp.recv()["data"]["message"], "from the LAN");
+}
