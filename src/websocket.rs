@@ -248,6 +248,25 @@ pub fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Appends a client's frame: masked with `mask`, as browsers (and
+/// loadgen, and the tests) send them.
+pub fn masked_frame(opcode: u8, fin: bool, mask: [u8; 4], payload: &[u8], out: &mut Vec<u8>) {
+    out.push(u8::from(fin) << 7 | opcode);
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n <= usize::from(u16::MAX) => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+}
+
 /// A close frame with `code` and `reason`.
 pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
     let mut payload = code.to_be_bytes().to_vec();
@@ -260,23 +279,10 @@ pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    /// A masked client frame, as browsers send.
+    /// A masked client frame, with the RFC's example mask.
     fn client(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        let mut out = vec![u8::from(fin) << 7 | opcode];
-        match payload.len() {
-            n if n < 126 => out.push(0x80 | n as u8),
-            n if n <= 0xFFFF => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        let mut out = Vec::new();
+        masked_frame(opcode, fin, [0x37, 0xfa, 0x21, 0x3d], payload, &mut out);
         out
     }
 

@@ -11,36 +11,8 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(5);
 
-/// A LAN peer "lan" (already active) and an mp1d bridging as "br" that was
-/// told about it by hand; returns once they know each other.
 fn setup() -> (Mp1d, TestPeer) {
-    let mut lan = TestPeer::loopback();
-    assert!(lan.join("lan"));
-    let target = lan.addr().to_string();
-    let server = Mp1d::start(&[
-        "--peer-name",
-        "br",
-        "--broadcast",
-        "127.255.255.255",
-        "--peer",
-        &target,
-    ]);
-    let joined = lan.wait_for(T, |e| matches!(e, PeerEvent::PeerJoined { .. }));
-    assert!(
-        matches!(joined, PeerEvent::PeerJoined { ref name, .. } if name == "br"),
-        "{joined:?}"
-    );
-    // The bridge hears our OK, then becomes active.
-    let deadline = std::time::Instant::now() + T;
-    while !server
-        .log
-        .try_iter()
-        .any(|l| l.contains("joined the LAN as \"br\""))
-    {
-        assert!(std::time::Instant::now() < deadline, "bridge never joined");
-        lan.pump(Duration::from_millis(50));
-    }
-    (server, lan)
+    bridged(&[])
 }
 
 #[test]

@@ -19,21 +19,8 @@ struct Ws {
 
 /// A masked client frame.
 fn frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x11, 0x22, 0x33, 0x44];
-    let mut out = vec![u8::from(fin) << 7 | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xFFFF => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    let mut out = Vec::new();
+    mp1::websocket::masked_frame(opcode, fin, [0x11, 0x22, 0x33, 0x44], payload, &mut out);
     out
 }
 
@@ -260,32 +247,8 @@ fn rule_breakers_are_told_and_closed() {
 /// chat.
 #[test]
 fn browsers_lan_peers_and_tcp_users_chat_together() {
-    use common::peers::TestPeer;
-    use mp1::peer::PeerEvent;
-    let mut lan = TestPeer::loopback();
-    assert!(lan.join("lan"));
-    let target = lan.addr().to_string();
-    let server = Mp1d::start(&[
-        "--http",
-        "127.0.0.1:0",
-        "--peer-name",
-        "br",
-        "--broadcast",
-        "127.255.255.255",
-        "--peer",
-        &target,
-    ]);
+    let (server, mut lan) = common::peers::bridged(&["--http", "127.0.0.1:0"]);
     let http = server.http_addr();
-    lan.wait_for(WAIT, |e| matches!(e, PeerEvent::PeerJoined { .. }));
-    let deadline = std::time::Instant::now() + WAIT;
-    while !server
-        .log
-        .try_iter()
-        .any(|l| l.contains("joined the LAN as \"br\""))
-    {
-        assert!(std::time::Instant::now() < deadline, "bridge never joined");
-        lan.pump(std::time::Duration::from_millis(50));
-    }
     let mut tcp = server.login("tcp");
     tcp.expect_server_message("You are the admin.");
     let mut web = Ws::open(http, None).unwrap();

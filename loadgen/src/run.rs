@@ -873,21 +873,8 @@ impl<'a> Runner<'a> {
 
 /// Appends `payload` as one masked, final WebSocket text frame.
 fn ws_frame(payload: &[u8], out: &mut Vec<u8>) {
-    const MASK: [u8; 4] = [0x6d, 0x70, 0x31, 0x21];
-    out.push(0x81);
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xFFFF => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&MASK);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    let mask = [0x6d, 0x70, 0x31, 0x21];
+    mp1::websocket::masked_frame(mp1::websocket::OP_TEXT, true, mask, payload, out);
 }
 
 /// One unmasked server frame at the front of `bytes`: its opcode,

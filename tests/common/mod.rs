@@ -34,6 +34,8 @@ pub fn command_in(wrapper: &[&str], bin: &str) -> Command {
 pub struct Mp1d {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Its HTTP face, when started with `--http`.
+    http: Option<SocketAddr>,
     /// Log lines after the start-up line.
     pub log: mpsc::Receiver<String>,
 }
@@ -73,9 +75,18 @@ impl Mp1d {
                 .expect("mp1d prints its start-up line");
             if let Some(i) = line.find("listening on ") {
                 let addr = line[i + 13..].split_whitespace().next().unwrap();
+                // With --http, its address is logged next.
+                let http = args.contains(&"--http").then(|| {
+                    let line = rx.recv_timeout(WAIT).expect("mp1d logs its HTTP address");
+                    // "... HTTP on 127.0.0.1:PORT: the chat page at /, ..."
+                    let at = line.find("HTTP on ").expect("the HTTP line") + 8;
+                    let addr: Vec<&str> = line[at..].split(':').take(2).collect();
+                    addr.join(":").parse().unwrap()
+                });
                 return Mp1d {
                     child,
                     addr: addr.parse().unwrap(),
+                    http,
                     log: rx,
                 };
             }
@@ -98,13 +109,9 @@ impl Mp1d {
         c
     }
 
-    /// Where its HTTP face (`--http`) listens, from its log.
+    /// Where its HTTP face (`--http`) listens.
     pub fn http_addr(&self) -> SocketAddr {
-        // "... HTTP on 127.0.0.1:PORT: the chat page at /, ..."
-        let line = self.wait_log("HTTP on ");
-        let at = line.find("HTTP on ").unwrap() + 8;
-        let addr: Vec<&str> = line[at..].split(':').take(2).collect();
-        addr.join(":").parse().unwrap()
+        self.http.expect("started with --http")
     }
 
     /// Waits for a log line containing `needle`.

@@ -135,3 +135,39 @@ pub fn pump_all(peers: &mut [&mut TestPeer], d: Duration) {
         }
     }
 }
+
+/// A LAN peer "lan" (already active) and an mp1d bridging as "br" that was
+/// told about it by hand (plus `extra` options); returns once they know
+/// each other.
+pub fn bridged(extra: &[&str]) -> (super::Mp1d, TestPeer) {
+    let mut lan = TestPeer::loopback();
+    assert!(lan.join("lan"));
+    let target = lan.addr().to_string();
+    let mut args = vec![
+        "--peer-name",
+        "br",
+        "--broadcast",
+        "127.255.255.255",
+        "--peer",
+        &target,
+    ];
+    args.extend_from_slice(extra);
+    let server = super::Mp1d::start(&args);
+    let wait = Duration::from_secs(5);
+    let joined = lan.wait_for(wait, |e| matches!(e, PeerEvent::PeerJoined { .. }));
+    assert!(
+        matches!(joined, PeerEvent::PeerJoined { ref name, .. } if name == "br"),
+        "{joined:?}"
+    );
+    // The bridge hears our OK, then becomes active.
+    let deadline = Instant::now() + wait;
+    while !server
+        .log
+        .try_iter()
+        .any(|l| l.contains("joined the LAN as \"br\""))
+    {
+        assert!(Instant::now() < deadline, "bridge never joined");
+        lan.pump(Duration::from_millis(50));
+    }
+    (server, lan)
+}
