@@ -312,7 +312,12 @@ impl Server {
                     // Anything after the request is not read as one.
                     let _ = n;
                 }
-                Ok(n) => conn.head.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    conn.head.extend_from_slice(&buf[..n]);
+                    if conn.head.len() > MAX_HEAD_BYTES + buf.len() {
+                        break; // enough to answer 431; the rest is not read
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
