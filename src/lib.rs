@@ -13,6 +13,7 @@
 //! - [`logging`]: a small stderr logger for the binaries.
 
 pub mod chat;
+pub mod cluster;
 pub mod logging;
 pub mod peer;
 pub mod pending;

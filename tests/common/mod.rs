@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod peers;
+pub mod redis;
 pub mod reference;
 pub mod terminal;
 

@@ -1,0 +1,5 @@
+//! Several mp1d nodes serving one chat through Redis (`--cluster`, issue
+//! 12; see docs/design/cluster.md). Built so far: the Redis connection's
+//! protocol state.
+
+pub mod redis;

@@ -1,0 +1,91 @@
+//! The cluster's Redis connection state (`mp1::cluster::redis`) against a
+//! real redis-server: pipelined commands, the claims and scripts the
+//! cluster is built on (docs/design/cluster.md), and a stream read.
+
+mod common;
+use mp1::cluster::redis::{Connection, Reply};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// Sends what `c` has queued and reads until `n` replies came.
+fn round_trip(s: &mut TcpStream, c: &mut Connection<usize>, n: usize) -> Vec<(usize, Reply)> {
+    s.write_all(c.output()).unwrap();
+    let len = c.output().len();
+    c.written(len);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while got.len() < n {
+        while let Some(r) = c.next_reply().unwrap() {
+            got.push(r);
+        }
+        if got.len() == n {
+            break;
+        }
+        let k = s.read(&mut buf).unwrap();
+        assert!(k > 0, "redis closed the connection");
+        c.feed(&buf[..k]);
+    }
+    got
+}
+
+#[test]
+fn claims_scripts_and_streams() {
+    let Some(redis) = common::redis::start("claims_scripts_and_streams") else {
+        return;
+    };
+    let mut s = TcpStream::connect(redis.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut c = Connection::default();
+    // One name, two claims at once: exactly one wins.
+    c.command(0, &[b"SET", b"{mp1}:u:ana", b"node-a", b"NX"]);
+    c.command(1, &[b"SET", b"{mp1}:u:ana", b"node-b", b"NX"]);
+    // A check-and-append script: atomic, and its event lands in order.
+    let script: &[u8] = b"if redis.call('GET', KEYS[1]) == ARGV[1] then \
+        return redis.call('XADD', KEYS[2], '*', 'ev', ARGV[2]) else return false end";
+    c.command(
+        2,
+        &[
+            b"EVAL",
+            script,
+            b"2",
+            b"{mp1}:u:ana",
+            b"{mp1}:ev",
+            b"node-a",
+            b"chat",
+        ],
+    );
+    c.command(
+        3,
+        &[
+            b"EVAL",
+            script,
+            b"2",
+            b"{mp1}:u:ana",
+            b"{mp1}:ev",
+            b"node-b",
+            b"chat",
+        ],
+    );
+    c.command(
+        4,
+        &[b"XREAD", b"COUNT", b"10", b"STREAMS", b"{mp1}:ev", b"0"],
+    );
+    let got = round_trip(&mut s, &mut c, 5);
+    let tags: Vec<usize> = got.iter().map(|(t, _)| *t).collect();
+    assert_eq!(tags, [0, 1, 2, 3, 4], "in command order");
+    assert_eq!(got[0].1, Reply::SimpleString(b"OK".to_vec()));
+    assert_eq!(got[1].1, Reply::Null, "the second claim loses");
+    assert!(matches!(got[2].1, Reply::BulkString(_)), "{:?}", got[2].1);
+    assert_eq!(got[3].1, Reply::Null, "not the owner: nothing appended");
+    let Reply::Array(streams) = &got[4].1 else {
+        panic!("{:?}", got[4].1)
+    };
+    let Reply::Array(stream) = &streams[0] else {
+        panic!("{streams:?}")
+    };
+    let Reply::Array(entries) = &stream[1] else {
+        panic!("{stream:?}")
+    };
+    assert_eq!(entries.len(), 1, "one event in the stream");
+}
