@@ -89,3 +89,101 @@ fn claims_scripts_and_streams() {
     };
     assert_eq!(entries.len(), 1, "one event in the stream");
 }
+
+fn text(r: &Reply) -> String {
+    match r {
+        Reply::BulkString(b) | Reply::SimpleString(b) => String::from_utf8_lossy(b).into_owned(),
+        Reply::Integer(i) => i.to_string(),
+        other => panic!("not text: {other:?}"),
+    }
+}
+
+fn items(r: &Reply) -> Vec<String> {
+    match r {
+        Reply::Array(a) => a.iter().map(text).collect(),
+        other => panic!("not an array: {other:?}"),
+    }
+}
+
+/// Login and logout as the cluster does them: one namespace, the first
+/// login is admin, the admin role passes to the earliest login left, and
+/// every change is one event in the stream, in order.
+#[test]
+fn logins_and_logouts_keep_one_namespace_and_one_admin() {
+    use mp1::cluster::scripts::{login, logout, EVENTS};
+    let Some(redis) = common::redis::start("logins_and_logouts_keep_one_namespace_and_one_admin")
+    else {
+        return;
+    };
+    let mut s = TcpStream::connect(redis.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut c = Connection::default();
+    login(&mut c, 0, "ana", "node-a", "s1");
+    login(&mut c, 1, "ana", "node-b", "s2");
+    login(&mut c, 2, "bob", "node-b", "s3");
+    logout(&mut c, 3, "ana", "s2", "left"); // not ana's session: nothing
+    logout(&mut c, 4, "ana", "s1", "left");
+    c.command(5, &[b"XRANGE", EVENTS.as_bytes(), b"-", b"+"]);
+    let got = round_trip(&mut s, &mut c, 6);
+    assert_eq!(items(&got[0].1), ["ok", "1", "1"], "ana: first, admin");
+    assert_eq!(items(&got[1].1), ["taken"]);
+    assert_eq!(items(&got[2].1), ["ok", "2", "0"]);
+    assert_eq!(items(&got[3].1), ["gone"]);
+    assert_eq!(
+        items(&got[4].1),
+        ["ok", "bob"],
+        "the admin role passes to bob"
+    );
+    let Reply::Array(events) = &got[5].1 else {
+        panic!("{:?}", got[5].1)
+    };
+    let kinds: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            let Reply::Array(entry) = e else {
+                panic!("{e:?}")
+            };
+            let fields = items(&entry[1]);
+            (fields[1].clone(), fields[3].clone())
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("join".to_string(), "ana".to_string()),
+            ("join".to_string(), "bob".to_string()),
+            ("leave".to_string(), "ana".to_string()),
+        ]
+    );
+}
+
+/// Two nodes claim the same name at the same moment, many times over:
+/// exactly one wins each time.
+#[test]
+fn simultaneous_logins_of_one_name_have_one_winner() {
+    use mp1::cluster::scripts::login;
+    let Some(redis) = common::redis::start("simultaneous_logins_of_one_name_have_one_winner")
+    else {
+        return;
+    };
+    let addr = redis.addr;
+    let node = move |node: &'static str| {
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut c = Connection::default();
+            for i in 0..200 {
+                login(&mut c, i, &format!("name{i}"), node, node);
+            }
+            round_trip(&mut s, &mut c, 200)
+                .into_iter()
+                .map(|(_, r)| items(&r)[0] == "ok")
+                .collect::<Vec<bool>>()
+        })
+    };
+    let (a, b) = (node("node-a"), node("node-b"));
+    let (a, b) = (a.join().unwrap(), b.join().unwrap());
+    for i in 0..200 {
+        assert!(a[i] ^ b[i], "name{i}: a won {}, b won {}", a[i], b[i]);
+    }
+}

@@ -1,5 +1,6 @@
 //! Several mp1d nodes serving one chat through Redis (`--cluster`, issue
 //! 12; see docs/design/cluster.md). Built so far: the Redis connection's
-//! protocol state.
+//! protocol state, and the login and logout scripts.
 
 pub mod redis;
+pub mod scripts;

@@ -1,0 +1,112 @@
+//! The state changes of a cluster chat, each one Lua script that checks,
+//! changes and appends its event to the stream every node reads, so that
+//! the stream's order is the order of the changes (docs/design/cluster.md,
+//! "Redis layout"). All keys share the `{mp1}` hash slot.
+
+use super::redis::Connection;
+
+/// Events kept in the stream at most (approximately).
+pub const STREAM_MAXLEN: &str = "100000";
+
+pub const USERS_ORDER: &str = "{mp1}:order";
+pub const ADMIN: &str = "{mp1}:admin";
+pub const SEQ: &str = "{mp1}:seq";
+pub const EVENTS: &str = "{mp1}:ev";
+
+pub fn user_key(name: &str) -> String {
+    format!("{{mp1}}:u:{name}")
+}
+
+pub fn node_users_key(node: &str) -> String {
+    format!("{{mp1}}:on:{node}")
+}
+
+/// Claims `name` for a session on `node`: `{"taken"}`, or
+/// `{"ok", seq, admin}` (1 if it became the admin) and a `join` event.
+const LOGIN: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'taken'} end
+local seq = redis.call('INCR', KEYS[4])
+redis.call('HSET', KEYS[1], 'node', ARGV[2], 'sid', ARGV[3], 'seq', seq, 'muted', 0)
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+redis.call('SADD', KEYS[6], ARGV[1])
+local admin = 0
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  redis.call('SET', KEYS[3], ARGV[1])
+  admin = 1
+end
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*',
+  'ev', 'join', 'name', ARGV[1], 'node', ARGV[2], 'sid', ARGV[3], 'seq', seq, 'admin', admin)
+return {'ok', seq, admin}
+"#;
+
+/// Releases `name` if the session `sid` still holds it: `{"gone"}`, or
+/// `{"ok", new_admin}` ("" if the admin did not change) and a `leave`
+/// event saying why; the admin role passes to the earliest login left.
+/// The node's set of names is found from the user's record (same `{mp1}`
+/// slot as the declared keys).
+const LOGOUT: &str = r#"
+if redis.call('HGET', KEYS[1], 'sid') ~= ARGV[2] then return {'gone'} end
+local node = redis.call('HGET', KEYS[1], 'node')
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SREM', '{mp1}:on:' .. node, ARGV[1])
+local new_admin = ''
+if redis.call('GET', KEYS[3]) == ARGV[1] then
+  local first = redis.call('ZRANGE', KEYS[2], 0, 0)
+  if #first > 0 then
+    new_admin = first[1]
+    redis.call('SET', KEYS[3], new_admin)
+  else
+    redis.call('DEL', KEYS[3])
+  end
+end
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*',
+  'ev', 'leave', 'name', ARGV[1], 'why', ARGV[4], 'admin', new_admin)
+return {'ok', new_admin}
+"#;
+
+/// Queues the login script for `name` (session `sid` on `node`).
+pub fn login<T>(c: &mut Connection<T>, tag: T, name: &str, node: &str, sid: &str) {
+    let user = user_key(name);
+    let on = node_users_key(node);
+    c.command(
+        tag,
+        &[
+            b"EVAL",
+            LOGIN.as_bytes(),
+            b"6",
+            user.as_bytes(),
+            USERS_ORDER.as_bytes(),
+            ADMIN.as_bytes(),
+            SEQ.as_bytes(),
+            EVENTS.as_bytes(),
+            on.as_bytes(),
+            name.as_bytes(),
+            node.as_bytes(),
+            sid.as_bytes(),
+            STREAM_MAXLEN.as_bytes(),
+        ],
+    );
+}
+
+/// Queues the logout script for `name`'s session `sid`; `why` is `left`,
+/// `kicked` or `lost` (its node died).
+pub fn logout<T>(c: &mut Connection<T>, tag: T, name: &str, sid: &str, why: &str) {
+    let user = user_key(name);
+    c.command(
+        tag,
+        &[
+            b"EVAL",
+            LOGOUT.as_bytes(),
+            b"4",
+            user.as_bytes(),
+            USERS_ORDER.as_bytes(),
+            ADMIN.as_bytes(),
+            EVENTS.as_bytes(),
+            name.as_bytes(),
+            sid.as_bytes(),
+            STREAM_MAXLEN.as_bytes(),
+            why.as_bytes(),
+        ],
+    );
+}
