@@ -187,3 +187,67 @@ fn simultaneous_logins_of_one_name_have_one_winner() {
         assert!(a[i] ^ b[i], "name{i}: a won {}, b won {}", a[i], b[i]);
     }
 }
+
+/// Chat and the admin commands as the cluster checks them: muted users
+/// cannot chat, only the admin commands, each status as MP1 names it, and
+/// a kicked admin hands the role on.
+#[test]
+fn chat_and_admin_commands_are_checked_in_redis() {
+    use mp1::cluster::scripts::{admin_command, chat, login, EVENTS};
+    let Some(redis) = common::redis::start("chat_and_admin_commands_are_checked_in_redis") else {
+        return;
+    };
+    let mut s = TcpStream::connect(redis.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut c = Connection::default();
+    login(&mut c, 0, "ana", "a", "s1");
+    login(&mut c, 1, "bob", "b", "s2");
+    login(&mut c, 2, "cy", "b", "s3");
+    let _ = round_trip(&mut s, &mut c, 3);
+    let steps: [(&str, &str, &str, &str, &[&str]); 9] = [
+        ("bob", "s2", "MuteUser", "ana", &["NotAdminError"]),
+        ("ana", "s9", "MuteUser", "bob", &["NotAdminError"]), // not her session
+        ("ana", "s1", "MuteUser", "ghost", &["UserDoesNotExist"]),
+        ("ana", "s1", "MuteUser", "bob", &["OK"]),
+        ("ana", "s1", "MuteUser", "bob", &["UserAlreadyMuted"]),
+        ("ana", "s1", "UnmuteUser", "cy", &["UserAlreadyUnmuted"]),
+        ("ana", "s1", "SetAsAdmin", "ana", &["AlreadyAdmin"]),
+        ("ana", "s1", "SetAsAdmin", "cy", &["OK"]),
+        ("cy", "s3", "KickUser", "cy", &["OK"]), // the admin kicks themself
+    ];
+    for (i, (who, sid, command, target, _)) in steps.iter().enumerate() {
+        admin_command(&mut c, i, who, sid, command, target);
+    }
+    let got = round_trip(&mut s, &mut c, steps.len());
+    for ((_, reply), step) in got.iter().zip(&steps) {
+        assert_eq!(items(reply), step.4, "{} {} {}", step.0, step.2, step.3);
+    }
+    chat(&mut c, 0, "bob", "s2", "muted words");
+    chat(&mut c, 1, "ana", "s1", "hello");
+    c.command(2, &[b"GET", b"{mp1}:admin"]);
+    c.command(3, &[b"XRANGE", EVENTS.as_bytes(), b"-", b"+"]);
+    let got = round_trip(&mut s, &mut c, 4);
+    assert_eq!(items(&got[0].1), ["muted"]);
+    assert_eq!(items(&got[1].1), ["ok"]);
+    assert_eq!(
+        text(&got[2].1),
+        "ana",
+        "cy was kicked: the earliest login left"
+    );
+    let Reply::Array(events) = &got[3].1 else {
+        panic!("{:?}", got[3].1)
+    };
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let Reply::Array(entry) = e else {
+                panic!("{e:?}")
+            };
+            items(&entry[1])[1].clone()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["join", "join", "join", "mute", "admin", "leave", "chat"]
+    );
+}

@@ -110,3 +110,106 @@ pub fn logout<T>(c: &mut Connection<T>, tag: T, name: &str, sid: &str, why: &str
         ],
     );
 }
+
+/// A chat from `name`'s session `sid`: `{"gone"}`, `{"muted"}`, or
+/// `{"ok"}` and a `chat` event.
+const CHAT: &str = r#"
+if redis.call('HGET', KEYS[1], 'sid') ~= ARGV[2] then return {'gone'} end
+if redis.call('HGET', KEYS[1], 'muted') == '1' then return {'muted'} end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
+  'ev', 'chat', 'name', ARGV[1], 'message', ARGV[3])
+return {'ok'}
+"#;
+
+/// An admin command (`KickUser`, `MuteUser`, `UnmuteUser`, `SetAsAdmin`)
+/// from `requester`'s session: the status the client is answered with
+/// (`NotAdminError`, `UserDoesNotExist`, `UserAlreadyMuted`,
+/// `UserAlreadyUnmuted`, `AlreadyAdmin`, `OK`), and on `OK` the event:
+/// `leave` (why `kicked`, with the admin handover), `mute`, `unmute` or
+/// `admin`.
+const ADMIN_COMMAND: &str = r#"
+local requester, sid, command, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('HGET', KEYS[1], 'sid') ~= sid or redis.call('GET', KEYS[3]) ~= requester then
+  return {'NotAdminError'}
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then return {'UserDoesNotExist'} end
+local muted = redis.call('HGET', KEYS[2], 'muted')
+if command == 'MuteUser' then
+  if muted == '1' then return {'UserAlreadyMuted'} end
+  redis.call('HSET', KEYS[2], 'muted', 1)
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'ev', 'mute', 'name', target)
+elseif command == 'UnmuteUser' then
+  if muted ~= '1' then return {'UserAlreadyUnmuted'} end
+  redis.call('HSET', KEYS[2], 'muted', 0)
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'ev', 'unmute', 'name', target)
+elseif command == 'SetAsAdmin' then
+  if target == requester then return {'AlreadyAdmin'} end
+  redis.call('SET', KEYS[3], target)
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'ev', 'admin', 'name', target)
+elseif command == 'KickUser' then
+  local node = redis.call('HGET', KEYS[2], 'node')
+  redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[4], target)
+  redis.call('SREM', '{mp1}:on:' .. node, target)
+  local new_admin = ''
+  if redis.call('GET', KEYS[3]) == target then
+    local first = redis.call('ZRANGE', KEYS[4], 0, 0)
+    if #first > 0 then new_admin = first[1]; redis.call('SET', KEYS[3], new_admin)
+    else redis.call('DEL', KEYS[3]) end
+  end
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*',
+    'ev', 'leave', 'name', target, 'why', 'kicked', 'admin', new_admin)
+else
+  return redis.error_reply('unknown admin command ' .. command)
+end
+return {'OK'}
+"#;
+
+/// Queues a chat from `name`'s session `sid`.
+pub fn chat<T>(c: &mut Connection<T>, tag: T, name: &str, sid: &str, message: &str) {
+    let user = user_key(name);
+    c.command(
+        tag,
+        &[
+            b"EVAL",
+            CHAT.as_bytes(),
+            b"2",
+            user.as_bytes(),
+            EVENTS.as_bytes(),
+            name.as_bytes(),
+            sid.as_bytes(),
+            message.as_bytes(),
+            STREAM_MAXLEN.as_bytes(),
+        ],
+    );
+}
+
+/// Queues an admin command (its MP1 `mtp`) from `requester`'s session.
+pub fn admin_command<T>(
+    c: &mut Connection<T>,
+    tag: T,
+    requester: &str,
+    sid: &str,
+    command: &str,
+    target: &str,
+) {
+    let (me, them) = (user_key(requester), user_key(target));
+    c.command(
+        tag,
+        &[
+            b"EVAL",
+            ADMIN_COMMAND.as_bytes(),
+            b"5",
+            me.as_bytes(),
+            them.as_bytes(),
+            ADMIN.as_bytes(),
+            USERS_ORDER.as_bytes(),
+            EVENTS.as_bytes(),
+            requester.as_bytes(),
+            sid.as_bytes(),
+            command.as_bytes(),
+            target.as_bytes(),
+            STREAM_MAXLEN.as_bytes(),
+        ],
+    );
+}
