@@ -251,3 +251,49 @@ fn chat_and_admin_commands_are_checked_in_redis() {
         ["join", "join", "join", "mute", "admin", "leave", "chat"]
     );
 }
+
+/// Renames keep the login order and the admin role; whispers name who is
+/// missing and reach the rest once each.
+#[test]
+fn renames_and_whispers() {
+    use mp1::cluster::scripts::{login, rename, whisper, ADMIN, EVENTS, USERS_ORDER};
+    let Some(redis) = common::redis::start("renames_and_whispers") else {
+        return;
+    };
+    let mut s = TcpStream::connect(redis.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut c = Connection::default();
+    login(&mut c, 0, "ana", "a", "s1");
+    login(&mut c, 1, "bob", "b", "s2");
+    rename(&mut c, 2, "ana", "bob", "s1");
+    rename(&mut c, 3, "ana", "ana", "s1");
+    rename(&mut c, 4, "ana", "anna", "s1");
+    whisper(
+        &mut c,
+        5,
+        "bob",
+        "s2",
+        &["anna", "ghost", "anna", "bob"],
+        "psst",
+    );
+    c.command(6, &[b"ZRANGE", USERS_ORDER.as_bytes(), b"0", b"-1"]);
+    c.command(7, &[b"GET", ADMIN.as_bytes()]);
+    c.command(8, &[b"XRANGE", EVENTS.as_bytes(), b"-", b"+"]);
+    let got = round_trip(&mut s, &mut c, 9);
+    assert_eq!(items(&got[2].1), ["taken"]);
+    assert_eq!(items(&got[3].1), ["same"]);
+    assert_eq!(items(&got[4].1), ["ok"]);
+    assert_eq!(items(&got[5].1), ["ok", "ghost"]);
+    assert_eq!(items(&got[6].1), ["anna", "bob"], "login order kept");
+    assert_eq!(text(&got[7].1), "anna", "the admin role followed");
+    let Reply::Array(events) = &got[8].1 else {
+        panic!("{:?}", got[8].1)
+    };
+    let Reply::Array(last) = events.last().unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        items(&last[1]),
+        ["ev", "whisper", "from", "bob", "to", "anna bob", "message", "psst"]
+    );
+}

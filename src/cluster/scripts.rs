@@ -213,3 +213,96 @@ pub fn admin_command<T>(
         ],
     );
 }
+
+/// A rename of `old`'s session `sid` to `new`: `{"gone"}`, `{"same"}`,
+/// `{"taken"}`, or `{"ok"}` and a `rename` event; the login order and the
+/// admin role follow the user.
+const RENAME: &str = r#"
+if redis.call('HGET', KEYS[1], 'sid') ~= ARGV[3] then return {'gone'} end
+if ARGV[1] == ARGV[2] then return {'same'} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {'taken'} end
+local node = redis.call('HGET', KEYS[1], 'node')
+local seq = redis.call('HGET', KEYS[1], 'seq')
+redis.call('RENAME', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[3], seq, ARGV[2])
+redis.call('SREM', '{mp1}:on:' .. node, ARGV[1])
+redis.call('SADD', '{mp1}:on:' .. node, ARGV[2])
+if redis.call('GET', KEYS[4]) == ARGV[1] then redis.call('SET', KEYS[4], ARGV[2]) end
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*',
+  'ev', 'rename', 'old', ARGV[1], 'new', ARGV[2])
+return {'ok'}
+"#;
+
+/// A whisper from `from`'s session to the names after ARGV[4]:
+/// `{"gone"}`, `{"muted"}`, or `{"ok", missing...}` (the names nobody
+/// holds) and, if anyone is there, a `whisper` event naming them (names
+/// hold no spaces, so `to` is space-separated).
+const WHISPER: &str = r#"
+if redis.call('HGET', KEYS[1], 'sid') ~= ARGV[2] then return {'gone'} end
+if redis.call('HGET', KEYS[1], 'muted') == '1' then return {'muted'} end
+local to, missing, seen = {}, {'ok'}, {}
+for i = 5, #ARGV do
+  local name = ARGV[i]
+  if not seen[name] then
+    seen[name] = true
+    if redis.call('EXISTS', '{mp1}:u:' .. name) == 1 then
+      table.insert(to, name)
+    else
+      table.insert(missing, name)
+    end
+  end
+end
+if #to > 0 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'ev', 'whisper',
+    'from', ARGV[1], 'to', table.concat(to, ' '), 'message', ARGV[3])
+end
+return missing
+"#;
+
+/// Queues a rename of `old`'s session `sid` to `new`.
+pub fn rename<T>(c: &mut Connection<T>, tag: T, old: &str, new: &str, sid: &str) {
+    let (from, to) = (user_key(old), user_key(new));
+    c.command(
+        tag,
+        &[
+            b"EVAL",
+            RENAME.as_bytes(),
+            b"5",
+            from.as_bytes(),
+            to.as_bytes(),
+            USERS_ORDER.as_bytes(),
+            ADMIN.as_bytes(),
+            EVENTS.as_bytes(),
+            old.as_bytes(),
+            new.as_bytes(),
+            sid.as_bytes(),
+            STREAM_MAXLEN.as_bytes(),
+        ],
+    );
+}
+
+/// Queues a whisper from `from`'s session `sid` to `to`.
+pub fn whisper<T>(
+    c: &mut Connection<T>,
+    tag: T,
+    from: &str,
+    sid: &str,
+    to: &[&str],
+    message: &str,
+) {
+    let me = user_key(from);
+    let mut args: Vec<&[u8]> = vec![
+        b"EVAL",
+        WHISPER.as_bytes(),
+        b"2",
+        me.as_bytes(),
+        EVENTS.as_bytes(),
+        from.as_bytes(),
+        sid.as_bytes(),
+        message.as_bytes(),
+        STREAM_MAXLEN.as_bytes(),
+    ];
+    args.extend(to.iter().map(|n| n.as_bytes()));
+    c.command(tag, &args);
+}
