@@ -297,3 +297,50 @@ fn renames_and_whispers() {
         ["ev", "whisper", "from", "bob", "to", "anna bob", "message", "psst"]
     );
 }
+
+/// A node whose lease runs out loses its users, once each, and the admin
+/// role passes on; while the lease holds, nothing happens.
+#[test]
+fn a_dead_node_is_reaped_once() {
+    use mp1::cluster::scripts::{login, reap, renew_lease, ADMIN, EVENTS};
+    let Some(redis) = common::redis::start("a_dead_node_is_reaped_once") else {
+        return;
+    };
+    let mut s = TcpStream::connect(redis.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut c = Connection::default();
+    login(&mut c, 0, "ana", "a", "s1");
+    login(&mut c, 1, "bob", "a", "s2");
+    login(&mut c, 2, "cy", "b", "s3");
+    renew_lease(&mut c, 3, "a", 150);
+    reap(&mut c, 4, "a");
+    let got = round_trip(&mut s, &mut c, 5);
+    assert_eq!(items(&got[4].1), ["alive"]);
+    std::thread::sleep(Duration::from_millis(300));
+    reap(&mut c, 0, "a");
+    reap(&mut c, 1, "a");
+    c.command(2, &[b"GET", ADMIN.as_bytes()]);
+    c.command(3, &[b"XRANGE", EVENTS.as_bytes(), b"-", b"+"]);
+    let got = round_trip(&mut s, &mut c, 4);
+    assert_eq!(items(&got[0].1), ["ok", "2"]);
+    assert_eq!(items(&got[1].1), ["ok", "0"], "twice is harmless");
+    assert_eq!(text(&got[2].1), "cy");
+    let Reply::Array(events) = &got[3].1 else {
+        panic!("{:?}", got[3].1)
+    };
+    let tail: Vec<Vec<String>> = events[3..]
+        .iter()
+        .map(|e| {
+            let Reply::Array(entry) = e else {
+                panic!("{e:?}")
+            };
+            items(&entry[1])
+        })
+        .collect();
+    assert_eq!(tail.len(), 3, "{tail:?}");
+    assert!(
+        tail[..2].iter().all(|e| e[1] == "leave" && e[5] == "lost"),
+        "{tail:?}"
+    );
+    assert_eq!(tail[2], ["ev", "admin", "name", "cy"]);
+}

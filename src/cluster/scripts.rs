@@ -306,3 +306,63 @@ pub fn whisper<T>(
     args.extend(to.iter().map(|n| n.as_bytes()));
     c.command(tag, &args);
 }
+
+/// Logs out every user of a node whose lease has run out (it died, or was
+/// cut off): `{"alive"}` while the lease holds, else `{"ok", count}` with
+/// one `leave` event (why `lost`) per user and, if the admin was among
+/// them, an `admin` event for the earliest login left. Running it twice is
+/// harmless: the second finds nobody.
+const REAP: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'alive'} end
+local names = redis.call('SMEMBERS', KEYS[2])
+local admin = redis.call('GET', KEYS[4])
+local lost_admin = false
+for _, name in ipairs(names) do
+  redis.call('DEL', '{mp1}:u:' .. name)
+  redis.call('ZREM', KEYS[3], name)
+  if name == admin then lost_admin = true end
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*',
+    'ev', 'leave', 'name', name, 'why', 'lost', 'admin', '')
+end
+redis.call('DEL', KEYS[2])
+if lost_admin then
+  local first = redis.call('ZRANGE', KEYS[3], 0, 0)
+  if #first > 0 then
+    redis.call('SET', KEYS[4], first[1])
+    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', 'ev', 'admin', 'name', first[1])
+  else
+    redis.call('DEL', KEYS[4])
+  end
+end
+return {'ok', #names}
+"#;
+
+pub fn lease_key(node: &str) -> String {
+    format!("{{mp1}}:lease:{node}")
+}
+
+/// Queues the renewal of `node`'s lease for `ms` milliseconds.
+pub fn renew_lease<T>(c: &mut Connection<T>, tag: T, node: &str, ms: u64) {
+    let key = lease_key(node);
+    let ms = ms.to_string();
+    c.command(tag, &[b"SET", key.as_bytes(), b"1", b"PX", ms.as_bytes()]);
+}
+
+/// Queues the reaping of `node`'s users, if its lease has run out.
+pub fn reap<T>(c: &mut Connection<T>, tag: T, node: &str) {
+    let (lease, on) = (lease_key(node), node_users_key(node));
+    c.command(
+        tag,
+        &[
+            b"EVAL",
+            REAP.as_bytes(),
+            b"5",
+            lease.as_bytes(),
+            on.as_bytes(),
+            USERS_ORDER.as_bytes(),
+            ADMIN.as_bytes(),
+            EVENTS.as_bytes(),
+            STREAM_MAXLEN.as_bytes(),
+        ],
+    );
+}
