@@ -3,6 +3,7 @@
 //! SKIPPED) where redis-server is not installed.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,28 +21,68 @@ impl Drop for Redis {
 }
 
 pub fn start(test: &str) -> Option<Redis> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let Ok(child) = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-    else {
-        eprintln!("SKIPPED {test}: redis-server is not installed (.ci/run installs it)");
-        return None;
-    };
-    let redis = Redis {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(redis.addr).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
+    // A free port can be taken by another test's server between the check
+    // and redis-server's bind: then ours exits and the one answering is
+    // not ours. Its process id tells.
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let Ok(child) = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+        else {
+            eprintln!("SKIPPED {test}: redis-server is not installed (.ci/run installs it)");
+            return None;
+        };
+        let redis = Redis {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        if redis.is_ours() {
+            return Some(redis);
+        }
     }
-    Some(redis)
+    panic!("could not start a redis-server of our own");
+}
+
+impl Redis {
+    /// Waits until it answers, and checks that the one answering is ours.
+    fn is_ours(&self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut s = loop {
+            if let Ok(s) = TcpStream::connect(self.addr) {
+                break s;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        if s.write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if text
+                .find("process_id:")
+                .is_some_and(|i| text[i..].contains("\r\n"))
+            {
+                break;
+            }
+        }
+        text.contains(&format!("process_id:{}\r\n", self.child.id()))
+    }
 }
