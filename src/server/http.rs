@@ -39,9 +39,8 @@ struct Conn {
     stream: TcpStream,
     generation: u32,
     head: Vec<u8>,
-    /// The response, and how much of it is written.
+    /// The response, less what is written.
     response: Vec<u8>,
-    written: usize,
     /// Response out and our FIN sent: reading until the client's.
     draining: bool,
 }
@@ -273,7 +272,6 @@ impl Server {
                 generation,
                 head: Vec::new(),
                 response: Vec::new(),
-                written: 0,
                 draining: false,
             });
             let at = Instant::now() + timeout;
@@ -375,26 +373,19 @@ impl Server {
         if conn.response.is_empty() || conn.draining {
             return;
         }
-        while conn.written < conn.response.len() {
-            match io::Write::write(&mut conn.stream, &conn.response[conn.written..]) {
-                Ok(0) => break,
-                Ok(n) => conn.written += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let t = token(key, conn.generation);
-                    let both = Interest::READABLE | Interest::WRITABLE;
-                    let _ = self.el.registry().reregister(&mut conn.stream, t, both);
-                    return;
-                }
-                Err(_) => {
-                    http.dead.push(key);
-                    return;
-                }
-            }
+        if crate::pending::write_pending(&mut conn.stream, &mut conn.response).is_err() {
+            http.dead.push(key);
+            return;
+        }
+        if !conn.response.is_empty() {
+            // The socket is full: write the rest when it has room.
+            let t = token(key, conn.generation);
+            let both = Interest::READABLE | Interest::WRITABLE;
+            let _ = self.el.registry().reregister(&mut conn.stream, t, both);
+            return;
         }
         let _ = conn.stream.shutdown(Shutdown::Write);
         conn.draining = true;
-        conn.response = Vec::new();
     }
 
     /// The deadline of an HTTP connection passed: a request not complete
