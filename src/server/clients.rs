@@ -82,12 +82,37 @@ pub struct Clients {
 #[derive(Default)]
 struct Arenas {
     direct: Arena,
-    newline: Arena,
-    bare: Arena,
-    /// Broadcasts framed for browsers.
-    ws: Arena,
+    /// One per [`Form`].
+    broadcast: [Arena; 3],
     /// Bytes written into them since the last flush.
     written: usize,
+}
+
+/// How a broadcast reaches a client: with its `\n`, bare, or in a
+/// WebSocket text frame (server frames are unmasked, so one framed copy
+/// serves every browser).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Newline,
+    Bare,
+    WebSocket,
+}
+
+impl Arenas {
+    /// Writes a broadcast's `payload` in `form`: its block, where it
+    /// starts, and its length.
+    fn put_broadcast(&mut self, form: Form, payload: &[u8]) -> (Rc<Block>, usize, usize) {
+        let framed;
+        let bytes = if form == Form::WebSocket {
+            framed = websocket::frame(websocket::OP_TEXT, payload);
+            &framed[..]
+        } else {
+            payload
+        };
+        self.written += bytes.len();
+        let (block, at) = self.broadcast[form as usize].put(bytes);
+        (block, at, bytes.len())
+    }
 }
 
 impl Clients {
@@ -209,9 +234,8 @@ impl Clients {
     pub fn queue_all(&mut self, members: &[ConnId], except: Option<ConnId>, line: &[u8]) {
         self.queued += members.len();
         self.broadcasts += 1;
-        let mut newline: Option<(Rc<Block>, usize)> = None;
-        let mut bare: Option<(Rc<Block>, usize)> = None;
-        let mut ws: Option<(Rc<Block>, usize, usize)> = None;
+        // Written once per form some recipient needs, on first need.
+        let mut copies: [Option<(Rc<Block>, usize, usize)>; 3] = Default::default();
         for &to in members {
             if Some(to) == except {
                 continue;
@@ -219,34 +243,19 @@ impl Clients {
             let Some(len) = self.admit(to, line.len()) else {
                 continue;
             };
-            if self.slab[to].ws.is_some() {
-                // Server frames are unmasked: one framed copy serves every
-                // browser.
-                let written = &mut self.arenas.written;
-                let arena = &mut self.arenas.ws;
-                let (block, at, n) = ws.get_or_insert_with(|| {
-                    let framed = websocket::frame(websocket::OP_TEXT, &line[..len]);
-                    *written += framed.len();
-                    let (block, at) = arena.put(&framed);
-                    (block, at, framed.len())
-                });
-                let (block, at, n) = (Rc::clone(block), *at, *n);
-                self.push(to, &block, at, n);
-                continue;
-            }
-            let (arena, slot) = if len == line.len() {
-                (&mut self.arenas.newline, &mut newline)
+            let form = if self.slab[to].ws.is_some() {
+                Form::WebSocket
+            } else if len == line.len() {
+                Form::Newline
             } else {
-                (&mut self.arenas.bare, &mut bare)
+                Form::Bare
             };
-            let written = &mut self.arenas.written;
-            let (block, at) = slot.get_or_insert_with(|| {
-                *written += len;
-                arena.put(&line[..len])
-            });
-            let block = Rc::clone(block);
-            let at = *at;
-            self.push(to, &block, at, len);
+            let copy = &mut copies[form as usize];
+            if copy.is_none() {
+                *copy = Some(self.arenas.put_broadcast(form, &line[..len]));
+            }
+            let (block, at, n) = copy.as_ref().expect("just written");
+            self.push(to, block, *at, *n);
         }
     }
 
