@@ -157,14 +157,7 @@ fn parse() -> Result<Option<Options>, String> {
                     _ => return Err(bad("mp1 or redis")),
                 }
             }
-            "--framing" => {
-                framing = match v.as_str() {
-                    "auto" => run::Framing::Auto,
-                    "bare" => run::Framing::Bare,
-                    "newline" => run::Framing::Newline,
-                    _ => return Err(bad("auto, bare or newline")),
-                }
-            }
+            "--framing" => framing = v.parse().map_err(|_| bad("auto, bare or newline"))?,
             "--sweep" => {
                 sweep = v
                     .split(',')

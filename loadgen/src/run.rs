@@ -10,7 +10,10 @@ use crate::resp;
 use hdrhistogram::Histogram;
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token};
-use mp1::protocol::{decode_peer, encode_request, Frame, PeerMessage, Request, Splitter, Status};
+pub use mp1::protocol::RequestFraming as Framing;
+use mp1::protocol::{
+    decode_peer, encode_request, Frame, PeerMessage, Request, Splitter, Status, AUTO_FRAMING_WAIT,
+};
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -21,19 +24,6 @@ const PEER_BASE: usize = 1 << 30;
 const PUB_BASE: usize = 1 << 29;
 /// The Redis channel every simulated client subscribes to.
 const CHANNEL: &[u8] = b"mp1";
-
-/// How MP1 requests are framed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
-    Bare,
-    Newline,
-    /// Bare, plus a line break if the `Login` is not answered within
-    /// [`AUTO_WAIT`] (a server that reads lines), and newline from then on.
-    Auto,
-}
-
-/// `Framing::Auto`: how long a bare `Login` may go unanswered.
-const AUTO_WAIT: Duration = Duration::from_secs(1);
 
 /// What the simulated clients speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -379,7 +369,7 @@ impl<'a> Runner<'a> {
         }
         for (i, c) in self.clients.iter_mut().enumerate() {
             let waiting = matches!(c.phase, Phase::LoggingIn) && !c.newline;
-            if waiting && c.started.elapsed() >= AUTO_WAIT {
+            if waiting && c.started.elapsed() >= AUTO_FRAMING_WAIT {
                 c.newline = true;
                 c.out.push(b'\n');
                 flush(c).map_err(|e| format!("c{i}: write: {e}"))?;

@@ -21,6 +21,34 @@ pub fn encode_line(reply: &Reply, out: &mut Vec<u8>) {
     out.push(b'\n');
 }
 
+/// How a client frames its requests (`mp1 connect`, loadgen).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestFraming {
+    /// Bare objects, as the draft's examples and the reference server
+    /// (which counts braces from the first byte) expect.
+    Bare,
+    /// Each object ends with `\n`, for servers that read lines.
+    Newline,
+    /// Bare, unless the `Login` gets no answer within [`AUTO_FRAMING_WAIT`]:
+    /// then a `\n` ends it and every later request.
+    Auto,
+}
+
+/// [`RequestFraming::Auto`]: how long a bare `Login` may go unanswered.
+pub const AUTO_FRAMING_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl std::str::FromStr for RequestFraming {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(RequestFraming::Auto),
+            "bare" => Ok(RequestFraming::Bare),
+            "newline" => Ok(RequestFraming::Newline),
+            _ => Err(format!("framing must be auto, bare or newline, not {s:?}")),
+        }
+    }
+}
+
 /// Appends `request` as compact ASCII JSON, as a client sends it: bare, or
 /// followed by `\n` for a newline-framed stream.
 pub fn encode_request(request: &Request, newline: bool, out: &mut Vec<u8>) {

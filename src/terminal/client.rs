@@ -5,7 +5,8 @@
 use super::command::{self, Command, HELP};
 use super::display::{self, Outcome};
 use super::{Ended, Input, NamePrompt, Screen, STDIN};
-use crate::protocol::{decode_reply, Frame, Request, Splitter};
+pub use crate::protocol::RequestFraming as Framing;
+use crate::protocol::{decode_reply, Frame, Request, Splitter, AUTO_FRAMING_WAIT};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::io::{self, Read};
@@ -13,38 +14,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 const SOCKET: Token = Token(0);
-/// `--framing auto`: how long to wait for an answer to a bare `Login`
-/// before ending it with a line break for a server that reads lines.
-const AUTO_WAIT: Duration = Duration::from_millis(1000);
 /// How long /quit waits for the server's Goodbye.
 const QUIT_WAIT: Duration = Duration::from_secs(3);
 /// Largest reply object accepted from a server.
 const MAX_REPLY: usize = 1 << 20;
-
-/// How `mp1 connect` frames its requests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
-    /// Bare objects, as the draft's examples and the reference server
-    /// (which counts braces from the first byte) expect.
-    Bare,
-    /// Each object ends with `\n`, for servers that read lines.
-    Newline,
-    /// Bare, unless the `Login` gets no answer within [`AUTO_WAIT`]: then
-    /// a `\n` ends it and every later request.
-    Auto,
-}
-
-impl std::str::FromStr for Framing {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Framing::Auto),
-            "bare" => Ok(Framing::Bare),
-            "newline" => Ok(Framing::Newline),
-            _ => Err(format!("framing must be auto, bare or newline, not {s:?}")),
-        }
-    }
-}
 
 struct Session {
     stream: TcpStream,
@@ -143,7 +116,7 @@ pub fn run(addr: SocketAddr, name: &str, framing: Framing) -> Ended {
         name: Some(name.to_string()),
     });
     if framing == Framing::Auto {
-        s.auto_until = Some(Instant::now() + AUTO_WAIT);
+        s.auto_until = Some(Instant::now() + AUTO_FRAMING_WAIT);
     }
     let mut events = Events::with_capacity(16);
     loop {
