@@ -18,20 +18,43 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Per-connection accept failures in a row before pausing a moment.
 const ODD_ERRORS_MAX: u32 = 64;
 
+/// The listening sockets, which share one accept loop and one back-off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Listener {
+    /// MP1 clients over TCP.
+    Mp1,
+    /// The HTTP face (`--http`).
+    Http,
+}
+
 impl Server {
+    /// Accepts on every listener (after a pause).
     pub(super) fn accept_all(&mut self) {
+        self.accept_from(Listener::Mp1);
+        self.accept_from(Listener::Http);
+    }
+
+    /// Accepts on `which` until its backlog is empty.
+    pub(super) fn accept_from(&mut self, which: Listener) {
         if self.accept_paused || self.shutdown_deadline.is_some() {
             return;
         }
         let mut odd_errors = 0;
         loop {
-            let Some(listener) = self.listener.as_ref() else {
+            let listener = match which {
+                Listener::Mp1 => self.listener.as_ref(),
+                Listener::Http => self.http.as_ref().map(|h| h.listener()),
+            };
+            let Some(listener) = listener else {
                 return;
             };
             match listener.accept() {
                 Ok((stream, addr)) => {
                     self.accept_backoff = BACKOFF_MIN;
-                    self.admit(stream, addr);
+                    match which {
+                        Listener::Mp1 => self.admit(stream, addr),
+                        Listener::Http => self.admit_http(stream, addr),
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -39,7 +62,7 @@ impl Server {
                     // The connection stays in the backlog: retrying now
                     // would spin. Serve the clients we have and retry later.
                     warn!(
-                        "accept: {e}; pausing accepts for {:?} ({} clients)",
+                        "accept ({which:?}): {e}; pausing accepts for {:?} ({} clients)",
                         self.accept_backoff,
                         self.clients.len()
                     );

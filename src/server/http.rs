@@ -9,7 +9,7 @@
 //! origin not allowed 403.
 
 use super::{metrics, Server, Timer, KEY_MASK};
-use log::{debug, warn};
+use log::warn;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use slab::Slab;
@@ -68,6 +68,10 @@ impl Http {
             next_generation: 0,
             dead: Vec::new(),
         })
+    }
+
+    pub(super) fn listener(&self) -> &TcpListener {
+        &self.listener
     }
 
     pub(super) fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -232,51 +236,38 @@ impl Server {
         self.http.as_ref().and_then(|h| h.local_addr().ok())
     }
 
-    pub(super) fn accept_http(&mut self) {
+    /// Takes a connection the HTTP listener accepted.
+    pub(super) fn admit_http(&mut self, mut stream: TcpStream, addr: SocketAddr) {
         let timeout = self.config.http_timeout;
         let Some(http) = self.http.as_mut() else {
             return;
         };
-        loop {
-            let (mut stream, addr) = match http.listener.accept() {
-                Ok(s) => s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // Out of descriptors or a failed connection: the
-                    // clients matter more; try again on the next one.
-                    debug!("HTTP accept: {e}");
-                    return;
-                }
-            };
-            if http.conns.len() >= MAX_CONNS {
-                warn!("HTTP: refused {addr}: {MAX_CONNS} connections open");
-                let busy = text("503 Service Unavailable", "busy\n");
-                let _ = io::Write::write(&mut stream, &busy);
-                continue;
-            }
-            let generation = http.next_generation;
-            http.next_generation = http.next_generation.wrapping_add(1);
-            let entry = http.conns.vacant_entry();
-            let key = entry.key();
-            let registered = self.el.registry().register(
-                &mut stream,
-                token(key, generation),
-                Interest::READABLE,
-            );
-            if registered.is_err() {
-                continue;
-            }
-            entry.insert(Conn {
-                stream,
-                generation,
-                head: Vec::new(),
-                response: Vec::new(),
-                draining: false,
-            });
-            let at = Instant::now() + timeout;
-            self.el.timers.set(at, Timer::Http(key, generation));
+        if http.conns.len() >= MAX_CONNS {
+            warn!("HTTP: refused {addr}: {MAX_CONNS} connections open");
+            let busy = text("503 Service Unavailable", "busy\n");
+            let _ = io::Write::write(&mut stream, &busy);
+            return;
         }
+        let generation = http.next_generation;
+        http.next_generation = http.next_generation.wrapping_add(1);
+        let entry = http.conns.vacant_entry();
+        let key = entry.key();
+        let registered =
+            self.el
+                .registry()
+                .register(&mut stream, token(key, generation), Interest::READABLE);
+        if registered.is_err() {
+            return;
+        }
+        entry.insert(Conn {
+            stream,
+            generation,
+            head: Vec::new(),
+            response: Vec::new(),
+            draining: false,
+        });
+        let at = Instant::now() + timeout;
+        self.el.timers.set(at, Timer::Http(key, generation));
     }
 
     pub(super) fn on_http_event(&mut self, event: Token) {

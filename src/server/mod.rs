@@ -259,10 +259,10 @@ impl Server {
             let woke = Instant::now();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept_all(),
+                    LISTENER => self.accept_from(accept::Listener::Mp1),
                     SIGNALS => self.on_signal(),
                     BRIDGE => self.on_bridge_event(event.is_readable()),
-                    http::HTTP_LISTENER => self.accept_http(),
+                    http::HTTP_LISTENER => self.accept_from(accept::Listener::Http),
                     t if http::is_http(t) => self.on_http_event(t),
                     t => self.on_client_event(t, event.is_readable(), event.is_writable()),
                 }
