@@ -130,7 +130,7 @@ impl Server {
                     self.counters.cut_unparsable += 1;
                     let level = self.noisy(log::Level::Warn);
                     log::log!(level, "#{key}: WebSocket: {why}; disconnecting");
-                    if let Some(ws) = conn_ws(self, key) {
+                    if let Some(ws) = self.clients.get_mut(key).and_then(|c| c.ws.as_mut()) {
                         ws.close_code = code;
                     }
                     self.evict(key, &format!("WebSocket error: {why}."));
@@ -384,8 +384,4 @@ fn log_chat(from: Option<&str>, msg: &Result<Request, DecodeError>) {
         }
         _ => {}
     }
-}
-
-fn conn_ws(server: &mut Server, key: ConnId) -> Option<&mut super::connection::WsState> {
-    server.clients.get_mut(key)?.ws.as_deref_mut()
 }
