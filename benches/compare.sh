@@ -26,7 +26,7 @@ OUTDIR="$ROOT/target/compare"
 mkdir -p "$OUTDIR"
 OUT="$OUTDIR/$(date +%Y%m%d-%H%M%S).jsonl"
 LOG="${OUT%.jsonl}.log"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
+. "$ROOT/benches/servers.sh"
 
 cargo build --release --workspace --manifest-path "$ROOT/Cargo.toml" >>"$LOG" 2>&1 || { log "build failed (see $LOG)"; exit 1; }
 LOADGEN="$ROOT/target/release/loadgen"
@@ -48,10 +48,7 @@ mp1d_bin() {
 
 for s in "${SERVERS[@]}"; do
     case $s in
-    redis) command -v redis-server >/dev/null || {
-        log "installing redis-server"
-        (apt-get install -y redis-server || { apt-get update && apt-get install -y redis-server; }) >>"$LOG" 2>&1
-    } ;;
+    redis) ensure_redis ;;
     mp1d-ws) ;;
     mp1d*) mp1d_bin "$s" >/dev/null || { log "cannot build $s"; exit 1; } ;;
     *) log "unknown server $s (mp1d, mp1d@REV, mp1d-ws or redis)"; exit 2 ;;
@@ -60,15 +57,10 @@ done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 PORT=16500
-SRV_PID=""
 start_server() {
     PORT=$((PORT + 1))
     case $1 in
-    redis)
-        taskset -c 0 redis-server --port $PORT --bind 127.0.0.1 --save '' --appendonly no \
-            --client-output-buffer-limit "pubsub 0 0 0" --maxclients 20000 \
-            --logfile "$OUTDIR/redis.log" --daemonize no &
-        SRV_PID=$! ;;
+    redis) start_redis $PORT ;;
     mp1d-ws)
         # Clients come to the --http face; the TCP port stays unused.
         taskset -c 0 "$ROOT/target/release/mp1d" --bind 127.0.0.1 --port $((PORT + 2000)) \
@@ -79,21 +71,8 @@ start_server() {
             --log-level warn 2>>"$LOG" &
         SRV_PID=$! ;;
     esac
-    for _ in $(seq 1 100); do
-        (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return 0
-        sleep 0.1
-    done
-    log "$1 did not start"; return 1
+    wait_listening $PORT "$1"
 }
-stop_server() {
-    [ -n "$SRV_PID" ] || return 0
-    kill "$SRV_PID" 2>/dev/null
-    for _ in $(seq 1 50); do kill -0 "$SRV_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; SRV_PID=""
-}
-trap 'stop_server' EXIT
-
-msgs_for() { case $1 in 100) echo 1000 ;; 1000) echo 200 ;; *) echo 100 ;; esac; }
 workload() {
     if [ "$MODE" = storm ]; then
         # N logins, each announced to everyone: N²/2 deliveries.

@@ -25,14 +25,9 @@ OUTDIR="$ROOT/target/fanbench"
 mkdir -p "$OUTDIR"
 OUT="$OUTDIR/compare-$(date +%Y%m%d-%H%M%S).jsonl"
 LOG="${OUT%.jsonl}.log"
-log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
+. "$ROOT/benches/servers.sh"
 
-msgs_for() { case $1 in 100) echo 1000 ;; 1000) echo 200 ;; *) echo 100 ;; esac; }
-
-command -v redis-server >/dev/null || case " $SERVERS " in *" redis "*)
-    log "installing redis-server"
-    (apt-get install -y redis-server || { apt-get update && apt-get install -y redis-server; }) >>"$LOG" 2>&1 ;;
-esac
+case " $SERVERS " in *" redis "*) ensure_redis ;; esac
 log "building fanbench and mp1d (release)"
 CARGO_TARGET_DIR="$OUTDIR/target" cargo build --release --manifest-path "$FANBENCH/Cargo.toml" >>"$LOG" 2>&1 || { log "fanbench build failed"; exit 1; }
 cargo build --release --manifest-path "$ROOT/Cargo.toml" --bin mp1d >>"$LOG" 2>&1 || { log "mp1d build failed"; exit 1; }
@@ -40,7 +35,6 @@ BIN="$OUTDIR/target/release/fanbench"
 MP1D="${MP1D:-$ROOT/target/release/mp1d}"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-SRV_PID=""
 PORT=0
 start_server() {
     case $1 in
@@ -51,24 +45,10 @@ start_server() {
         SRV_PID=$! ;;
     redis)
         PORT=16379
-        taskset -c 0 redis-server --port $PORT --bind 127.0.0.1 --save '' --appendonly no \
-            --client-output-buffer-limit "pubsub 0 0 0" --maxclients 20000 \
-            --logfile "$OUTDIR/redis.log" --daemonize no &
-        SRV_PID=$! ;;
+        start_redis $PORT ;;
     esac
-    for _ in $(seq 1 100); do
-        ss -Hltn "sport = :$PORT" 2>/dev/null | grep -q LISTEN && return 0
-        sleep 0.1
-    done
-    log "$1 did not start"; return 1
+    wait_listening $PORT "$1"
 }
-stop_server() {
-    [ -n "$SRV_PID" ] || return 0
-    kill "$SRV_PID" 2>/dev/null
-    for _ in $(seq 1 50); do kill -0 "$SRV_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; SRV_PID=""
-}
-trap 'stop_server' EXIT
 
 run_one() {
     local label=$1; shift

@@ -1,0 +1,42 @@
+# Sourced by benches/compare.sh and benches/fanbench-compare.sh: what both
+# need to run a server under test on loopback, pinned to CPU 0, and stop it
+# by its PID. The caller sets LOG (a file) and OUTDIR before sourcing.
+
+log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
+
+# Messages per run for N subscribers: about the same deliveries at each size.
+msgs_for() { case $1 in 100) echo 1000 ;; 1000) echo 200 ;; *) echo 100 ;; esac; }
+
+# Debian's redis-server, installed if missing (needs root).
+ensure_redis() {
+    command -v redis-server >/dev/null && return 0
+    log "installing redis-server"
+    (apt-get install -y redis-server || { apt-get update && apt-get install -y redis-server; }) >>"$LOG" 2>&1
+}
+
+SRV_PID=""
+# Redis as a plain pub/sub server: no persistence, no output-buffer cut-off.
+start_redis() {
+    taskset -c 0 redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no \
+        --client-output-buffer-limit "pubsub 0 0 0" --maxclients 20000 \
+        --logfile "$OUTDIR/redis.log" --daemonize no &
+    SRV_PID=$!
+}
+
+# Waits up to 10 s for something to accept on 127.0.0.1:PORT; NAME is for the log.
+wait_listening() {
+    local port=$1 name=$2
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    log "$name did not start"; return 1
+}
+
+stop_server() {
+    [ -n "$SRV_PID" ] || return 0
+    kill "$SRV_PID" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$SRV_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; SRV_PID=""
+}
+trap 'stop_server' EXIT
