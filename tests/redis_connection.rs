@@ -131,16 +131,43 @@ fn items(r: &Reply) -> Vec<String> {
 /// every change is one event in the stream, in order.
 #[test]
 fn logins_and_logouts_keep_one_namespace_and_one_admin() {
-    use mp1::cluster::scripts::{login, logout, EVENTS};
+    use mp1::cluster::scripts::{login, logout, Login, EVENTS};
     let Some(redis) = common::redis::start("logins_and_logouts_keep_one_namespace_and_one_admin")
     else {
         return;
     };
     let mut s = connect(&redis);
     let mut c = Connection::default();
-    login(&mut c, 0, "ana", "node-a", "s1");
-    login(&mut c, 1, "ana", "node-b", "s2");
-    login(&mut c, 2, "bob", "node-b", "s3");
+    login(
+        &mut c,
+        0,
+        "ana",
+        &Login {
+            node: "node-a",
+            sid: "s1",
+            ..Default::default()
+        },
+    );
+    login(
+        &mut c,
+        1,
+        "ana",
+        &Login {
+            node: "node-b",
+            sid: "s2",
+            ..Default::default()
+        },
+    );
+    login(
+        &mut c,
+        2,
+        "bob",
+        &Login {
+            node: "node-b",
+            sid: "s3",
+            ..Default::default()
+        },
+    );
     logout(&mut c, 3, "ana", "s2", "left"); // not ana's session: nothing
     logout(&mut c, 4, "ana", "s1", "left");
     c.command(5, &[b"XRANGE", EVENTS.as_bytes(), b"-", b"+"]);
@@ -181,7 +208,7 @@ fn logins_and_logouts_keep_one_namespace_and_one_admin() {
 /// exactly one wins each time.
 #[test]
 fn simultaneous_logins_of_one_name_have_one_winner() {
-    use mp1::cluster::scripts::login;
+    use mp1::cluster::scripts::{login, Login};
     let Some(redis) = common::redis::start("simultaneous_logins_of_one_name_have_one_winner")
     else {
         return;
@@ -193,7 +220,16 @@ fn simultaneous_logins_of_one_name_have_one_winner() {
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let mut c = Connection::default();
             for i in 0..200 {
-                login(&mut c, i, &format!("name{i}"), node, node);
+                login(
+                    &mut c,
+                    i,
+                    &format!("name{i}"),
+                    &Login {
+                        node: node,
+                        sid: node,
+                        ..Default::default()
+                    },
+                );
             }
             round_trip(&mut s, &mut c, 200)
                 .into_iter()
@@ -213,15 +249,42 @@ fn simultaneous_logins_of_one_name_have_one_winner() {
 /// a kicked admin hands the role on.
 #[test]
 fn chat_and_admin_commands_are_checked_in_redis() {
-    use mp1::cluster::scripts::{admin_command, chat, login, EVENTS};
+    use mp1::cluster::scripts::{admin_command, chat, login, Login, EVENTS};
     let Some(redis) = common::redis::start("chat_and_admin_commands_are_checked_in_redis") else {
         return;
     };
     let mut s = connect(&redis);
     let mut c = Connection::default();
-    login(&mut c, 0, "ana", "a", "s1");
-    login(&mut c, 1, "bob", "b", "s2");
-    login(&mut c, 2, "cy", "b", "s3");
+    login(
+        &mut c,
+        0,
+        "ana",
+        &Login {
+            node: "a",
+            sid: "s1",
+            ..Default::default()
+        },
+    );
+    login(
+        &mut c,
+        1,
+        "bob",
+        &Login {
+            node: "b",
+            sid: "s2",
+            ..Default::default()
+        },
+    );
+    login(
+        &mut c,
+        2,
+        "cy",
+        &Login {
+            node: "b",
+            sid: "s3",
+            ..Default::default()
+        },
+    );
     let _ = round_trip(&mut s, &mut c, 3);
     let steps: [(&str, &str, &str, &str, &[&str]); 9] = [
         ("bob", "s2", "MuteUser", "ana", &["NotAdminError"]),
@@ -275,14 +338,32 @@ fn chat_and_admin_commands_are_checked_in_redis() {
 /// missing and reach the rest once each.
 #[test]
 fn renames_and_whispers() {
-    use mp1::cluster::scripts::{login, rename, whisper, ADMIN, EVENTS, USERS_ORDER};
+    use mp1::cluster::scripts::{login, rename, whisper, Login, ADMIN, EVENTS, USERS_ORDER};
     let Some(redis) = common::redis::start("renames_and_whispers") else {
         return;
     };
     let mut s = connect(&redis);
     let mut c = Connection::default();
-    login(&mut c, 0, "ana", "a", "s1");
-    login(&mut c, 1, "bob", "b", "s2");
+    login(
+        &mut c,
+        0,
+        "ana",
+        &Login {
+            node: "a",
+            sid: "s1",
+            ..Default::default()
+        },
+    );
+    login(
+        &mut c,
+        1,
+        "bob",
+        &Login {
+            node: "b",
+            sid: "s2",
+            ..Default::default()
+        },
+    );
     rename(&mut c, 2, "ana", "bob", "s1");
     rename(&mut c, 3, "ana", "ana", "s1");
     rename(&mut c, 4, "ana", "anna", "s1");
@@ -311,47 +392,87 @@ fn renames_and_whispers() {
 }
 
 /// A node whose lease runs out loses its users, once each, and the admin
-/// role passes on; while the lease holds, nothing happens.
+/// role passes on; while the lease holds, nothing happens. A node that
+/// starts with the id of a live one is refused, and a heartbeat with an
+/// old epoch (Redis came back empty) says so.
 #[test]
 fn a_dead_node_is_reaped_once() {
-    use mp1::cluster::scripts::{login, reap, renew_lease, ADMIN, EVENTS};
+    use mp1::cluster::scripts::{hello, login, tick, Login, ADMIN, EVENTS};
     let Some(redis) = common::redis::start("a_dead_node_is_reaped_once") else {
         return;
     };
     let mut s = connect(&redis);
     let mut c = Connection::default();
-    login(&mut c, 0, "ana", "a", "s1");
-    login(&mut c, 1, "bob", "a", "s2");
-    login(&mut c, 2, "cy", "b", "s3");
-    renew_lease(&mut c, 3, "a", 150);
-    reap(&mut c, 4, "a");
-    let got = round_trip(&mut s, &mut c, 5);
-    assert_eq!(items(&got[4].1), ["alive"]);
+    hello(&mut c, 0, "a", 150, true, "e1");
+    hello(&mut c, 1, "b", 5000, true, "e2");
+    login(
+        &mut c,
+        2,
+        "ana",
+        &Login {
+            node: "a",
+            sid: "s1",
+            ..Default::default()
+        },
+    );
+    login(
+        &mut c,
+        3,
+        "bob",
+        &Login {
+            node: "a",
+            sid: "s2",
+            ..Default::default()
+        },
+    );
+    login(
+        &mut c,
+        4,
+        "cy",
+        &Login {
+            node: "b",
+            sid: "s3",
+            ..Default::default()
+        },
+    );
+    tick(&mut c, 5, "b", 5000, "e1");
+    hello(&mut c, 6, "b", 5000, true, "e3");
+    tick(&mut c, 7, "b", 5000, "e2");
+    let got = round_trip(&mut s, &mut c, 8);
+    assert_eq!(
+        text(&items_reply(&got[0].1)[0]),
+        "e1",
+        "the first node sets the epoch"
+    );
+    assert_eq!(
+        text(&items_reply(&got[1].1)[0]),
+        "e1",
+        "the second learns it"
+    );
+    assert_eq!(items(&got[5].1), ["ok", "0"], "a's lease holds");
+    assert_eq!(items(&got[6].1), ["inuse"], "b is alive");
+    assert_eq!(items(&got[7].1), ["reset"], "not Redis's epoch");
     std::thread::sleep(Duration::from_millis(300));
-    reap(&mut c, 0, "a");
-    reap(&mut c, 1, "a");
+    tick(&mut c, 0, "b", 5000, "e1");
+    tick(&mut c, 1, "b", 5000, "e1");
     c.command(2, &[b"GET", ADMIN.as_bytes()]);
     c.command(3, &[b"XRANGE", EVENTS.as_bytes(), b"-", b"+"]);
     let got = round_trip(&mut s, &mut c, 4);
     assert_eq!(items(&got[0].1), ["ok", "2"]);
     assert_eq!(items(&got[1].1), ["ok", "0"], "twice is harmless");
     assert_eq!(text(&got[2].1), "cy");
-    let Reply::Array(events) = &got[3].1 else {
-        panic!("{:?}", got[3].1)
-    };
-    let tail: Vec<Vec<String>> = events[3..]
-        .iter()
-        .map(|e| {
-            let Reply::Array(entry) = e else {
-                panic!("{e:?}")
-            };
-            items(&entry[1])
-        })
-        .collect();
+    let tail: Vec<Vec<String>> = events(&got[3].1)[3..].to_vec();
     assert_eq!(tail.len(), 3, "{tail:?}");
     assert!(
         tail[..2].iter().all(|e| e[1] == "leave" && e[5] == "lost"),
         "{tail:?}"
     );
     assert_eq!(tail[2], ["ev", "admin", "name", "cy"]);
+}
+
+fn items_reply(r: &Reply) -> Vec<Reply> {
+    match r {
+        Reply::Array(a) => a.clone(),
+        other => panic!("not an array: {other:?}"),
+    }
 }

@@ -2,7 +2,7 @@
 //! address it listens on, and runs the loop until SIGINT or SIGTERM.
 
 use mp1::logging;
-use mp1::server::{BridgeConfig, Config, FramingMode, Server};
+use mp1::server::{BridgeConfig, ClusterConfig, Config, FramingMode, Server};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -54,6 +54,14 @@ OPTIONS:
                           (default: only the page's own host)
   --http-timeout SECS     an HTTP connection is closed after this long
                           (default {http_timeout})
+  --cluster redis://HOST[:PORT]
+                          serve one chat with the other mp1d nodes that use
+                          this Redis (default: off; see README, \"Running a
+                          cluster\")
+  --node-id ID            this node's name in the cluster, unique among the
+                          live nodes (default: HOSTNAME-PID)
+  --cluster-lease SECS    a node silent for this long is taken for dead and
+                          its users are logged out (default 3)
   --log-level LEVEL       off, error, warn, info, debug, trace (default info,
                           or RUST_LOG)
   --log-lines-per-second N
@@ -138,6 +146,9 @@ const VALUE_OPTIONS: &[&str] = &[
     "--http",
     "--http-timeout",
     "--http-origin",
+    "--cluster",
+    "--node-id",
+    "--cluster-lease",
 ];
 
 fn parse_args() -> Result<Command, String> {
@@ -149,6 +160,9 @@ fn parse_args() -> Result<Command, String> {
     let mut broadcast = Vec::new();
     let mut peers = Vec::new();
     let mut max_lan_peers = None;
+    let mut cluster: Option<String> = None;
+    let mut node_id: Option<String> = None;
+    let mut lease = Duration::from_secs(3);
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         let name = match arg {
@@ -205,6 +219,14 @@ fn parse_args() -> Result<Command, String> {
                 "--http" => c.http = Some(v.parse().map_err(|_| format!("not ADDR:PORT: {v:?}"))?),
                 "--http-timeout" => c.http_timeout = seconds(&v)?,
                 "--http-origin" => c.http_origins.push(v.clone()),
+                "--cluster" => cluster = Some(v.clone()),
+                "--node-id" => node_id = Some(node_name(&v)?),
+                "--cluster-lease" => {
+                    lease = seconds(&v)?;
+                    if lease < Duration::from_millis(300) {
+                        return Err("expected at least 0.3 seconds".into());
+                    }
+                }
                 "--log-level" => {
                     level = Some(
                         logging::parse_level(&v)
@@ -236,7 +258,51 @@ fn parse_args() -> Result<Command, String> {
         return Err("--peer-port, --broadcast, --peer and --max-lan-peers need --peer-name".into());
     }
     c.bridge = bridge;
+    if let Some(url) = cluster {
+        if c.bridge.is_some() {
+            return Err(
+                "--peer-name is not available with --cluster: LAN names are not in \
+                        the cluster's namespace (see docs/PROTOCOL.md)"
+                    .into(),
+            );
+        }
+        let node_id = node_id.unwrap_or_else(default_node_id);
+        c.cluster = Some(ClusterConfig {
+            url,
+            node_id,
+            lease,
+        });
+    } else if node_id.is_some() {
+        return Err("--node-id needs --cluster".into());
+    }
     Ok(Command::Run(Box::new(c), level))
+}
+
+/// A node id: what Redis keys and session ids can carry.
+fn node_name(v: &str) -> Result<String, String> {
+    let ok = !v.is_empty()
+        && v.len() <= 64
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if ok {
+        Ok(v.to_string())
+    } else {
+        Err(format!(
+            "{v:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(40)
+        .collect::<String>();
+    let host = if host.is_empty() { "mp1d".into() } else { host };
+    format!("{host}-{}", std::process::id())
 }
 
 fn main() -> ExitCode {
@@ -276,6 +342,10 @@ fn serve(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = server.join_cluster() {
+        log::error!("{e}");
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = server.handle_signals() {
         log::error!("cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
@@ -287,6 +357,14 @@ fn serve(config: Config) -> ExitCode {
             server.config().max_clients
         ),
         Err(e) => log::warn!("listening, address unknown: {e}"),
+    }
+    if let Some(c) = &server.config().cluster {
+        log::info!(
+            "cluster: node {} through Redis at {} (lease {} s)",
+            c.node_id,
+            c.url,
+            c.lease.as_secs_f64()
+        );
     }
     if let Some(addr) = server.http_addr() {
         log::info!("HTTP on {addr}: the chat page at /, /ws, /metrics, /healthz");

@@ -26,7 +26,20 @@
 //! already forgotten it: do not call `disconnect` for it again); `Lan` goes
 //! to the bridge. Order matters: a client sees its replies in the order of
 //! the effects. The chat never needs to know whether bytes were written.
+//!
+//! ## In a cluster
+//!
+//! After [`Chat::join_cluster`], requests that change shared state (login,
+//! rename, chat, whisper, the admin commands, leaving) do not change it
+//! here: they become [`Effect::Propose`], which the loop hands to the
+//! cluster's engine. Every node applies the engine's events in the same
+//! order through [`Chat::apply`] (the proposer's own replies come from its
+//! event too, so a client sees the log's order), and a refused proposal
+//! comes back through [`Chat::refused`]. See `cluster.rs`.
 
+mod cluster;
+
+use crate::cluster::Proposal;
 use crate::protocol::name::is_valid_name;
 use crate::protocol::{AdminCommand, DecodeError, Reply, Request, Status};
 use std::collections::{HashMap, HashSet};
@@ -51,6 +64,9 @@ pub enum Effect {
     Close(ConnId),
     /// For the LAN, through the peer bridge (only when one is set).
     Lan(LanOut),
+    /// For the cluster's engine (only in a cluster): a state change the
+    /// connection asked for.
+    Propose(ConnId, Proposal),
 }
 
 /// What a server user sends to LAN peers through the bridge.
@@ -94,6 +110,10 @@ impl Default for ChatConfig {
 struct Session {
     addr: SocketAddr,
     user: Option<User>,
+    /// In a cluster: the session's number on this node (its cluster-wide
+    /// id is `node/sid`), and whether its login is in flight.
+    sid: u64,
+    joining: bool,
 }
 
 struct User {
@@ -119,6 +139,8 @@ pub struct Chat {
     bridge: Option<String>,
     /// LAN peers known to the bridge, in the order they appeared.
     lan: Vec<LanUser>,
+    /// The cluster's view, when this node is one of several.
+    shared: Option<Box<cluster::Shared>>,
 }
 
 fn chrono_local_time() -> String {
@@ -137,6 +159,7 @@ impl Chat {
             local_time: Box::new(chrono_local_time),
             bridge: None,
             lan: Vec::new(),
+            shared: None,
         }
     }
 
@@ -157,11 +180,17 @@ impl Chat {
     }
 
     pub fn admin(&self) -> Option<&str> {
+        if let Some(shared) = &self.shared {
+            return shared.admin.as_deref();
+        }
         self.admin.and_then(|a| self.name_of(a))
     }
 
     /// Logged-in names in login order, then LAN peers'.
     pub fn online_names(&self) -> Vec<String> {
+        if self.shared.is_some() {
+            return self.cluster_names();
+        }
         let mut names = self.user_names();
         names.extend(self.lan.iter().map(|l| l.name.clone()));
         names
@@ -171,6 +200,10 @@ impl Chat {
     /// bridge itself: one namespace for both.
     pub fn is_taken(&self, name: &str) -> bool {
         self.names.contains_key(name)
+            || self
+                .shared
+                .as_ref()
+                .is_some_and(|s| s.remote.contains_key(name))
             || self.bridge.as_deref() == Some(name)
             || self.lan.iter().any(|l| l.name == name)
     }
@@ -257,12 +290,22 @@ impl Chat {
         if self.sessions.len() <= conn {
             self.sessions.resize_with(conn + 1, || None);
         }
-        self.sessions[conn] = Some(Session { addr, user: None });
+        let sid = self.shared.as_mut().map_or(0, |s| s.new_sid());
+        self.sessions[conn] = Some(Session {
+            addr,
+            user: None,
+            sid,
+            joining: false,
+        });
     }
 
     /// The connection is gone (dropped, timed out, cut off). A logged-in
     /// user is announced as having left.
     pub fn disconnect(&mut self, conn: ConnId, out: &mut Vec<Effect>) {
+        if self.shared.is_some() {
+            self.leave_cluster(conn, out);
+            return;
+        }
         if let Some(user) = self.logout(conn) {
             announce(out, format!("{} left the server.", user.name));
             self.succeed_admin(conn, out);
@@ -353,6 +396,10 @@ impl Chat {
             out.push(Effect::Send(conn, Reply::AssignUsername { name, status }));
             return;
         }
+        if self.shared.is_some() {
+            self.propose_login(conn, name, out);
+            return;
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.names.insert(name.clone(), conn);
@@ -406,7 +453,17 @@ impl Chat {
             Some(u) => u.name.clone(),
             None => return,
         };
-        if status == Status::Ok && old != name {
+        if status == Status::Ok && old != name && self.shared.is_some() {
+            let sid = self.sid_of(conn);
+            out.push(Effect::Propose(
+                conn,
+                Proposal::Rename {
+                    old,
+                    new: name,
+                    sid,
+                },
+            ));
+        } else if status == Status::Ok && old != name {
             self.names.remove(&old);
             self.names.insert(name.clone(), conn);
             if let Some(u) = self.user_mut(conn) {
@@ -432,7 +489,8 @@ impl Chat {
             .and_then(|&c| self.session(c))
             .map(|s| s.addr);
         let peer = || self.lan.iter().find(|l| l.name == name).map(|l| l.addr);
-        let reply = match user.or_else(peer) {
+        let remote = || self.shared.as_ref().and_then(|s| s.addr_of(&name));
+        let reply = match user.or_else(peer).or_else(remote) {
             Some(addr) => Reply::ProvideUserInfo {
                 ip: addr.ip().to_string(),
                 port: addr.port(),
@@ -472,6 +530,11 @@ impl Chat {
             return;
         }
         let name = self.name_of(conn).unwrap_or_default().to_string();
+        if self.shared.is_some() {
+            let sid = self.sid_of(conn);
+            out.push(Effect::Propose(conn, Proposal::Chat { name, sid, message }));
+            return;
+        }
         if self.bridge.is_some() {
             out.push(Effect::Lan(LanOut::Chat {
                 from: name.clone(),
@@ -495,6 +558,10 @@ impl Chat {
             return;
         }
         let from = self.name_of(conn).unwrap_or_default().to_string();
+        if self.shared.is_some() {
+            self.propose_whisper(conn, from, to, message, out);
+            return;
+        }
         // A set, not a scan of the names seen so far: linear in `to`.
         let mut seen: HashSet<&str> = HashSet::with_capacity(to.len());
         for name in &to {
@@ -531,6 +598,18 @@ impl Chat {
         name: String,
         out: &mut Vec<Effect>,
     ) {
+        if self.shared.is_some() {
+            let by = self.name_of(conn).unwrap_or_default().to_string();
+            let sid = self.sid_of(conn);
+            let p = Proposal::Admin {
+                by,
+                sid,
+                command,
+                target: name,
+            };
+            out.push(Effect::Propose(conn, p));
+            return;
+        }
         let target = self.names.get(&name).copied();
         let status = match (self.admin == Some(conn), target) {
             (false, _) => Status::NotAdminError,
@@ -634,7 +713,7 @@ impl Chat {
     }
 }
 
-fn announce(out: &mut Vec<Effect>, message: String) {
+pub(crate) fn announce(out: &mut Vec<Effect>, message: String) {
     out.push(Effect::Broadcast {
         except: None,
         reply: Reply::ServerMessage { message },

@@ -57,6 +57,12 @@ impl<T> Connection<T> {
         self.input.extend_from_slice(bytes);
     }
 
+    /// The tags of the commands still unanswered (the connection is being
+    /// dropped).
+    pub fn into_waiting(self) -> VecDeque<T> {
+        self.waiting
+    }
+
     /// Commands sent and not answered yet.
     pub fn in_flight(&self) -> usize {
         self.waiting.len()

@@ -23,19 +23,25 @@ pub fn node_users_key(node: &str) -> String {
 
 /// Claims `name` for a session on `node`: `{"taken"}`, or
 /// `{"ok", seq, admin}` (1 if it became the admin) and a `join` event.
+/// A restored login (Redis came back empty and the node registers its
+/// users again, ARGV[6] their login seq, ARGV[7] 1 if admin) keeps its
+/// seq and takes the admin role only if it had it; its event says `back`.
 const LOGIN: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'taken'} end
-local seq = redis.call('INCR', KEYS[4])
-redis.call('HSET', KEYS[1], 'node', ARGV[2], 'sid', ARGV[3], 'seq', seq, 'muted', 0)
+local seq, back, admin = 0, 0, 0
+if ARGV[6] ~= '' then
+  seq, back = tonumber(ARGV[6]), 1
+  if tonumber(redis.call('GET', KEYS[4]) or '0') < seq then redis.call('SET', KEYS[4], seq) end
+  if ARGV[7] == '1' then redis.call('SET', KEYS[3], ARGV[1]); admin = 1 end
+else
+  seq = redis.call('INCR', KEYS[4])
+  if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('SET', KEYS[3], ARGV[1]); admin = 1 end
+end
+redis.call('HSET', KEYS[1], 'node', ARGV[2], 'sid', ARGV[3], 'seq', seq, 'muted', 0, 'addr', ARGV[5])
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
 redis.call('SADD', KEYS[6], ARGV[1])
-local admin = 0
-if redis.call('EXISTS', KEYS[3]) == 0 then
-  redis.call('SET', KEYS[3], ARGV[1])
-  admin = 1
-end
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*',
-  'ev', 'join', 'name', ARGV[1], 'node', ARGV[2], 'sid', ARGV[3], 'seq', seq, 'admin', admin)
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'ev', 'join', 'name', ARGV[1],
+  'node', ARGV[2], 'sid', ARGV[3], 'seq', seq, 'admin', admin, 'addr', ARGV[5], 'back', back)
 return {'ok', seq, admin}
 "#;
 
@@ -65,10 +71,26 @@ redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*',
 return {'ok', new_admin}
 "#;
 
-/// Queues the login script for `name` (session `sid` on `node`).
-pub fn login<T>(c: &mut Connection<T>, tag: T, name: &str, node: &str, sid: &str) {
+/// A login's details beside its name.
+#[derive(Clone, Debug, Default)]
+pub struct Login<'a> {
+    pub node: &'a str,
+    pub sid: &'a str,
+    /// The client's address, for `RequestUserInfo` on other nodes.
+    pub addr: &'a str,
+    /// Registering again after Redis came back empty: the login seq it had,
+    /// and whether it was the admin.
+    pub restore: Option<(u64, bool)>,
+}
+
+/// Queues the login script for `name`.
+pub fn login<T>(c: &mut Connection<T>, tag: T, name: &str, l: &Login) {
     let user = user_key(name);
-    let on = node_users_key(node);
+    let on = node_users_key(l.node);
+    let (seq, admin) = match l.restore {
+        Some((seq, admin)) => (seq.to_string(), if admin { "1" } else { "0" }),
+        None => (String::new(), "0"),
+    };
     c.command(
         tag,
         &[
@@ -82,9 +104,12 @@ pub fn login<T>(c: &mut Connection<T>, tag: T, name: &str, node: &str, sid: &str
             EVENTS.as_bytes(),
             on.as_bytes(),
             name.as_bytes(),
-            node.as_bytes(),
-            sid.as_bytes(),
+            l.node.as_bytes(),
+            l.sid.as_bytes(),
             STREAM_MAXLEN.as_bytes(),
+            l.addr.as_bytes(),
+            seq.as_bytes(),
+            admin.as_bytes(),
         ],
     );
 }
@@ -137,15 +162,15 @@ local muted = redis.call('HGET', KEYS[2], 'muted')
 if command == 'MuteUser' then
   if muted == '1' then return {'UserAlreadyMuted'} end
   redis.call('HSET', KEYS[2], 'muted', 1)
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'ev', 'mute', 'name', target)
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'ev', 'mute', 'name', target, 'by', requester)
 elseif command == 'UnmuteUser' then
   if muted ~= '1' then return {'UserAlreadyUnmuted'} end
   redis.call('HSET', KEYS[2], 'muted', 0)
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'ev', 'unmute', 'name', target)
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'ev', 'unmute', 'name', target, 'by', requester)
 elseif command == 'SetAsAdmin' then
   if target == requester then return {'AlreadyAdmin'} end
   redis.call('SET', KEYS[3], target)
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'ev', 'admin', 'name', target)
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*', 'ev', 'admin', 'name', target, 'by', requester)
 elseif command == 'KickUser' then
   local node = redis.call('HGET', KEYS[2], 'node')
   redis.call('DEL', KEYS[2])
@@ -158,7 +183,7 @@ elseif command == 'KickUser' then
     else redis.call('DEL', KEYS[3]) end
   end
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[5], '*',
-    'ev', 'leave', 'name', target, 'why', 'kicked', 'admin', new_admin)
+    'ev', 'leave', 'name', target, 'why', 'kicked', 'admin', new_admin, 'by', requester)
 else
   return redis.error_reply('unknown admin command ' .. command)
 end
@@ -307,62 +332,183 @@ pub fn whisper<T>(
     c.command(tag, &args);
 }
 
-/// Logs out every user of a node whose lease has run out (it died, or was
-/// cut off): `{"alive"}` while the lease holds, else `{"ok", count}` with
-/// one `leave` event (why `lost`) per user and, if the admin was among
-/// them, an `admin` event for the earliest login left. Running it twice is
-/// harmless: the second finds nobody.
-const REAP: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'alive'} end
-local names = redis.call('SMEMBERS', KEYS[2])
-local admin = redis.call('GET', KEYS[4])
-local lost_admin = false
-for _, name in ipairs(names) do
-  redis.call('DEL', '{mp1}:u:' .. name)
-  redis.call('ZREM', KEYS[3], name)
-  if name == admin then lost_admin = true end
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*',
-    'ev', 'leave', 'name', name, 'why', 'lost', 'admin', '')
-end
-redis.call('DEL', KEYS[2])
-if lost_admin then
-  local first = redis.call('ZRANGE', KEYS[3], 0, 0)
-  if #first > 0 then
-    redis.call('SET', KEYS[4], first[1])
-    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[1], '*', 'ev', 'admin', 'name', first[1])
-  else
-    redis.call('DEL', KEYS[4])
-  end
-end
-return {'ok', #names}
-"#;
+pub const EPOCH: &str = "{mp1}:epoch";
+/// Every node that has joined and not been reaped.
+pub const NODES: &str = "{mp1}:nodes";
 
 pub fn lease_key(node: &str) -> String {
     format!("{{mp1}}:lease:{node}")
 }
 
-/// Queues the renewal of `node`'s lease for `ms` milliseconds.
-pub fn renew_lease<T>(c: &mut Connection<T>, tag: T, node: &str, ms: u64) {
-    let key = lease_key(node);
-    let ms = ms.to_string();
-    c.command(tag, &[b"SET", key.as_bytes(), b"1", b"PX", ms.as_bytes()]);
+/// A Lua function (the prefix of the scripts that reap): logs out every
+/// user of `node` if its lease has run out (it died, or was cut off),
+/// with one `leave` event (why `lost`) each and, if the admin was among
+/// them, one `admin` event for the earliest login left. Returns how many
+/// it logged out, or -1 while the lease holds. Twice is harmless.
+macro_rules! reap_fn {
+    () => {
+        r#"
+local function reap(node, maxlen)
+  if redis.call('EXISTS', '{mp1}:lease:' .. node) == 1 then return -1 end
+  local on = '{mp1}:on:' .. node
+  local names = redis.call('SMEMBERS', on)
+  local admin = redis.call('GET', '{mp1}:admin')
+  local lost_admin = false
+  for _, name in ipairs(names) do
+    redis.call('DEL', '{mp1}:u:' .. name)
+    redis.call('ZREM', '{mp1}:order', name)
+    if name == admin then lost_admin = true end
+    redis.call('XADD', '{mp1}:ev', 'MAXLEN', '~', maxlen, '*',
+      'ev', 'leave', 'name', name, 'why', 'lost', 'admin', '')
+  end
+  redis.call('DEL', on)
+  redis.call('SREM', '{mp1}:nodes', node)
+  if lost_admin then
+    local first = redis.call('ZRANGE', '{mp1}:order', 0, 0)
+    if #first > 0 then
+      redis.call('SET', '{mp1}:admin', first[1])
+      redis.call('XADD', '{mp1}:ev', 'MAXLEN', '~', maxlen, '*', 'ev', 'admin', 'name', first[1])
+    else
+      redis.call('DEL', '{mp1}:admin')
+    end
+  end
+  return #names
+end
+local function reap_dead(maxlen)
+  local n = 0
+  for _, node in ipairs(redis.call('SMEMBERS', '{mp1}:nodes')) do
+    local k = reap(node, maxlen)
+    if k > 0 then n = n + k end
+  end
+  return n
+end
+"#
+    };
 }
 
-/// Queues the reaping of `node`'s users, if its lease has run out.
-pub fn reap<T>(c: &mut Connection<T>, tag: T, node: &str) {
-    let (lease, on) = (lease_key(node), node_users_key(node));
+/// A node joins (or comes back after losing its connection): reaps the
+/// dead nodes (its own earlier life among them, if its lease ran out),
+/// takes its lease, and returns what it needs to follow the chat:
+/// `{"inuse"}` if a live node has its id and it is starting afresh, else
+/// `{epoch, last event id, admin, {name, node, sid, seq, muted, addr}...}`
+/// in login order. The epoch is set if Redis has none (it is new, or came
+/// back empty): a node that knew another epoch must register its users
+/// again.
+const HELLO: &str = concat!(
+    reap_fn!(),
+    r#"
+local node, ms, fresh, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local lease = '{mp1}:lease:' .. node
+if fresh == '1' and redis.call('EXISTS', lease) == 1 then return {'inuse'} end
+local epoch = redis.call('GET', '{mp1}:epoch')
+if not epoch then
+  epoch = ARGV[5]
+  redis.call('SET', '{mp1}:epoch', epoch)
+end
+reap_dead(maxlen)
+redis.call('SET', lease, 1, 'PX', ms)
+redis.call('SADD', '{mp1}:nodes', node)
+local last = redis.call('XREVRANGE', '{mp1}:ev', '+', '-', 'COUNT', 1)
+local last_id = '0-0'
+if #last > 0 then last_id = last[1][1] end
+local users = {}
+for _, name in ipairs(redis.call('ZRANGE', '{mp1}:order', 0, -1)) do
+  local u = redis.call('HMGET', '{mp1}:u:' .. name, 'node', 'sid', 'seq', 'muted', 'addr')
+  table.insert(users, {name, u[1], u[2], u[3], u[4], u[5] or ''})
+end
+return {epoch, last_id, redis.call('GET', '{mp1}:admin') or '', users}
+"#
+);
+
+/// A node's heartbeat: `{"reset"}` if Redis's epoch is not the node's (it
+/// came back empty), else renews the lease, reaps the dead nodes and
+/// returns `{"ok", users reaped}`.
+const TICK: &str = concat!(
+    reap_fn!(),
+    r#"
+local node, ms, epoch, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('GET', '{mp1}:epoch') ~= epoch then return {'reset'} end
+redis.call('SET', '{mp1}:lease:' .. node, 1, 'PX', ms)
+redis.call('SADD', '{mp1}:nodes', node)
+return {'ok', reap_dead(maxlen)}
+"#
+);
+
+/// Gives the admin role to the earliest login if nobody has it (after
+/// Redis came back empty and the admin did not come back): `{"ok", name}`
+/// and an `admin` event, or `{"none"}`.
+const ELECT: &str = r#"
+if redis.call('EXISTS', '{mp1}:admin') == 1 then return {'none'} end
+local first = redis.call('ZRANGE', '{mp1}:order', 0, 0)
+if #first == 0 then return {'none'} end
+redis.call('SET', '{mp1}:admin', first[1])
+redis.call('XADD', '{mp1}:ev', 'MAXLEN', '~', ARGV[1], '*', 'ev', 'admin', 'name', first[1])
+return {'ok', first[1]}
+"#;
+
+/// Queues `node`'s hello (see [`HELLO`]); `fresh` when the process has
+/// just started, `epoch` the one to set if Redis has none.
+pub fn hello<T>(
+    c: &mut Connection<T>,
+    tag: T,
+    node: &str,
+    lease_ms: u64,
+    fresh: bool,
+    epoch: &str,
+) {
+    let ms = lease_ms.to_string();
+    let fresh = if fresh { "1" } else { "0" };
+    let args: [&[u8]; 8] = [
+        b"EVAL",
+        HELLO.as_bytes(),
+        b"0",
+        node.as_bytes(),
+        ms.as_bytes(),
+        fresh.as_bytes(),
+        STREAM_MAXLEN.as_bytes(),
+        epoch.as_bytes(),
+    ];
+    c.command(tag, &args);
+}
+
+/// Queues `node`'s heartbeat (see [`TICK`]).
+pub fn tick<T>(c: &mut Connection<T>, tag: T, node: &str, lease_ms: u64, epoch: &str) {
+    let ms = lease_ms.to_string();
+    let args: [&[u8]; 7] = [
+        b"EVAL",
+        TICK.as_bytes(),
+        b"0",
+        node.as_bytes(),
+        ms.as_bytes(),
+        epoch.as_bytes(),
+        STREAM_MAXLEN.as_bytes(),
+    ];
+    c.command(tag, &args);
+}
+
+/// Queues an election of the earliest login as admin, if there is none.
+pub fn elect<T>(c: &mut Connection<T>, tag: T) {
+    c.command(
+        tag,
+        &[b"EVAL", ELECT.as_bytes(), b"0", STREAM_MAXLEN.as_bytes()],
+    );
+}
+
+/// Queues a read of the events after `last_id`, waiting up to `block_ms`
+/// for one.
+pub fn read_events<T>(c: &mut Connection<T>, tag: T, last_id: &str, count: usize, block_ms: u64) {
+    let (count, block) = (count.to_string(), block_ms.to_string());
     c.command(
         tag,
         &[
-            b"EVAL",
-            REAP.as_bytes(),
-            b"5",
-            lease.as_bytes(),
-            on.as_bytes(),
-            USERS_ORDER.as_bytes(),
-            ADMIN.as_bytes(),
+            b"XREAD",
+            b"COUNT",
+            count.as_bytes(),
+            b"BLOCK",
+            block.as_bytes(),
+            b"STREAMS",
             EVENTS.as_bytes(),
-            STREAM_MAXLEN.as_bytes(),
+            last_id.as_bytes(),
         ],
     );
 }

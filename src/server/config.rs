@@ -73,6 +73,8 @@ pub struct Config {
     /// Origins whose pages may open a WebSocket (`*`: any); empty: only
     /// the page's own (same host).
     pub http_origins: Vec<String>,
+    /// Serve one chat with other nodes through Redis (`--cluster`).
+    pub cluster: Option<super::ClusterConfig>,
 }
 
 /// mp1d as a LAN peer (`--peer-name`).
@@ -126,6 +128,7 @@ impl Default for Config {
             http: None,
             http_timeout: Duration::from_secs(10),
             http_origins: Vec::new(),
+            cluster: None,
         }
     }
 }

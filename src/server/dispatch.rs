@@ -248,6 +248,7 @@ impl Server {
             }
             Effect::Close(key) => self.begin_close(key),
             Effect::Lan(out) => self.relay_to_lan(out),
+            Effect::Propose(conn, p) => self.propose(conn, p),
         }
     }
 

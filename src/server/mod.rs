@@ -25,6 +25,7 @@ mod accept;
 pub mod block;
 mod bridge;
 mod clients;
+mod cluster;
 mod config;
 mod connection;
 mod dispatch;
@@ -36,6 +37,7 @@ pub mod output;
 mod sys;
 mod timers;
 
+pub use cluster::ClusterConfig;
 pub use config::{BridgeConfig, Config, FramingMode};
 pub use sys::raise_nofile_limit;
 
@@ -104,6 +106,11 @@ enum Timer {
     Http(usize, u32),
     /// Say how many log lines the budget held back.
     LogSummary,
+    /// The cluster's engine or Redis sockets have work due.
+    Cluster,
+    /// The wait for users to register again after Redis came back empty
+    /// is over.
+    Settle,
 }
 
 pub struct Server {
@@ -153,6 +160,8 @@ pub struct Server {
     counters: metrics::Counters,
     /// How long loop turns take.
     turns: metrics::TurnHistogram,
+    /// The node's link to the rest of the cluster (`--cluster`).
+    cluster: Option<Box<cluster::Cluster>>,
 }
 
 impl Server {
@@ -223,6 +232,7 @@ impl Server {
             http: None,
             counters: metrics::Counters::default(),
             turns: metrics::TurnHistogram::default(),
+            cluster: None,
         })
         .and_then(Server::start_bridge)
         .and_then(Server::start_http)
@@ -264,9 +274,11 @@ impl Server {
                     BRIDGE => self.on_bridge_event(event.is_readable()),
                     http::HTTP_LISTENER => self.accept_from(accept::Listener::Http),
                     t if http::is_http(t) => self.on_http_event(t),
+                    cluster::COMMANDS | cluster::READER => self.on_cluster_event(event.token()),
                     t => self.on_client_event(t, event.is_readable(), event.is_writable()),
                 }
                 self.log_out_lost();
+                self.pump_cluster();
                 self.flush_if_heavy();
             }
             self.el.done_with(events);
@@ -280,6 +292,7 @@ impl Server {
             if self.shutdown_deadline.is_some()
                 && (self.clients.is_empty() || self.shutdown_expired)
             {
+                self.cluster_goodbye();
                 info!(
                     "shut down with {} connections still open; {}",
                     self.clients.len(),
@@ -338,6 +351,8 @@ impl Server {
                 Timer::LogSummary => self.log_held_back(now),
                 Timer::Flush => self.flush_timer_set = false,
                 Timer::Http(key, generation) => self.on_http_deadline(key, generation),
+                Timer::Cluster => self.on_cluster_timer(at),
+                Timer::Settle => self.on_settle_timer(),
             }
         }
     }
@@ -457,6 +472,7 @@ impl Server {
         if let Some(node) = self.bridge.as_mut() {
             node.peer.leave();
         }
+        self.leave_cluster();
         let deadline = Instant::now() + self.config.shutdown_timeout;
         self.shutdown_deadline = Some(deadline);
         self.el.timers.set(deadline, Timer::Shutdown);

@@ -20,6 +20,14 @@ impl Drop for Redis {
     }
 }
 
+fn spawn(port: u16) -> std::io::Result<Child> {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+}
+
 pub fn start(test: &str) -> Option<Redis> {
     // A free port can be taken by another test's server between the check
     // and redis-server's bind: then ours exits and the one answering is
@@ -30,12 +38,7 @@ pub fn start(test: &str) -> Option<Redis> {
             .local_addr()
             .ok()?
             .port();
-        let Ok(child) = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-        else {
+        let Ok(child) = spawn(port) else {
             eprintln!("SKIPPED {test}: redis-server is not installed (.ci/run installs it)");
             return None;
         };
@@ -51,6 +54,24 @@ pub fn start(test: &str) -> Option<Redis> {
 }
 
 impl Redis {
+    /// `redis://127.0.0.1:PORT`, for `mp1d --cluster`.
+    pub fn url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    /// Stops it (by its PID): Redis is gone, and its data with it.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again, empty, on the same port.
+    pub fn start_again(&mut self) {
+        self.stop();
+        self.child = spawn(self.addr.port()).expect("redis-server starts again");
+        assert!(self.is_ours(), "another process took the Redis port");
+    }
+
     /// Waits until it answers, and checks that the one answering is ours.
     fn is_ours(&self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(10);

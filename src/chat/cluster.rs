@@ -1,0 +1,571 @@
+//! The chat as one node of several: the cluster's users beside this
+//! node's connections, requests turned into proposals, and the shared
+//! log's events applied in its order. What a client sees is decided here,
+//! as on a single node; only who holds which name, who is admin and who is
+//! muted comes from the log.
+
+use super::{announce, Chat, ConnId, Effect, User};
+use crate::cluster::{Departure, Event, Member, Proposal, Refusal};
+use crate::protocol::{AdminCommand, Reply, Status};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+
+pub(crate) const UNAVAILABLE: &str =
+    "The chat is unavailable right now: its Redis cannot be reached. Nothing was sent; try again.";
+pub(crate) const UNKNOWN: &str = "The chat lost its Redis connection: your last request may or \
+                                  may not have been carried out.";
+pub(crate) const EXPELLED: &str = "This server lost its place in the chat (it was cut off from \
+                                   the cluster for longer than its lease); log in again.";
+const NAME_LOST: &str = "Your name was taken while the chat's Redis was restarting; log in again.";
+
+/// A user held on another node (or one of ours that is leaving).
+pub(crate) struct Remote {
+    seq: u64,
+    muted: bool,
+    /// `ip:port`, for `RequestUserInfo`.
+    addr: String,
+}
+
+/// This node's view of the cluster.
+pub(crate) struct Shared {
+    node: String,
+    next_sid: u64,
+    pub(crate) remote: HashMap<String, Remote>,
+    /// The admin's name, wherever they are.
+    pub(crate) admin: Option<String>,
+    /// Logins in flight: cluster-wide session id → connection.
+    joining: HashMap<String, ConnId>,
+    /// After Redis came back empty: the users not registered again yet.
+    stale: Option<HashSet<String>>,
+}
+
+impl Shared {
+    pub(crate) fn new_sid(&mut self) -> u64 {
+        self.next_sid += 1;
+        self.next_sid
+    }
+
+    pub(crate) fn addr_of(&self, name: &str) -> Option<SocketAddr> {
+        self.remote.get(name).and_then(|r| r.addr.parse().ok())
+    }
+}
+
+impl Chat {
+    /// From now on the chat is one node, `node`, of a cluster: see the
+    /// module doc of [`Chat`].
+    pub fn join_cluster(&mut self, node: &str) {
+        self.shared = Some(Box::new(Shared {
+            node: node.to_string(),
+            next_sid: 0,
+            remote: HashMap::new(),
+            admin: None,
+            joining: HashMap::new(),
+            stale: None,
+        }));
+    }
+
+    fn shared(&mut self) -> &mut Shared {
+        self.shared.as_mut().expect("in a cluster")
+    }
+
+    /// `conn`'s session id, cluster-wide.
+    pub(super) fn sid_of(&self, conn: ConnId) -> String {
+        let node = self.shared.as_ref().map_or("", |s| s.node.as_str());
+        let sid = self.session(conn).map_or(0, |s| s.sid);
+        format!("{node}/{sid}")
+    }
+
+    /// Every user of the cluster in login order.
+    pub(super) fn cluster_names(&self) -> Vec<String> {
+        let mut all: Vec<(u64, &str)> = self
+            .members
+            .iter()
+            .filter_map(|&c| self.user(c).map(|u| (u.seq, u.name.as_str())))
+            .collect();
+        if let Some(s) = &self.shared {
+            all.extend(s.remote.iter().map(|(n, r)| (r.seq, n.as_str())));
+        }
+        all.sort();
+        all.into_iter().map(|(_, n)| n.to_string()).collect()
+    }
+
+    pub(super) fn propose_login(&mut self, conn: ConnId, name: String, out: &mut Vec<Effect>) {
+        let Some(session) = self.sessions.get_mut(conn).and_then(Option::as_mut) else {
+            return;
+        };
+        if session.joining {
+            let why = "Logging in already: wait for the answer.";
+            out.push(Effect::Send(conn, Reply::server_message(why)));
+            return;
+        }
+        session.joining = true;
+        let addr = session.addr.to_string();
+        let sid = self.sid_of(conn);
+        self.shared().joining.insert(sid.clone(), conn);
+        let p = Proposal::Login {
+            name,
+            sid,
+            addr,
+            restore: None,
+        };
+        out.push(Effect::Propose(conn, p));
+    }
+
+    pub(super) fn propose_whisper(
+        &mut self,
+        conn: ConnId,
+        from: String,
+        to: Vec<String>,
+        message: String,
+        out: &mut Vec<Effect>,
+    ) {
+        let mut seen = HashSet::with_capacity(to.len());
+        let to: Vec<String> = to.into_iter().filter(|n| seen.insert(n.clone())).collect();
+        let sid = self.sid_of(conn);
+        let p = Proposal::Whisper {
+            from,
+            sid,
+            to,
+            message,
+        };
+        out.push(Effect::Propose(conn, p));
+    }
+
+    /// The connection is gone: its user stays in the cluster's namespace
+    /// (as if elsewhere) until the log says it left.
+    pub(super) fn leave_cluster(&mut self, conn: ConnId, out: &mut Vec<Effect>) {
+        let sid = self.sid_of(conn);
+        let joining = self.session(conn).is_some_and(|s| s.joining);
+        if joining {
+            // A login that succeeds after all is logged out when its event
+            // comes (no connection waits for it).
+            self.shared().joining.remove(&sid);
+        }
+        if let Some(user) = self.logout(conn) {
+            if self.admin == Some(conn) {
+                self.admin = None;
+            }
+            let remote = Remote {
+                seq: user.seq,
+                muted: user.muted,
+                addr: self
+                    .session(conn)
+                    .map(|s| s.addr.to_string())
+                    .unwrap_or_default(),
+            };
+            let name = user.name;
+            self.shared().remote.insert(name.clone(), remote);
+            out.push(Effect::Propose(conn, Proposal::Logout { name, sid }));
+        }
+        if let Some(s) = self.sessions.get_mut(conn) {
+            *s = None;
+        }
+    }
+
+    /// Applies one event of the shared log.
+    pub fn apply(&mut self, event: Event, out: &mut Vec<Effect>) {
+        match event {
+            Event::Snapshot { users, admin } => self.load(users, admin),
+            Event::Reset => self.reset(out),
+            Event::Join {
+                name,
+                node,
+                sid,
+                seq,
+                admin,
+                addr,
+                back,
+            } => {
+                let member = Member {
+                    name,
+                    node,
+                    sid,
+                    seq,
+                    muted: false,
+                    addr,
+                };
+                if back {
+                    self.came_back(member, admin, out);
+                } else {
+                    self.joined(member, admin, out);
+                }
+            }
+            Event::Leave {
+                name,
+                why,
+                by,
+                new_admin,
+            } => self.left(name, why, by, new_admin, out),
+            Event::Rename { old, new } => self.renamed(old, new, out),
+            Event::Chat { name, message } => {
+                let except = self.names.get(&name).copied();
+                let reply = Reply::SendChatFromUser { name, message };
+                out.push(Effect::Broadcast { except, reply });
+            }
+            Event::Whisper { from, to, message } => {
+                for name in to {
+                    if let Some(&target) = self.names.get(&name) {
+                        let reply = Reply::WhisperFromUser {
+                            from: from.clone(),
+                            message: message.clone(),
+                        };
+                        out.push(Effect::Send(target, reply));
+                    }
+                }
+            }
+            Event::Mute { name, by } => self.muted(name, by, true, out),
+            Event::Unmute { name, by } => self.muted(name, by, false, out),
+            Event::Admin { name, by } => {
+                if let Some(by) = by {
+                    self.admin_ok(&by, AdminCommand::SetAsAdmin, &name, out);
+                }
+                self.set_admin(Some(name.clone()));
+                announce(out, format!("{name} is now the admin."));
+            }
+        }
+    }
+
+    /// What the cluster held when this node joined.
+    fn load(&mut self, users: Vec<Member>, admin: Option<String>) {
+        for m in users {
+            let remote = Remote {
+                seq: m.seq,
+                muted: m.muted,
+                addr: m.addr,
+            };
+            self.shared().remote.insert(m.name, remote);
+        }
+        self.set_admin(admin);
+    }
+
+    fn set_admin(&mut self, name: Option<String>) {
+        self.admin = name.as_ref().and_then(|n| self.names.get(n).copied());
+        self.shared().admin = name;
+    }
+
+    /// Tells the admin `by`, if they are here, that their command worked.
+    fn admin_ok(&self, by: &str, command: AdminCommand, target: &str, out: &mut Vec<Effect>) {
+        if let Some(&admin) = self.names.get(by) {
+            let reply = Reply::Admin {
+                command,
+                name: target.to_string(),
+                status: Status::Ok,
+            };
+            out.push(Effect::Send(admin, reply));
+        }
+    }
+
+    fn joined(&mut self, m: Member, admin: bool, out: &mut Vec<Effect>) {
+        let shared = self.shared.as_mut().expect("in a cluster");
+        let ours = m.node == shared.node;
+        let waiting = if ours {
+            shared.joining.remove(&m.sid)
+        } else {
+            None
+        };
+        let conn = waiting.filter(|&c| self.sid_of(c) == m.sid);
+        let name = m.name.clone();
+        match conn {
+            Some(conn) => self.log_in(conn, &m, out),
+            None => {
+                let remote = Remote {
+                    seq: m.seq,
+                    muted: false,
+                    addr: m.addr,
+                };
+                self.shared().remote.insert(name.clone(), remote);
+            }
+        }
+        announce(out, format!("{name} joined the server."));
+        if admin {
+            self.set_admin(Some(name.clone()));
+            if let Some(conn) = conn {
+                let you = Reply::server_message("You are the admin.");
+                out.push(Effect::Send(conn, you));
+            }
+        }
+        if ours && conn.is_none() {
+            // Its connection left while the login was in flight.
+            let p = Proposal::Logout { name, sid: m.sid };
+            out.push(Effect::Propose(usize::MAX, p));
+        }
+    }
+
+    /// `conn` is logged in as `m.name`, as the log says.
+    fn log_in(&mut self, conn: ConnId, m: &Member, out: &mut Vec<Effect>) {
+        self.names.insert(m.name.clone(), conn);
+        let slot = self.members.len();
+        self.members.push(conn);
+        if let Some(Some(s)) = self.sessions.get_mut(conn) {
+            s.joining = false;
+            s.user = Some(User {
+                name: m.name.clone(),
+                seq: m.seq,
+                muted: false,
+                slot,
+            });
+        }
+        let reply = Reply::AssignUsername {
+            name: m.name.clone(),
+            status: Status::Ok,
+        };
+        out.push(Effect::Send(conn, reply));
+    }
+
+    fn left(
+        &mut self,
+        name: String,
+        why: Departure,
+        by: Option<String>,
+        new_admin: Option<String>,
+        out: &mut Vec<Effect>,
+    ) {
+        if let Some(by) = &by {
+            self.admin_ok(by, AdminCommand::KickUser, &name, out);
+        }
+        if let Some(&conn) = self.names.get(&name) {
+            let why = match why {
+                Departure::Kicked => "Kicked from the server.",
+                Departure::Lost => EXPELLED,
+                Departure::Left => "Logged out.",
+            };
+            out.push(Effect::Send(conn, Reply::disconnect(why)));
+            out.push(Effect::Close(conn));
+            self.logout(conn);
+            self.sessions[conn] = None;
+        } else {
+            self.shared().remote.remove(&name);
+        }
+        if let Some(stale) = self.shared().stale.as_mut() {
+            stale.remove(&name);
+        }
+        let message = match why {
+            Departure::Left => format!("{name} left the server."),
+            Departure::Kicked => format!("{name} has been kicked from the server."),
+            Departure::Lost => format!("{name} left the server (their server was lost)."),
+        };
+        announce(out, message);
+        if self.shared().admin.as_deref() == Some(name.as_str()) {
+            self.set_admin(None);
+        }
+        if let Some(next) = new_admin {
+            self.set_admin(Some(next.clone()));
+            announce(out, format!("{next} is now the admin."));
+        }
+    }
+
+    fn renamed(&mut self, old: String, new: String, out: &mut Vec<Effect>) {
+        if let Some(conn) = self.names.remove(&old) {
+            self.names.insert(new.clone(), conn);
+            if let Some(u) = self.user_mut(conn) {
+                u.name = new.clone();
+            }
+            let reply = Reply::SetUsername {
+                name: new.clone(),
+                status: Status::Ok,
+            };
+            out.push(Effect::Send(conn, reply));
+        } else if let Some(r) = self.shared().remote.remove(&old) {
+            self.shared().remote.insert(new.clone(), r);
+        }
+        if self.shared().admin.as_deref() == Some(old.as_str()) {
+            self.set_admin(Some(new.clone()));
+        }
+        announce(out, format!("{old} has changed username to {new}."));
+    }
+
+    fn muted(&mut self, name: String, by: String, mute: bool, out: &mut Vec<Effect>) {
+        let command = if mute {
+            AdminCommand::MuteUser
+        } else {
+            AdminCommand::UnmuteUser
+        };
+        self.admin_ok(&by, command, &name, out);
+        if let Some(&conn) = self.names.get(&name) {
+            if let Some(u) = self.user_mut(conn) {
+                u.muted = mute;
+            }
+        } else if let Some(r) = self.shared().remote.get_mut(&name) {
+            r.muted = mute;
+        }
+        let verb = if mute { "muted" } else { "unmuted" };
+        announce(out, format!("{name} has been {verb}."));
+    }
+
+    /// Redis came back empty: register this node's users again (with the
+    /// login order and admin role they had), and wait for the others' to
+    /// come back through the new log; [`Chat::settle`] ends the wait.
+    fn reset(&mut self, out: &mut Vec<Effect>) {
+        let shared = self.shared.as_mut().expect("in a cluster");
+        shared.joining.clear();
+        shared.stale = Some(shared.remote.keys().cloned().collect());
+        let admin = shared.admin.clone();
+        for &conn in &self.members {
+            let Some(user) = self.user(conn) else {
+                continue;
+            };
+            let was_admin = admin.as_deref() == Some(user.name.as_str());
+            let p = Proposal::Login {
+                name: user.name.clone(),
+                sid: self.sid_of(conn),
+                addr: self
+                    .session(conn)
+                    .map(|s| s.addr.to_string())
+                    .unwrap_or_default(),
+                restore: Some((user.seq, was_admin)),
+            };
+            out.push(Effect::Propose(conn, p));
+        }
+        let joining: Vec<ConnId> = self
+            .sessions
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.as_ref().is_some_and(|s| s.joining))
+            .map(|(c, _)| c)
+            .collect();
+        for conn in joining {
+            if let Some(Some(s)) = self.sessions.get_mut(conn) {
+                s.joining = false;
+            }
+        }
+    }
+
+    /// A user registered again after Redis came back empty: nobody is told,
+    /// unless this node had not known them.
+    fn came_back(&mut self, m: Member, admin: bool, out: &mut Vec<Effect>) {
+        let shared = self.shared.as_mut().expect("in a cluster");
+        let known = shared.stale.as_mut().is_some_and(|s| s.remove(&m.name));
+        let ours = m.node == shared.node && self.names.contains_key(&m.name);
+        if !ours {
+            let remote = Remote {
+                seq: m.seq,
+                muted: false,
+                addr: m.addr,
+            };
+            self.shared().remote.insert(m.name.clone(), remote);
+            if !known {
+                announce(out, format!("{} joined the server.", m.name));
+            }
+        }
+        if admin && self.shared().admin.as_deref() != Some(m.name.as_str()) {
+            self.set_admin(Some(m.name.clone()));
+            announce(out, format!("{} is now the admin.", m.name));
+        }
+    }
+
+    /// The wait after Redis came back empty is over: whoever did not come
+    /// back is gone, and if the admin is among them, the earliest login
+    /// takes over.
+    pub fn settle(&mut self, out: &mut Vec<Effect>) {
+        let Some(stale) = self.shared.as_mut().and_then(|s| s.stale.take()) else {
+            return;
+        };
+        let mut gone: Vec<String> = stale.into_iter().collect();
+        gone.sort();
+        for name in gone {
+            self.shared().remote.remove(&name);
+            announce(out, format!("{name} left the server."));
+        }
+        let admin = self.shared().admin.clone();
+        let present = admin
+            .as_ref()
+            .is_some_and(|a| self.names.contains_key(a) || self.shared().remote.contains_key(a));
+        if !present {
+            self.set_admin(None);
+            out.push(Effect::Propose(usize::MAX, Proposal::Elect));
+        }
+    }
+
+    /// The engine turned a proposal down: tell the client that asked.
+    pub fn refused(&mut self, conn: ConnId, p: Proposal, why: Refusal, out: &mut Vec<Effect>) {
+        let own_sid = self.session(conn).map(|_| self.sid_of(conn));
+        let current = |sid: &str| own_sid.as_deref() == Some(sid);
+        let send = |out: &mut Vec<Effect>, reply| out.push(Effect::Send(conn, reply));
+        let say = |out: &mut Vec<Effect>, text: &str| send(out, Reply::server_message(text));
+        match p {
+            Proposal::Login {
+                name, sid, restore, ..
+            } => {
+                if !current(&sid) {
+                    return;
+                }
+                self.shared().joining.remove(&sid);
+                if restore.is_some() {
+                    // Its name is not held for it any more.
+                    send(out, Reply::disconnect(NAME_LOST));
+                    out.push(Effect::Close(conn));
+                    if let Some(user) = self.logout(conn) {
+                        announce(out, format!("{} left the server.", user.name));
+                    }
+                    self.sessions[conn] = None;
+                    return;
+                }
+                if let Some(Some(s)) = self.sessions.get_mut(conn) {
+                    s.joining = false;
+                }
+                match why {
+                    Refusal::Taken => send(
+                        out,
+                        Reply::AssignUsername {
+                            name,
+                            status: Status::DuplicateError,
+                        },
+                    ),
+                    _ => say(out, unavailable(&why)),
+                }
+            }
+            Proposal::Rename { new, sid, .. } if current(&sid) => match why {
+                Refusal::Taken | Refusal::Same => {
+                    let status = if why == Refusal::Taken {
+                        Status::DuplicateError
+                    } else {
+                        Status::Ok
+                    };
+                    send(out, Reply::SetUsername { name: new, status })
+                }
+                Refusal::Gone => {}
+                _ => say(out, unavailable(&why)),
+            },
+            Proposal::Chat { sid, .. } | Proposal::Whisper { sid, .. } if current(&sid) => {
+                match why {
+                    Refusal::Muted => say(out, "You are muted."),
+                    Refusal::Missing(names) => {
+                        for name in names {
+                            say(out, &format!("UserDoesNotExist: {name}"));
+                        }
+                    }
+                    Refusal::Gone => {}
+                    _ => say(out, unavailable(&why)),
+                }
+            }
+            Proposal::Admin {
+                sid,
+                command,
+                target,
+                ..
+            } if current(&sid) => match why {
+                Refusal::Admin(status) => send(
+                    out,
+                    Reply::Admin {
+                        command,
+                        name: target,
+                        status,
+                    },
+                ),
+                _ => say(out, unavailable(&why)),
+            },
+            _ => {}
+        }
+    }
+}
+
+fn unavailable(why: &Refusal) -> &'static str {
+    if *why == Refusal::Unknown {
+        UNKNOWN
+    } else {
+        UNAVAILABLE
+    }
+}
+
+#[cfg(test)]
+mod tests;

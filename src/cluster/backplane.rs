@@ -1,0 +1,681 @@
+//! The Redis engine of a cluster node, with no I/O: it turns the chat's
+//! [`Proposal`]s into scripts on one Redis connection (`commands`), follows
+//! the event stream on another (`reader`: a blocking `XREAD` cannot share a
+//! connection with commands), keeps the node's lease alive, and notices
+//! when Redis came back empty (its epoch changed). The loop around it
+//! (`server::cluster`) connects the two sockets, moves bytes, and calls
+//! [`Backplane::lost`] when either breaks; time comes in as arguments.
+//!
+//! Order of a node's life: `connected` → hello (reap the dead, take the
+//! lease, learn the epoch and where the stream ends) → up: proposals go
+//! out, events come in, a tick every third of the lease renews it and
+//! reaps dead nodes. `lost` fails what was in flight and waits for the
+//! next `connected`.
+
+use super::redis::{Connection, Reply};
+use super::scripts;
+use super::{Departure, Event, Member, Proposal, Refusal};
+use crate::chat::ConnId;
+use crate::protocol::Status;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Events asked for in one read.
+const READ_COUNT: usize = 1000;
+/// How long one read waits for an event before it is asked again.
+const READ_BLOCK_MS: u64 = 1000;
+
+/// One of the node's two Redis connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    Commands,
+    Reader,
+}
+
+/// What the engine has for the loop.
+#[derive(Debug)]
+pub enum Output {
+    /// Apply to the chat.
+    Event(Event),
+    /// Tell the client.
+    Refused(ConnId, Proposal, Refusal),
+    /// The node cannot go on (its id is in use by a live node).
+    Fatal(String),
+    /// Something the log should say, at warn level.
+    Warn(String),
+    /// Joined (or rejoined) the cluster; at info level.
+    Up(String),
+}
+
+enum Tag {
+    Hello,
+    Tick,
+    Propose(ConnId, Proposal),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Down,
+    Greeting,
+    Up,
+}
+
+pub struct Backplane {
+    node: String,
+    lease: Duration,
+    /// The life of Redis this node knows (none before the first hello).
+    epoch: Option<String>,
+    /// The last event applied.
+    last_id: String,
+    commands: Connection<Tag>,
+    reader: Connection<()>,
+    phase: Phase,
+    /// No hello has succeeded yet: a live node with the same id is an error.
+    fresh: bool,
+    out: VecDeque<Output>,
+    /// Logouts that could not be sent while Redis was away: a name must
+    /// not stay held, so they go out once it is back.
+    logouts: Vec<Proposal>,
+    next_tick: Option<Instant>,
+    /// When the unanswered tick was sent.
+    tick_sent: Option<Instant>,
+}
+
+impl Backplane {
+    pub fn new(node: &str, lease: Duration) -> Backplane {
+        Backplane {
+            node: node.to_string(),
+            lease,
+            epoch: None,
+            last_id: "0-0".into(),
+            commands: Connection::default(),
+            reader: Connection::default(),
+            phase: Phase::Down,
+            fresh: true,
+            out: VecDeque::new(),
+            logouts: Vec::new(),
+            next_tick: None,
+            tick_sent: None,
+        }
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Proposals can be sent.
+    pub fn is_up(&self) -> bool {
+        self.phase == Phase::Up
+    }
+
+    /// Both connections are open: greet Redis.
+    pub fn connected(&mut self, now: Instant) {
+        self.commands = Connection::default();
+        self.reader = Connection::default();
+        let epoch = new_epoch(&self.node, now);
+        let lease_ms = self.lease.as_millis() as u64;
+        scripts::hello(
+            &mut self.commands,
+            Tag::Hello,
+            &self.node,
+            lease_ms,
+            self.fresh,
+            &epoch,
+        );
+        self.phase = Phase::Greeting;
+        self.tick_sent = Some(now);
+        self.next_tick = None;
+    }
+
+    /// A connection broke (or Redis stopped answering): what was in flight
+    /// may or may not have been carried out; say so, and wait for the
+    /// next [`Backplane::connected`].
+    pub fn lost(&mut self) {
+        let waiting = std::mem::take(&mut self.commands);
+        self.reader = Connection::default();
+        self.phase = Phase::Down;
+        self.next_tick = None;
+        self.tick_sent = None;
+        for tag in waiting.into_waiting() {
+            if let Tag::Propose(conn, p) = tag {
+                self.refuse(conn, p, Refusal::Unknown);
+            }
+        }
+    }
+
+    /// Hands a proposal to Redis, or refuses it at once while Redis is
+    /// away (a logout is kept until it is back).
+    pub fn propose(&mut self, conn: ConnId, p: Proposal) {
+        if self.phase != Phase::Up {
+            self.refuse(conn, p, Refusal::Unavailable);
+            return;
+        }
+        self.send(conn, p);
+    }
+
+    fn refuse(&mut self, conn: ConnId, p: Proposal, why: Refusal) {
+        if matches!(p, Proposal::Logout { .. }) {
+            self.logouts.push(p);
+        } else {
+            self.out.push_back(Output::Refused(conn, p, why));
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, p: Proposal) {
+        let c = &mut self.commands;
+        let node = self.node.as_str();
+        match &p {
+            Proposal::Login {
+                name,
+                sid,
+                addr,
+                restore,
+            } => {
+                let login = scripts::Login {
+                    node,
+                    sid,
+                    addr,
+                    restore: *restore,
+                };
+                scripts::login(c, Tag::Propose(conn, p.clone()), name, &login);
+            }
+            Proposal::Rename { old, new, sid } => {
+                scripts::rename(c, Tag::Propose(conn, p.clone()), old, new, sid)
+            }
+            Proposal::Chat { name, sid, message } => {
+                scripts::chat(c, Tag::Propose(conn, p.clone()), name, sid, message)
+            }
+            Proposal::Whisper {
+                from,
+                sid,
+                to,
+                message,
+            } => {
+                let to: Vec<&str> = to.iter().map(String::as_str).collect();
+                scripts::whisper(c, Tag::Propose(conn, p.clone()), from, sid, &to, message)
+            }
+            Proposal::Admin {
+                by,
+                sid,
+                command,
+                target,
+            } => scripts::admin_command(
+                c,
+                Tag::Propose(conn, p.clone()),
+                by,
+                sid,
+                command.mtp(),
+                target,
+            ),
+            Proposal::Logout { name, sid } => {
+                scripts::logout(c, Tag::Propose(conn, p.clone()), name, sid, "left")
+            }
+            Proposal::Elect => scripts::elect(c, Tag::Propose(conn, p)),
+        }
+    }
+
+    /// The next thing for the loop.
+    pub fn poll(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Bytes to write to `link`.
+    pub fn output(&self, link: Link) -> &[u8] {
+        match link {
+            Link::Commands => self.commands.output(),
+            Link::Reader => self.reader.output(),
+        }
+    }
+
+    pub fn written(&mut self, link: Link, n: usize) {
+        match link {
+            Link::Commands => self.commands.written(n),
+            Link::Reader => self.reader.written(n),
+        }
+    }
+
+    /// Bytes read from `link`. An error means the connection cannot be
+    /// used any more: drop both and call [`Backplane::lost`].
+    pub fn feed(&mut self, link: Link, bytes: &[u8], now: Instant) -> Result<(), String> {
+        match link {
+            Link::Commands => {
+                self.commands.feed(bytes);
+                while let Some((tag, reply)) = self.commands.next_reply()? {
+                    self.on_reply(tag, reply, now)?;
+                }
+            }
+            Link::Reader => {
+                self.reader.feed(bytes);
+                while let Some(((), reply)) = self.reader.next_reply()? {
+                    self.on_events(reply)?;
+                    self.read_more();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// When [`Backplane::handle_timeout`] wants to run next.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let silent = self.tick_sent.map(|t| t + self.lease);
+        match (self.next_tick, silent) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Renews the lease when it is time; an error when Redis has not
+    /// answered for a whole lease (drop the connections: they are dead).
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), String> {
+        if let Some(sent) = self.tick_sent {
+            if now >= sent + self.lease {
+                return Err(format!(
+                    "Redis did not answer for {} ms",
+                    self.lease.as_millis()
+                ));
+            }
+        }
+        if self.phase == Phase::Up && self.next_tick.is_some_and(|t| now >= t) {
+            self.next_tick = Some(now + self.lease / 3);
+            if self.tick_sent.is_none() {
+                self.tick_sent = Some(now);
+                let (ms, epoch) = (self.lease.as_millis() as u64, self.epoch.as_deref());
+                scripts::tick(
+                    &mut self.commands,
+                    Tag::Tick,
+                    &self.node,
+                    ms,
+                    epoch.unwrap_or(""),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn on_reply(&mut self, tag: Tag, reply: Reply, now: Instant) -> Result<(), String> {
+        if let Reply::Error(e) = &reply {
+            let what = match &tag {
+                Tag::Hello => "hello".to_string(),
+                Tag::Tick => "tick".to_string(),
+                Tag::Propose(_, p) => format!("{p:?}"),
+            };
+            self.out
+                .push_back(Output::Warn(format!("Redis refused the {what}: {e}")));
+            if let Tag::Propose(conn, p) = tag {
+                self.refuse(conn, p, Refusal::Unknown);
+                return Ok(());
+            }
+            return Err(format!("Redis refused the {what}"));
+        }
+        let words = strings(&reply);
+        match tag {
+            Tag::Hello => self.on_hello(reply, now)?,
+            Tag::Tick => {
+                self.tick_sent = None;
+                if words.first().map(String::as_str) == Some("reset") {
+                    return Err("Redis lost its data (its epoch changed)".into());
+                }
+            }
+            Tag::Propose(conn, p) => {
+                if let Some(why) = refusal(&p, &words) {
+                    self.refuse(conn, p, why);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_hello(&mut self, reply: Reply, now: Instant) -> Result<(), String> {
+        self.tick_sent = None;
+        let Reply::Array(parts) = reply else {
+            return Err(format!("unexpected hello reply {reply:?}"));
+        };
+        let word = |i: usize| parts.get(i).map(text).unwrap_or_default();
+        if word(0) == "inuse" {
+            self.out.push_back(Output::Fatal(format!(
+                "another live node has the id {:?}: give this one another --node-id",
+                self.node
+            )));
+            return Ok(());
+        }
+        let (epoch, last_id, admin) = (word(0), word(1), word(2));
+        match self.epoch.as_deref() {
+            None => {
+                let users = parts.get(3).map(members).unwrap_or_default();
+                let admin = (!admin.is_empty()).then_some(admin);
+                self.out
+                    .push_back(Output::Event(Event::Snapshot { users, admin }));
+                self.last_id = last_id;
+                self.out
+                    .push_back(Output::Up(format!("node {} joined the cluster", self.node)));
+            }
+            Some(known) if known == epoch => {
+                self.out.push_back(Output::Up(format!(
+                    "node {} is back in the cluster",
+                    self.node
+                )));
+            }
+            Some(_) => {
+                self.logouts.clear();
+                self.last_id = "0-0".into();
+                self.out.push_back(Output::Warn(
+                    "Redis came back empty: registering this node's users again".into(),
+                ));
+                self.out.push_back(Output::Event(Event::Reset));
+                self.out.push_back(Output::Up(format!(
+                    "node {} is back in the cluster",
+                    self.node
+                )));
+            }
+        }
+        self.epoch = Some(epoch);
+        self.fresh = false;
+        self.phase = Phase::Up;
+        self.next_tick = Some(now + self.lease / 3);
+        for p in std::mem::take(&mut self.logouts) {
+            self.send(usize::MAX, p);
+        }
+        self.read_more();
+        Ok(())
+    }
+
+    fn read_more(&mut self) {
+        if self.phase == Phase::Up && self.reader.in_flight() == 0 {
+            scripts::read_events(
+                &mut self.reader,
+                (),
+                &self.last_id,
+                READ_COUNT,
+                READ_BLOCK_MS,
+            );
+        }
+    }
+
+    /// An `XREAD` reply: nothing (it timed out) or the entries after
+    /// `last_id`.
+    fn on_events(&mut self, reply: Reply) -> Result<(), String> {
+        let streams = match reply {
+            Reply::Null => return Ok(()),
+            Reply::Array(s) => s,
+            Reply::Error(e) => return Err(format!("reading the event stream: {e}")),
+            other => return Err(format!("unexpected XREAD reply {other:?}")),
+        };
+        for stream in streams {
+            let Reply::Array(mut kv) = stream else {
+                continue;
+            };
+            let Some(Reply::Array(entries)) = kv.pop() else {
+                continue;
+            };
+            for entry in entries {
+                let Reply::Array(parts) = entry else { continue };
+                let (Some(id), Some(fields)) = (parts.first(), parts.get(1)) else {
+                    continue;
+                };
+                self.last_id = text(id);
+                match event(&strings(fields)) {
+                    Some(e) => self.out.push_back(Output::Event(e)),
+                    None => self.out.push_back(Output::Warn(format!(
+                        "an event this node cannot read: {fields:?}"
+                    ))),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a script's answer means for the proposal, if it was refused.
+fn refusal(p: &Proposal, words: &[String]) -> Option<Refusal> {
+    let first = words.first().map(String::as_str).unwrap_or("");
+    match first {
+        "taken" => return Some(Refusal::Taken),
+        "same" => return Some(Refusal::Same),
+        "muted" => return Some(Refusal::Muted),
+        "gone" if !matches!(p, Proposal::Logout { .. }) => return Some(Refusal::Gone),
+        _ => {}
+    }
+    match p {
+        Proposal::Whisper { .. } if words.len() > 1 => Some(Refusal::Missing(words[1..].to_vec())),
+        Proposal::Admin { .. } => match Status::parse(first) {
+            Some(Status::Ok) => None,
+            Some(status) => Some(Refusal::Admin(status)),
+            None => Some(Refusal::Unknown),
+        },
+        _ => None,
+    }
+}
+
+/// An epoch id for Redis's life, should this node be the first to see it.
+fn new_epoch(node: &str, now: Instant) -> String {
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{node}-{wall}-{:?}", now.elapsed().as_nanos())
+}
+
+fn text(r: &Reply) -> String {
+    match r {
+        Reply::BulkString(b) | Reply::SimpleString(b) => String::from_utf8_lossy(b).into_owned(),
+        Reply::Integer(i) => i.to_string(),
+        Reply::Error(e) => e.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn strings(r: &Reply) -> Vec<String> {
+    match r {
+        Reply::Array(a) => a.iter().map(text).collect(),
+        other => vec![text(other)],
+    }
+}
+
+/// The users of a hello reply.
+fn members(r: &Reply) -> Vec<Member> {
+    let Reply::Array(rows) = r else {
+        return Vec::new();
+    };
+    rows.iter()
+        .map(strings)
+        .filter(|u| u.len() >= 6)
+        .map(|u| Member {
+            name: u[0].clone(),
+            node: u[1].clone(),
+            sid: u[2].clone(),
+            seq: u[3].parse().unwrap_or(0),
+            muted: u[4] == "1",
+            addr: u[5].clone(),
+        })
+        .collect()
+}
+
+/// An event from its stream fields (`ev`, kind, then name/value pairs).
+pub fn event(fields: &[String]) -> Option<Event> {
+    let get = |key: &str| -> Option<String> {
+        fields
+            .chunks(2)
+            .find(|kv| kv.len() == 2 && kv[0] == key)
+            .map(|kv| kv[1].clone())
+    };
+    let some = |v: Option<String>| v.filter(|s| !s.is_empty());
+    let kind = get("ev")?;
+    Some(match kind.as_str() {
+        "join" => Event::Join {
+            name: get("name")?,
+            node: get("node")?,
+            sid: get("sid")?,
+            seq: get("seq")?.parse().ok()?,
+            admin: get("admin")? == "1",
+            addr: get("addr").unwrap_or_default(),
+            back: get("back").as_deref() == Some("1"),
+        },
+        "leave" => Event::Leave {
+            name: get("name")?,
+            why: match get("why")?.as_str() {
+                "kicked" => Departure::Kicked,
+                "lost" => Departure::Lost,
+                _ => Departure::Left,
+            },
+            by: some(get("by")),
+            new_admin: some(get("admin")),
+        },
+        "rename" => Event::Rename {
+            old: get("old")?,
+            new: get("new")?,
+        },
+        "chat" => Event::Chat {
+            name: get("name")?,
+            message: get("message")?,
+        },
+        "whisper" => Event::Whisper {
+            from: get("from")?,
+            to: get("to")?.split(' ').map(str::to_string).collect(),
+            message: get("message")?,
+        },
+        "mute" => Event::Mute {
+            name: get("name")?,
+            by: get("by")?,
+        },
+        "unmute" => Event::Unmute {
+            name: get("name")?,
+            by: get("by")?,
+        },
+        "admin" => Event::Admin {
+            name: get("name")?,
+            by: some(get("by")),
+        },
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn stream_fields_become_events() {
+        let e = event(&words(&[
+            "ev", "leave", "name", "bob", "why", "kicked", "admin", "", "by", "ana",
+        ]));
+        assert_eq!(
+            e,
+            Some(Event::Leave {
+                name: "bob".into(),
+                why: Departure::Kicked,
+                by: Some("ana".into()),
+                new_admin: None,
+            })
+        );
+        let e = event(&words(&[
+            "ev", "whisper", "from", "a", "to", "b c", "message", "hi there",
+        ]));
+        assert_eq!(
+            e,
+            Some(Event::Whisper {
+                from: "a".into(),
+                to: words(&["b", "c"]),
+                message: "hi there".into(),
+            })
+        );
+        assert_eq!(event(&words(&["ev", "nonsense"])), None);
+        assert_eq!(event(&words(&["ev", "join", "name", "x"])), None);
+    }
+
+    #[test]
+    fn script_answers_become_refusals() {
+        let whisper = Proposal::Whisper {
+            from: "a".into(),
+            sid: "s".into(),
+            to: words(&["b", "ghost"]),
+            message: "m".into(),
+        };
+        assert_eq!(refusal(&whisper, &words(&["ok"])), None);
+        assert_eq!(
+            refusal(&whisper, &words(&["ok", "ghost"])),
+            Some(Refusal::Missing(words(&["ghost"])))
+        );
+        let admin = Proposal::Admin {
+            by: "a".into(),
+            sid: "s".into(),
+            command: crate::protocol::AdminCommand::MuteUser,
+            target: "b".into(),
+        };
+        assert_eq!(refusal(&admin, &words(&["OK"])), None);
+        assert_eq!(
+            refusal(&admin, &words(&["UserAlreadyMuted"])),
+            Some(Refusal::Admin(Status::UserAlreadyMuted))
+        );
+    }
+
+    #[test]
+    fn while_down_proposals_are_refused_and_logouts_kept() {
+        let mut b = Backplane::new("n1", Duration::from_secs(3));
+        let chat = Proposal::Chat {
+            name: "a".into(),
+            sid: "s".into(),
+            message: "m".into(),
+        };
+        b.propose(7, chat.clone());
+        b.propose(
+            8,
+            Proposal::Logout {
+                name: "a".into(),
+                sid: "s".into(),
+            },
+        );
+        assert!(matches!(
+            b.poll(),
+            Some(Output::Refused(7, p, Refusal::Unavailable)) if p == chat
+        ));
+        assert!(b.poll().is_none(), "the logout waits for Redis");
+        assert_eq!(b.logouts.len(), 1);
+        assert!(b.output(Link::Commands).is_empty());
+    }
+
+    #[test]
+    fn in_flight_proposals_are_unknown_when_the_connection_is_lost() {
+        let mut b = Backplane::new("n1", Duration::from_secs(3));
+        let now = Instant::now();
+        b.connected(now);
+        b.feed(
+            Link::Commands,
+            b"*4\r\n$2\r\ne1\r\n$3\r\n0-0\r\n$0\r\n\r\n*0\r\n",
+            now,
+        )
+        .unwrap();
+        assert!(matches!(
+            b.poll(),
+            Some(Output::Event(Event::Snapshot { .. }))
+        ));
+        assert!(matches!(b.poll(), Some(Output::Up(_))));
+        assert!(b.is_up());
+        assert!(!b.output(Link::Reader).is_empty(), "reading the stream");
+        let chat = Proposal::Chat {
+            name: "a".into(),
+            sid: "s".into(),
+            message: "m".into(),
+        };
+        b.propose(3, chat.clone());
+        b.lost();
+        assert!(matches!(
+            b.poll(),
+            Some(Output::Refused(3, p, Refusal::Unknown)) if p == chat
+        ));
+        // Back, and Redis has another epoch: it came back empty.
+        b.connected(now);
+        b.feed(
+            Link::Commands,
+            b"*4\r\n$2\r\ne2\r\n$3\r\n0-0\r\n$0\r\n\r\n*0\r\n",
+            now,
+        )
+        .unwrap();
+        assert!(matches!(b.poll(), Some(Output::Warn(_))));
+        assert!(matches!(b.poll(), Some(Output::Event(Event::Reset))));
+        assert!(matches!(b.poll(), Some(Output::Up(_))));
+    }
+}

@@ -1,0 +1,508 @@
+//! The node's two Redis sockets on the one loop (`--cluster`): connecting
+//! and reconnecting with back-off, moving bytes between them and the
+//! [`Backplane`], and handing its events and refusals to the chat. The
+//! engine's logic is in `crate::cluster`; this file only moves bytes and
+//! time.
+
+use super::{Server, Timer};
+use crate::cluster::backplane::{Backplane, Link, Output};
+use crate::cluster::Proposal;
+use log::{error, info, warn};
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+pub(super) const COMMANDS: Token = Token(usize::MAX - 4);
+pub(super) const READER: Token = Token(usize::MAX - 5);
+
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// How long a connection to Redis may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long start-up waits for Redis to answer the hello.
+const START_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long shutdown waits to hand the last logouts to Redis.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `--cluster` and its options.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// As given: `redis://HOST[:PORT]`.
+    pub url: String,
+    pub node_id: String,
+    /// A node that has not renewed its lease for this long is taken for
+    /// dead, and its users are logged out.
+    pub lease: Duration,
+}
+
+impl ClusterConfig {
+    /// The address in `url`.
+    pub fn redis_addr(&self) -> io::Result<SocketAddr> {
+        let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, why.to_string());
+        let rest = self
+            .url
+            .strip_prefix("redis://")
+            .ok_or_else(|| bad("expected redis://HOST[:PORT]"))?;
+        let host_port = rest.trim_end_matches('/');
+        if host_port.contains('@') || host_port.contains('/') {
+            return Err(bad(
+                "expected redis://HOST[:PORT] (no user, password or database)",
+            ));
+        }
+        let with_port = if host_port.rsplit_once(':').is_some_and(|(h, p)| {
+            !h.ends_with(':') && p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']'))
+        }) {
+            host_port.to_string()
+        } else {
+            format!("{host_port}:6379")
+        };
+        with_port
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| bad("the host has no address"))
+    }
+}
+
+enum Socket {
+    Connecting(TcpStream),
+    Open(TcpStream),
+}
+
+impl Socket {
+    fn stream(&mut self) -> &mut TcpStream {
+        match self {
+            Socket::Connecting(s) | Socket::Open(s) => s,
+        }
+    }
+}
+
+pub(super) struct Cluster {
+    config: ClusterConfig,
+    addr: SocketAddr,
+    pub(super) backplane: Backplane,
+    commands: Option<Socket>,
+    reader: Option<Socket>,
+    /// Both connections are being made since then.
+    connecting_since: Option<Instant>,
+    backoff: Duration,
+    retry_at: Option<Instant>,
+    /// The earliest [`Timer::Cluster`] still to fire.
+    wake: Option<Instant>,
+    /// Interest each socket is registered with (WRITABLE only while output
+    /// waits).
+    writable: [bool; 2],
+    /// The loss was logged; the tries that follow are not, until it is back.
+    told: bool,
+}
+
+fn link_of(token: Token) -> Link {
+    if token == COMMANDS {
+        Link::Commands
+    } else {
+        Link::Reader
+    }
+}
+
+impl Cluster {
+    /// Connects to Redis and joins the cluster, blocking: at start-up an
+    /// unreachable Redis is an error that names it.
+    pub(super) fn start(
+        config: ClusterConfig,
+        registry: &Registry,
+    ) -> io::Result<(Cluster, Vec<Output>)> {
+        let url = config.url.clone();
+        let fail = move |e: io::Error| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot reach the cluster's Redis at {url}: {e}"),
+            )
+        };
+        let addr = config.redis_addr().map_err(&fail)?;
+        let mut commands =
+            std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(&fail)?;
+        let mut reader =
+            std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(&fail)?;
+        let mut backplane = Backplane::new(&config.node_id, config.lease);
+        backplane.connected(Instant::now());
+        let mut outputs = Vec::new();
+        commands
+            .set_read_timeout(Some(START_TIMEOUT))
+            .map_err(&fail)?;
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut buf = [0u8; 16 * 1024];
+        while !backplane.is_up() {
+            let out = backplane.output(Link::Commands).to_vec();
+            commands.write_all(&out).map_err(&fail)?;
+            backplane.written(Link::Commands, out.len());
+            let n = commands.read(&mut buf).map_err(&fail)?;
+            if n == 0 || Instant::now() > deadline {
+                return Err(fail(io::Error::other(
+                    "it closed the connection or did not answer",
+                )));
+            }
+            backplane
+                .feed(Link::Commands, &buf[..n], Instant::now())
+                .map_err(|e| fail(io::Error::other(e)))?;
+            while let Some(o) = backplane.poll() {
+                if let Output::Fatal(why) = o {
+                    return Err(io::Error::other(why));
+                }
+                outputs.push(o);
+            }
+        }
+        let out = backplane.output(Link::Reader).to_vec();
+        reader.write_all(&out).map_err(&fail)?;
+        backplane.written(Link::Reader, out.len());
+        commands.set_nonblocking(true)?;
+        reader.set_nonblocking(true)?;
+        let mut commands = TcpStream::from_std(commands);
+        let mut reader = TcpStream::from_std(reader);
+        let _ = commands.set_nodelay(true);
+        let _ = reader.set_nodelay(true);
+        registry.register(&mut commands, COMMANDS, Interest::READABLE)?;
+        registry.register(&mut reader, READER, Interest::READABLE)?;
+        let cluster = Cluster {
+            config,
+            addr,
+            backplane,
+            commands: Some(Socket::Open(commands)),
+            reader: Some(Socket::Open(reader)),
+            connecting_since: None,
+            backoff: BACKOFF_MIN,
+            retry_at: None,
+            wake: None,
+            writable: [false; 2],
+            told: false,
+        };
+        Ok((cluster, outputs))
+    }
+
+    fn socket(&mut self, link: Link) -> Option<&mut Socket> {
+        match link {
+            Link::Commands => self.commands.as_mut(),
+            Link::Reader => self.reader.as_mut(),
+        }
+    }
+
+    /// A readiness event on one of the sockets.
+    fn on_event(&mut self, registry: &Registry, token: Token, now: Instant) -> Result<(), String> {
+        let link = link_of(token);
+        let Some(socket) = self.socket(link) else {
+            return Ok(());
+        };
+        if let Socket::Connecting(s) = socket {
+            if let Ok(Some(e)) | Err(e) = s.take_error() {
+                return Err(format!("cannot connect: {e}"));
+            }
+            if s.peer_addr().is_err() {
+                return Ok(()); // not yet
+            }
+            let Some(Socket::Connecting(s)) = (match link {
+                Link::Commands => self.commands.take(),
+                Link::Reader => self.reader.take(),
+            }) else {
+                unreachable!("was connecting")
+            };
+            let _ = s.set_nodelay(true);
+            let open = Some(Socket::Open(s));
+            match link {
+                Link::Commands => self.commands = open,
+                Link::Reader => self.reader = open,
+            }
+            let both = matches!(self.commands, Some(Socket::Open(_)))
+                && matches!(self.reader, Some(Socket::Open(_)));
+            if both {
+                self.connecting_since = None;
+                self.backplane.connected(now);
+            }
+        }
+        self.read(link, now)?;
+        self.flush(registry)
+    }
+
+    fn read(&mut self, link: Link, now: Instant) -> Result<(), String> {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let Some(Socket::Open(s)) = self.socket(link) else {
+                return Ok(());
+            };
+            match s.read(&mut buf) {
+                Ok(0) => return Err("Redis closed the connection".into()),
+                Ok(n) => self.backplane.feed(link, &buf[..n], now)?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// Writes what the engine has for each open socket; WRITABLE interest
+    /// only while some is left.
+    fn flush(&mut self, registry: &Registry) -> Result<(), String> {
+        for (i, link) in [Link::Commands, Link::Reader].into_iter().enumerate() {
+            let token = if link == Link::Commands {
+                COMMANDS
+            } else {
+                READER
+            };
+            loop {
+                let pending = self.backplane.output(link).len();
+                let Some(Socket::Open(s)) = (match link {
+                    Link::Commands => self.commands.as_mut(),
+                    Link::Reader => self.reader.as_mut(),
+                }) else {
+                    break;
+                };
+                let left = if pending == 0 {
+                    false
+                } else {
+                    match s.write(self.backplane.output(link)) {
+                        Ok(n) => {
+                            self.backplane.written(link, n);
+                            continue;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e.to_string()),
+                    }
+                };
+                if left != self.writable[i] {
+                    self.writable[i] = left;
+                    let interest = if left {
+                        Interest::READABLE | Interest::WRITABLE
+                    } else {
+                        Interest::READABLE
+                    };
+                    let _ = registry.reregister(s, token, interest);
+                }
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops both connections; the next try is after the back-off.
+    fn lose(&mut self, registry: &Registry, why: &str, now: Instant) {
+        for socket in [self.commands.take(), self.reader.take()]
+            .into_iter()
+            .flatten()
+        {
+            let mut socket = socket;
+            let _ = registry.deregister(socket.stream());
+        }
+        self.writable = [false; 2];
+        self.connecting_since = None;
+        if !self.told {
+            self.told = true;
+            warn!(
+                "lost the cluster's Redis at {}: {why}; reconnecting (requests that need it \
+                 are refused meanwhile)",
+                self.config.url
+            );
+        }
+        self.backplane.lost();
+        self.retry_at = Some(now + self.backoff);
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    fn reconnect(&mut self, registry: &Registry, now: Instant) -> io::Result<()> {
+        self.retry_at = None;
+        let mut commands = TcpStream::connect(self.addr)?;
+        let mut reader = TcpStream::connect(self.addr)?;
+        let both = Interest::READABLE | Interest::WRITABLE;
+        registry.register(&mut commands, COMMANDS, both)?;
+        registry.register(&mut reader, READER, both)?;
+        self.writable = [true; 2];
+        self.commands = Some(Socket::Connecting(commands));
+        self.reader = Some(Socket::Connecting(reader));
+        self.connecting_since = Some(now);
+        Ok(())
+    }
+
+    /// The time work is due: the engine's, a reconnection, a connection
+    /// taking too long.
+    fn next_timeout(&self) -> Option<Instant> {
+        [
+            self.backplane.next_timeout(),
+            self.retry_at,
+            self.connecting_since.map(|t| t + CONNECT_TIMEOUT),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn on_timeout(&mut self, registry: &Registry, now: Instant) {
+        if self
+            .connecting_since
+            .is_some_and(|t| now >= t + CONNECT_TIMEOUT)
+        {
+            self.lose(registry, "connecting took too long", now);
+        }
+        if self.retry_at.is_some_and(|t| now >= t) {
+            if let Err(e) = self.reconnect(registry, now) {
+                self.lose(registry, &format!("cannot connect: {e}"), now);
+            }
+        }
+        if let Err(why) = self.backplane.handle_timeout(now) {
+            self.lose(registry, &why, now);
+        }
+        if let Err(why) = self.flush(registry) {
+            self.lose(registry, &why, now);
+        }
+    }
+
+    /// Hands the last logouts to Redis before the process exits.
+    fn goodbye(&mut self) {
+        let deadline = Instant::now() + GOODBYE_TIMEOUT;
+        while !self.backplane.output(Link::Commands).is_empty() && Instant::now() < deadline {
+            let Some(Socket::Open(s)) = self.commands.as_mut() else {
+                return;
+            };
+            match s.write(self.backplane.output(Link::Commands)) {
+                Ok(n) => self.backplane.written(Link::Commands, n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+impl Server {
+    /// Joins the cluster (`config.cluster`, if set) before clients are
+    /// taken: blocks until Redis answered, or fails naming it.
+    pub fn join_cluster(&mut self) -> io::Result<()> {
+        let Some(config) = self.config.cluster.clone() else {
+            return Ok(());
+        };
+        self.chat.join_cluster(&config.node_id);
+        let (cluster, outputs) = Cluster::start(config, self.el.registry())?;
+        self.cluster = Some(Box::new(cluster));
+        for o in outputs {
+            self.on_cluster_output(o);
+        }
+        self.pump_cluster();
+        Ok(())
+    }
+
+    pub(super) fn on_cluster_event(&mut self, token: Token) {
+        let now = Instant::now();
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        if let Err(why) = c.on_event(self.el.registry(), token, now) {
+            c.lose(self.el.registry(), &why, now);
+        }
+        self.pump_cluster();
+    }
+
+    /// A proposal from the chat, for the engine.
+    pub(super) fn propose(&mut self, conn: usize, p: Proposal) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.backplane.propose(conn, p);
+        }
+    }
+
+    /// Carries out what the engine has: events and refusals to the chat,
+    /// log lines, bytes to Redis; and sets the timer for what is due next.
+    pub(super) fn pump_cluster(&mut self) {
+        loop {
+            let Some(c) = self.cluster.as_mut() else {
+                return;
+            };
+            let Some(o) = c.backplane.poll() else { break };
+            self.on_cluster_output(o);
+        }
+        let now = Instant::now();
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        if let Err(why) = c.flush(self.el.registry()) {
+            c.lose(self.el.registry(), &why, now);
+        }
+        if let Some(at) = c.next_timeout() {
+            if c.wake.is_none_or(|w| at < w || w <= now) {
+                c.wake = Some(at);
+                self.el.timers.set(at, Timer::Cluster);
+            }
+        }
+    }
+
+    fn on_cluster_output(&mut self, o: Output) {
+        match o {
+            Output::Event(e) => {
+                let reset = matches!(e, crate::cluster::Event::Reset);
+                self.chat.apply(e, &mut self.effects);
+                self.apply_effects();
+                if reset {
+                    let lease = self
+                        .config
+                        .cluster
+                        .as_ref()
+                        .map_or(Duration::ZERO, |c| c.lease);
+                    self.el
+                        .timers
+                        .set(Instant::now() + 2 * lease, Timer::Settle);
+                }
+            }
+            Output::Refused(conn, p, why) => {
+                self.chat.refused(conn, p, why, &mut self.effects);
+                self.apply_effects();
+            }
+            Output::Warn(w) => warn!("{w}"),
+            Output::Up(u) => {
+                info!("{u}");
+                if let Some(c) = self.cluster.as_mut() {
+                    c.backoff = BACKOFF_MIN;
+                    c.told = false;
+                }
+            }
+            Output::Fatal(f) => {
+                error!("{f}");
+                self.begin_shutdown();
+            }
+        }
+    }
+
+    pub(super) fn on_cluster_timer(&mut self, at: Instant) {
+        let now = Instant::now();
+        let Some(c) = self.cluster.as_mut() else {
+            return;
+        };
+        if c.wake == Some(at) {
+            c.wake = None;
+        }
+        c.on_timeout(self.el.registry(), now);
+        self.pump_cluster();
+    }
+
+    pub(super) fn on_settle_timer(&mut self) {
+        self.chat.settle(&mut self.effects);
+        self.apply_effects();
+        self.pump_cluster();
+    }
+
+    /// At shutdown: every user here leaves the cluster now, rather than
+    /// when the lease runs out.
+    pub(super) fn leave_cluster(&mut self) {
+        if self.cluster.is_none() {
+            return;
+        }
+        for key in self.clients.open_keys() {
+            self.chat.disconnect(key, &mut self.effects);
+        }
+        self.apply_effects();
+        self.pump_cluster();
+    }
+
+    pub(super) fn cluster_goodbye(&mut self) {
+        if let Some(c) = self.cluster.as_mut() {
+            c.goodbye();
+        }
+    }
+}
