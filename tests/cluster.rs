@@ -329,7 +329,7 @@ fn one_order_on_every_node() {
         return;
     };
     let n = nodes(&redis, 3);
-    let mut cs = vec![
+    let mut cs = [
         login(&n[0], "o1", false),
         login(&n[1], "o2", true),
         login(&n[2], "o3", false),

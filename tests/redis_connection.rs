@@ -225,7 +225,7 @@ fn simultaneous_logins_of_one_name_have_one_winner() {
                     i,
                     &format!("name{i}"),
                     &Login {
-                        node: node,
+                        node,
                         sid: node,
                         ..Default::default()
                     },

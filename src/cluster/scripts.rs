@@ -343,7 +343,7 @@ pub fn lease_key(node: &str) -> String {
 /// A Lua function (the prefix of the scripts that reap): logs out every
 /// user of `node` if its lease has run out (it died, or was cut off),
 /// with one `leave` event (why `lost`) each and, if the admin was among
-/// them, one `admin` event for the earliest login left. Returns how many
+/// them, one `admin` event for the earliest login left (in login order). Returns how many
 /// it logged out, or -1 while the lease holds. Twice is harmless.
 macro_rules! reap_fn {
     () => {
@@ -352,6 +352,12 @@ local function reap(node, maxlen)
   if redis.call('EXISTS', '{mp1}:lease:' .. node) == 1 then return -1 end
   local on = '{mp1}:on:' .. node
   local names = redis.call('SMEMBERS', on)
+  -- Announced in login order, the order the online list shows them in.
+  local seqs = {}
+  for _, name in ipairs(names) do
+    seqs[name] = tonumber(redis.call('ZSCORE', '{mp1}:order', name) or '0')
+  end
+  table.sort(names, function(a, b) return seqs[a] < seqs[b] end)
   local admin = redis.call('GET', '{mp1}:admin')
   local lost_admin = false
   for _, name in ipairs(names) do

@@ -1,1 +1,337 @@
+//! The chat as one node of a cluster, without sockets or Redis: requests
+//! become proposals, and what clients see comes from the log's events.
+
 use super::*;
+use crate::chat::ChatConfig;
+use crate::protocol::decode_request;
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn sm(s: &str) -> Reply {
+    Reply::server_message(s)
+}
+
+fn all(s: &str) -> Effect {
+    Effect::Broadcast {
+        except: None,
+        reply: sm(s),
+    }
+}
+
+struct Node {
+    chat: Chat,
+}
+
+impl Node {
+    fn new(id: &str) -> Node {
+        let mut chat = Chat::new(ChatConfig::default());
+        chat.join_cluster(id);
+        Node { chat }
+    }
+
+    fn send(&mut self, conn: ConnId, json: &str) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.chat
+            .handle(conn, decode_request(json.as_bytes()), &mut out);
+        out
+    }
+
+    fn apply(&mut self, e: Event) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.chat.apply(e, &mut out);
+        out
+    }
+
+    /// `conn` asks to log in as `name`: the proposal it makes.
+    fn ask_login(&mut self, conn: ConnId, name: &str) -> Proposal {
+        self.chat.connect(conn, addr(40000 + conn as u16));
+        let out = self.send(
+            conn,
+            &format!(r#"{{"mtp":"Login","data":{{"name":"{name}"}}}}"#),
+        );
+        match out.as_slice() {
+            [Effect::Propose(c, p)] if *c == conn => p.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+fn join(p: &Proposal, node: &str, seq: u64, admin: bool) -> Event {
+    let Proposal::Login {
+        name, sid, addr, ..
+    } = p
+    else {
+        panic!("{p:?}")
+    };
+    Event::Join {
+        name: name.clone(),
+        node: node.into(),
+        sid: sid.clone(),
+        seq,
+        admin,
+        addr: addr.clone(),
+        back: false,
+    }
+}
+
+fn remote_join(name: &str, seq: u64, admin: bool) -> Event {
+    Event::Join {
+        name: name.into(),
+        node: "other".into(),
+        sid: format!("other/{seq}"),
+        seq,
+        admin,
+        addr: "10.0.0.9:5000".into(),
+        back: false,
+    }
+}
+
+#[test]
+fn a_login_is_answered_when_its_event_comes_back() {
+    let mut n = Node::new("a");
+    let p = n.ask_login(1, "ana");
+    assert!(n.chat.name_of(1).is_none(), "not before the log says so");
+    let again = n.send(1, r#"{"mtp":"Login","data":{"name":"ana"}}"#);
+    assert_eq!(
+        again,
+        [Effect::Send(
+            1,
+            sm("Logging in already: wait for the answer.")
+        )]
+    );
+    let out = n.apply(join(&p, "a", 1, true));
+    assert_eq!(
+        out,
+        [
+            Effect::Send(
+                1,
+                Reply::AssignUsername {
+                    name: "ana".into(),
+                    status: Status::Ok
+                }
+            ),
+            all("ana joined the server."),
+            Effect::Send(1, sm("You are the admin.")),
+        ]
+    );
+    assert_eq!(n.chat.members(), [1]);
+    assert_eq!(n.chat.admin(), Some("ana"));
+}
+
+#[test]
+fn remote_users_share_the_namespace_list_and_user_info() {
+    let mut n = Node::new("a");
+    let out = n.apply(remote_join("zed", 1, true));
+    assert_eq!(out, [all("zed joined the server.")]);
+    let p = n.ask_login(1, "bob");
+    n.apply(join(&p, "a", 2, false));
+    assert!(n.chat.is_taken("zed"));
+    let dup = n.send(2, r#"{"mtp":"Login","data":{"name":"zed"}}"#);
+    assert!(dup.is_empty(), "conn 2 never connected: {dup:?}");
+    n.chat.connect(2, addr(2));
+    let dup = n.send(2, r#"{"mtp":"Login","data":{"name":"zed"}}"#);
+    assert_eq!(
+        dup,
+        [Effect::Send(
+            2,
+            Reply::AssignUsername {
+                name: "zed".into(),
+                status: Status::DuplicateError
+            }
+        )]
+    );
+    let list = n.send(1, r#"{"mtp":"RequestOnlineList","data":{}}"#);
+    assert_eq!(
+        list,
+        [Effect::Send(
+            1,
+            Reply::SendOnlineList {
+                names: vec!["zed".into(), "bob".into()]
+            }
+        )]
+    );
+    let info = n.send(1, r#"{"mtp":"RequestUserInfo","data":{"name":"zed"}}"#);
+    assert_eq!(
+        info,
+        [Effect::Send(
+            1,
+            Reply::ProvideUserInfo {
+                name: "zed".into(),
+                ip: "10.0.0.9".into(),
+                port: 5000,
+                status: Status::Ok
+            }
+        )]
+    );
+}
+
+#[test]
+fn chat_goes_out_from_its_event_to_everyone_but_the_sender() {
+    let mut n = Node::new("a");
+    let p = n.ask_login(1, "ana");
+    n.apply(join(&p, "a", 1, true));
+    let out = n.send(1, r#"{"mtp":"SendChat","data":{"message":"hi"}}"#);
+    assert!(
+        matches!(&out[..], [Effect::Propose(1, Proposal::Chat { name, message, .. })] if name == "ana" && message == "hi"),
+        "{out:?}"
+    );
+    let out = n.apply(Event::Chat {
+        name: "ana".into(),
+        message: "hi".into(),
+    });
+    assert_eq!(
+        out,
+        [Effect::Broadcast {
+            except: Some(1),
+            reply: Reply::SendChatFromUser {
+                name: "ana".into(),
+                message: "hi".into()
+            }
+        }]
+    );
+}
+
+#[test]
+fn a_kick_from_another_node_closes_the_target_here() {
+    let mut n = Node::new("a");
+    n.apply(remote_join("boss", 1, true));
+    let p = n.ask_login(1, "bob");
+    n.apply(join(&p, "a", 2, false));
+    let out = n.apply(Event::Leave {
+        name: "bob".into(),
+        why: Departure::Kicked,
+        by: Some("boss".into()),
+        new_admin: None,
+    });
+    assert_eq!(
+        out,
+        [
+            Effect::Send(1, Reply::disconnect("Kicked from the server.")),
+            Effect::Close(1),
+            all("bob has been kicked from the server."),
+        ]
+    );
+    assert!(n.chat.members().is_empty());
+    assert!(!n.chat.is_taken("bob"));
+}
+
+#[test]
+fn muted_here_by_an_admin_elsewhere() {
+    let mut n = Node::new("a");
+    n.apply(remote_join("boss", 1, true));
+    let p = n.ask_login(1, "bob");
+    n.apply(join(&p, "a", 2, false));
+    let out = n.apply(Event::Mute {
+        name: "bob".into(),
+        by: "boss".into(),
+    });
+    assert_eq!(out, [all("bob has been muted.")]);
+    let out = n.send(1, r#"{"mtp":"SendChat","data":{"message":"hi"}}"#);
+    assert_eq!(out, [Effect::Send(1, sm("You are muted."))]);
+}
+
+#[test]
+fn a_leaver_holds_its_name_until_the_log_says_it_left() {
+    let mut n = Node::new("a");
+    let p = n.ask_login(1, "ana");
+    n.apply(join(&p, "a", 1, true));
+    let mut out = Vec::new();
+    n.chat.disconnect(1, &mut out);
+    assert!(
+        matches!(&out[..], [Effect::Propose(1, Proposal::Logout { name, .. })] if name == "ana"),
+        "{out:?}"
+    );
+    assert!(n.chat.is_taken("ana"), "until its leave event");
+    let out = n.apply(Event::Leave {
+        name: "ana".into(),
+        why: Departure::Left,
+        by: None,
+        new_admin: None,
+    });
+    assert_eq!(out, [all("ana left the server.")]);
+    assert!(!n.chat.is_taken("ana"));
+    assert_eq!(n.chat.admin(), None);
+}
+
+#[test]
+fn a_login_whose_connection_left_in_flight_is_logged_out() {
+    let mut n = Node::new("a");
+    let p = n.ask_login(1, "ana");
+    let mut out = Vec::new();
+    n.chat.disconnect(1, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    let out = n.apply(join(&p, "a", 1, false));
+    assert!(
+        matches!(&out[..], [_, Effect::Propose(_, Proposal::Logout { name, .. })] if name == "ana"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn refusals_answer_the_client_that_asked() {
+    let mut n = Node::new("a");
+    let p = n.ask_login(1, "ana");
+    let mut out = Vec::new();
+    n.chat.refused(1, p.clone(), Refusal::Taken, &mut out);
+    assert_eq!(
+        out,
+        [Effect::Send(
+            1,
+            Reply::AssignUsername {
+                name: "ana".into(),
+                status: Status::DuplicateError
+            }
+        )]
+    );
+    let p = n.ask_login(1, "ana");
+    out.clear();
+    n.chat.refused(1, p, Refusal::Unavailable, &mut out);
+    assert_eq!(out, [Effect::Send(1, sm(UNAVAILABLE))]);
+    // A refusal meant for a session that is gone reaches nobody.
+    let p = n.ask_login(1, "ana");
+    n.chat.disconnect(1, &mut Vec::new());
+    n.chat.connect(1, addr(1));
+    out.clear();
+    n.chat.refused(1, p, Refusal::Taken, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+}
+
+#[test]
+fn after_redis_comes_back_empty_users_register_again_quietly() {
+    let mut n = Node::new("a");
+    n.apply(remote_join("zed", 1, false));
+    n.apply(remote_join("gone", 2, false));
+    let p = n.ask_login(1, "ana");
+    n.apply(join(&p, "a", 3, false));
+    n.apply(Event::Admin {
+        name: "ana".into(),
+        by: None,
+    });
+    let out = n.apply(Event::Reset);
+    let [Effect::Propose(1, Proposal::Login { name, restore, .. })] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!((name.as_str(), *restore), ("ana", Some((3, true))));
+    // Back: ana (ours) and zed, silently; gone does not come back.
+    let back = |name: &str, node: &str, sid: String, seq, admin| Event::Join {
+        name: name.into(),
+        node: node.into(),
+        sid,
+        seq,
+        admin,
+        addr: String::new(),
+        back: true,
+    };
+    let sid = n.chat.sid_of(1);
+    assert!(n.apply(back("ana", "a", sid, 3, true)).is_empty());
+    assert!(n
+        .apply(back("zed", "other", "other/1".into(), 1, false))
+        .is_empty());
+    let mut out = Vec::new();
+    n.chat.settle(&mut out);
+    assert_eq!(out, [all("gone left the server.")]);
+    assert_eq!(n.chat.admin(), Some("ana"));
+    assert_eq!(n.chat.online_names(), ["zed", "ana"]);
+}
