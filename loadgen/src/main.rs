@@ -25,7 +25,10 @@ loadgen: simulated MP1 clients and peers; broadcast fan-out latency
 
 USAGE: loadgen [OPTIONS]
 
-  --target HOST:PORT    the server (default 127.0.0.1:15151)
+  --target HOST:PORT    the server (default 127.0.0.1:15151); repeatable:
+                        several nodes of one cluster, clients spread over
+                        them in turn (client i on target i mod n), latency
+                        reported per target as well
   --transport tcp|ws    MP1 over TCP (default) or over WebSocket: the
                         target is then mp1d's --http address
   --protocol mp1|redis  mp1 (default), or Redis pub/sub as the baseline:
@@ -57,7 +60,8 @@ USAGE: loadgen [OPTIONS]
                         with a line break; auto (default): bare, plus a
                         line break if the Login gets no answer in 1 s
   --sweep N,N,...       run at each client count and print one table
-  --server-pid PID      report the server's CPU and memory (from /proc)
+  --server-pid PID      report the server's CPU and memory (from /proc);
+                        repeatable: each node and the cluster's Redis
   --json                print one JSON object per run instead of text
   --hgrm PREFIX         write PREFIX-delivery.hgrm (and -fanout, -peer)
   --plot FILE.svg       latency percentile curve (a sweep: latency
@@ -67,7 +71,7 @@ USAGE: loadgen [OPTIONS]
 struct Options {
     params: Params,
     sweep: Vec<usize>,
-    server_pid: Option<u32>,
+    server_pids: Vec<u32>,
     json: bool,
     hgrm: Option<String>,
     plot: Option<String>,
@@ -75,7 +79,7 @@ struct Options {
 
 fn parse() -> Result<Option<Options>, String> {
     use lexopt::prelude::*;
-    let mut target: SocketAddr = "127.0.0.1:15151".parse().unwrap();
+    let mut targets: Vec<SocketAddr> = Vec::new();
     let mut bridge: Option<SocketAddr> = None;
     let (mut clients, mut peers, mut senders, mut payload, mut batch) =
         (100usize, 0usize, 1usize, 64usize, 100usize);
@@ -87,7 +91,7 @@ fn parse() -> Result<Option<Options>, String> {
     let mut protocol = run::Protocol::Mp1;
     let mut websocket = false;
     let mut sweep = Vec::new();
-    let mut server_pid = None;
+    let mut server_pids = Vec::new();
     let (mut json, mut hgrm, mut plot) = (false, None, None);
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
@@ -115,7 +119,7 @@ fn parse() -> Result<Option<Options>, String> {
         let bad = |what: &str| format!("{name}: expected {what}, not {v:?}");
         let num = |v: &str| v.parse::<f64>().ok().filter(|x| x.is_finite() && *x >= 0.0);
         match name.as_str() {
-            "--target" => target = v.parse().map_err(|_| bad("HOST:PORT"))?,
+            "--target" => targets.push(v.parse().map_err(|_| bad("HOST:PORT"))?),
             "--bridge" => bridge = Some(v.parse().map_err(|_| bad("HOST:PORT"))?),
             "--clients" => clients = v.parse().map_err(|_| bad("a number"))?,
             "--peers" => peers = v.parse().map_err(|_| bad("a number"))?,
@@ -165,7 +169,7 @@ fn parse() -> Result<Option<Options>, String> {
                     .collect::<Result<_, _>>()
                     .map_err(|_| bad("N,N,..."))?
             }
-            "--server-pid" => server_pid = Some(v.parse().map_err(|_| bad("a process id"))?),
+            "--server-pid" => server_pids.push(v.parse().map_err(|_| bad("a process id"))?),
             "--hgrm" => hgrm = Some(v),
             "--plot" => plot = Some(v),
             _ => return Err(format!("unknown option {name}")),
@@ -180,10 +184,14 @@ fn parse() -> Result<Option<Options>, String> {
     if websocket && (protocol != run::Protocol::Mp1 || peers > 0) {
         return Err("--transport ws is for MP1 clients, without --peers".into());
     }
+    if targets.is_empty() {
+        targets.push("127.0.0.1:15151".parse().unwrap());
+    }
+    let target = targets[0];
     let params = Params {
         protocol,
         websocket,
-        target,
+        targets,
         clients,
         peers,
         bridge: bridge.unwrap_or(target),
@@ -207,14 +215,14 @@ fn parse() -> Result<Option<Options>, String> {
         msg_timeout: Duration::from_secs_f64(msg_timeout),
         drain: Duration::from_secs_f64(drain),
         framing,
-        server_pid: None,
+        server_pids: Vec::new(),
         // SAFETY: isatty only inspects the descriptor.
         show_progress: !json && unsafe { libc::isatty(2) == 1 },
     };
     Ok(Some(Options {
         params,
         sweep,
-        server_pid,
+        server_pids,
         json,
         hgrm,
         plot,
@@ -224,7 +232,7 @@ fn parse() -> Result<Option<Options>, String> {
 fn run_one(o: &Options, clients: usize) -> Result<(run::Outcome, Value), String> {
     let mut params = o.params.clone();
     params.clients = clients;
-    params.server_pid = o.server_pid;
+    params.server_pids = o.server_pids.clone();
     let outcome = run::run(&params)?;
     let j = report::to_json(&format!("{clients} clients"), &outcome);
     Ok((outcome, j))

@@ -50,6 +50,12 @@ pub fn to_json(label: &str, o: &Outcome) -> Value {
         "server_cpu_s": u.server_cpu_s,
         "server_cpu_us_per_delivery": per(u.server_cpu_s),
         "server_rss_kib": u.server_rss_kib,
+        "server_cpu_each": u.server_cpu_each.iter().map(|(pid, cpu)| json!({
+            "pid": pid, "cpu_s": cpu, "us_per_delivery": per(Some(*cpu)),
+        })).collect::<Vec<_>>(),
+        "delivery_by_target": o.delivery_by_target.iter().map(|(t, h)| json!({
+            "target": t.to_string(), "delivery_us": pcts(h),
+        })).collect::<Vec<_>>(),
         "loadgen_cpu_s": u.loadgen_cpu_s,
         "loadgen_cpu_us_per_delivery": per(Some(u.loadgen_cpu_s)),
         "loadgen_busy": if u.wall_s > 0.0 { u.loadgen_cpu_s / u.wall_s } else { 0.0 },
@@ -93,6 +99,17 @@ pub fn summary(j: &Value) -> String {
         us(d, "p999"),
         us(d, "max")
     );
+    for t in j["delivery_by_target"].as_array().into_iter().flatten() {
+        let d = &t["delivery_us"];
+        let _ = writeln!(
+            s,
+            "    on {:<21} p50 {}  p99 {}  ({} deliveries)",
+            t["target"].as_str().unwrap_or(""),
+            us(d, "p50"),
+            us(d, "p99"),
+            d["count"]
+        );
+    }
     if !f.is_null() {
         let _ = writeln!(
             s,
@@ -140,6 +157,17 @@ pub fn summary(j: &Value) -> String {
             "  server CPU {:.2} µs/delivery, RSS {} KiB",
             cpu, j["server_rss_kib"]
         );
+    }
+    let each = j["server_cpu_each"].as_array().map_or(&[][..], |v| v.as_slice());
+    if each.len() > 1 {
+        for e in each {
+            let _ = writeln!(
+                s,
+                "    pid {:<8} {:.2} µs/delivery",
+                e["pid"],
+                e["us_per_delivery"].as_f64().unwrap_or(0.0)
+            );
+        }
     }
     let _ = writeln!(
         s,

@@ -56,7 +56,8 @@ pub struct Params {
     /// MP1 over WebSocket (`--transport ws`): the target is mp1d's `--http`
     /// address, each request a masked text frame.
     pub websocket: bool,
-    pub target: SocketAddr,
+    /// The servers (cluster nodes): client i connects to `targets[i % n]`.
+    pub targets: Vec<SocketAddr>,
     pub clients: usize,
     pub peers: usize,
     /// UDP address of the server's bridge.
@@ -75,16 +76,20 @@ pub struct Params {
     pub drain: Duration,
     pub framing: Framing,
     pub show_progress: bool,
-    /// Measure this server process's CPU and memory.
-    pub server_pid: Option<u32>,
+    /// Measure these server processes' CPU and memory (a cluster's nodes
+    /// and its Redis).
+    pub server_pids: Vec<u32>,
 }
 
 /// Server and generator CPU over the measured workload (not the logins),
 /// and the server's resident memory at its end.
 #[derive(Clone, Debug, Default)]
 pub struct Usage {
+    /// All the server processes together.
     pub server_cpu_s: Option<f64>,
     pub server_rss_kib: Option<u64>,
+    /// Each server process: its pid and CPU seconds.
+    pub server_cpu_each: Vec<(u32, f64)>,
     pub loadgen_cpu_s: f64,
     pub wall_s: f64,
 }
@@ -101,6 +106,8 @@ pub struct Outcome {
     pub login_cpu_s: Option<f64>,
     /// Per delivery (TCP), µs.
     pub delivery_us: Histogram<u64>,
+    /// Per delivery to the clients of each target, µs (several targets).
+    pub delivery_by_target: Vec<(SocketAddr, Histogram<u64>)>,
     /// Closed loop: send until the last TCP receiver got it, µs.
     pub fanout_us: Histogram<u64>,
     /// Per delivery to UDP peers, µs.
@@ -127,6 +134,8 @@ enum Phase {
 
 struct Client {
     stream: TcpStream,
+    /// Index into `Params::targets`.
+    target: usize,
     phase: Phase,
     started: Instant,
     splitter: Splitter,
@@ -179,7 +188,7 @@ struct Runner<'a> {
     first_measured_ns: Option<u64>,
     last_delivery_ns: u64,
     /// (server CPU, own CPU, when) at the first measured send.
-    cpu_at_start: Option<(Option<f64>, f64, Instant)>,
+    cpu_at_start: Option<(Vec<Option<f64>>, f64, Instant)>,
     progress: Progress,
 }
 
@@ -209,6 +218,11 @@ impl<'a> Runner<'a> {
                 connect_s: 0.0,
                 login_cpu_s: None,
                 delivery_us: hist(),
+                delivery_by_target: if p.targets.len() > 1 {
+                    p.targets.iter().map(|t| (*t, hist())).collect()
+                } else {
+                    Vec::new()
+                },
                 fanout_us: hist(),
                 peer_delivery_us: hist(),
                 tcp: Tally::default(),
@@ -227,24 +241,44 @@ impl<'a> Runner<'a> {
         })
     }
 
-    fn cpu_now(&self) -> (Option<f64>, f64, Instant) {
-        (
-            self.p.server_pid.and_then(procfs::process_cpu_s),
-            procfs::own_cpu_s(),
-            Instant::now(),
-        )
+    fn cpu_now(&self) -> (Vec<Option<f64>>, f64, Instant) {
+        (self.servers_cpu(), procfs::own_cpu_s(), Instant::now())
+    }
+
+    /// Each server process's CPU seconds so far.
+    fn servers_cpu(&self) -> Vec<Option<f64>> {
+        self.p
+            .server_pids
+            .iter()
+            .map(|&pid| procfs::process_cpu_s(pid))
+            .collect()
     }
 
     /// CPU used from the first measured send until now: the measured
     /// window, without the logins and the warm-up.
     fn take_usage(&mut self) {
-        let Some((server0, own0, t0)) = self.cpu_at_start else {
+        let Some((server0, own0, t0)) = self.cpu_at_start.take() else {
             return;
         };
         let (server1, own1, _) = self.cpu_now();
+        let each: Vec<(u32, f64)> = self
+            .p
+            .server_pids
+            .iter()
+            .zip(server1.iter().zip(&server0))
+            .filter_map(|(&pid, (a, b))| Some((pid, (*a)? - (*b)?)))
+            .collect();
+        let all = each.len() == self.p.server_pids.len() && !each.is_empty();
+        let rss: Option<Vec<u64>> = self
+            .p
+            .server_pids
+            .iter()
+            .map(|&pid| procfs::process_rss_kib(pid))
+            .collect();
         self.out.usage = Usage {
-            server_cpu_s: server1.zip(server0).map(|(a, b)| a - b),
-            server_rss_kib: self.p.server_pid.and_then(procfs::process_rss_kib),
+            server_cpu_s: all.then(|| each.iter().map(|(_, c)| c).sum()),
+            server_rss_kib: rss.filter(|r| !r.is_empty()).map(|r| r.iter().sum()),
+            server_cpu_each: each,
             loadgen_cpu_s: own1 - own0,
             wall_s: t0.elapsed().as_secs_f64(),
         };
@@ -256,13 +290,13 @@ impl<'a> Runner<'a> {
 
     fn go(mut self) -> Result<Outcome, String> {
         let t0 = Instant::now();
-        let cpu0 = self.p.server_pid.and_then(procfs::process_cpu_s);
+        let cpu0 = total_cpu(self.servers_cpu());
         self.connect_all()?;
         self.join_peers()?;
         self.out.connect_s = t0.elapsed().as_secs_f64();
         // Until the storm's last announcements are out.
         self.settle(Duration::from_millis(300))?;
-        let cpu1 = self.p.server_pid.and_then(procfs::process_cpu_s);
+        let cpu1 = total_cpu(self.servers_cpu());
         self.out.login_cpu_s = cpu1.zip(cpu0).map(|(b, a)| b - a);
         match self.p.mode.clone() {
             Mode::Closed { messages, warmup } => self.closed_loop(messages, warmup)?,
@@ -338,7 +372,7 @@ impl<'a> Runner<'a> {
                         "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
                          Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
                          Sec-WebSocket-Key: bG9hZGdlbi1sb2FkZ2VuIQ==\r\n\r\n",
-                        self.p.target
+                        self.p.targets[i % self.p.targets.len()]
                     )
                     .as_bytes(),
                 );
@@ -352,10 +386,11 @@ impl<'a> Runner<'a> {
             }
             Protocol::Redis => resp::command(&[b"SUBSCRIBE", CHANNEL], &mut out),
         }
-        let client = self.connect(Token(i), out)?;
+        let target = i % self.p.targets.len();
+        let client = self.connect(Token(i), target, out)?;
         self.clients.push(client);
         if self.p.protocol == Protocol::Redis && i < self.p.senders {
-            let publisher = self.connect(Token(PUB_BASE + i), Vec::new())?;
+            let publisher = self.connect(Token(PUB_BASE + i), target, Vec::new())?;
             self.publishers.push(publisher);
         }
         Ok(())
@@ -378,16 +413,18 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    /// Opens a connection to the target that sends `out` once connected.
-    fn connect(&mut self, token: Token, out: Vec<u8>) -> Result<Client, String> {
-        let mut stream = TcpStream::connect(self.p.target)
-            .map_err(|e| format!("connect {}: {e}", self.p.target))?;
+    /// Opens a connection to `targets[target]` that sends `out` once
+    /// connected.
+    fn connect(&mut self, token: Token, target: usize, out: Vec<u8>) -> Result<Client, String> {
+        let addr = self.p.targets[target];
+        let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
         self.poll
             .registry()
             .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| e.to_string())?;
         Ok(Client {
             stream,
+            target,
             phase: Phase::Connecting,
             started: Instant::now(),
             splitter: Splitter::new(),
@@ -595,13 +632,14 @@ impl<'a> Runner<'a> {
     }
 
     fn on_writable(&mut self, i: usize) -> Result<(), String> {
-        on_writable(&mut self.clients[i], self.p.target).map_err(|e| format!("c{i}: {e}"))
+        let target = self.p.targets[self.clients[i].target];
+        on_writable(&mut self.clients[i], target).map_err(|e| format!("c{i}: {e}"))
     }
 
     /// A Redis publisher: finishes connecting, writes, and reads (and
     /// drops) PUBLISH's receiver counts.
     fn on_publisher(&mut self, i: usize, readable: bool, writable: bool) -> Result<usize, String> {
-        let target = self.p.target;
+        let target = self.p.targets[self.publishers[i].target];
         let c = &mut self.publishers[i];
         if writable {
             on_writable(c, target).map_err(|e| format!("publisher {i}: {e}"))?;
@@ -796,6 +834,10 @@ impl<'a> Runner<'a> {
         if f.measured {
             let us = now.saturating_sub(f.sent_ns) / 1000;
             let _ = self.out.delivery_us.record(us.max(1));
+            let target = self.clients[receiver].target;
+            if let Some((_, h)) = self.out.delivery_by_target.get_mut(target) {
+                let _ = h.record(us.max(1));
+            }
             self.last_delivery_ns = self.last_delivery_ns.max(now);
             if f.due == 0 {
                 let _ = self.out.fanout_us.record(us.max(1));
@@ -957,6 +999,14 @@ pub fn parse_stamp(text: &[u8]) -> Option<(u64, usize, u64)> {
     Some((seq, sender, t))
 }
 
+/// The sum of the servers' CPU seconds, if every one could be read.
+fn total_cpu(each: Vec<Option<f64>>) -> Option<f64> {
+    if each.is_empty() {
+        return None;
+    }
+    each.into_iter().sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -990,3 +1040,4 @@ mod tests {
         ));
     }
 }
+

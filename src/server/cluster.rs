@@ -130,7 +130,11 @@ impl Cluster {
         commands
             .set_read_timeout(Some(START_TIMEOUT))
             .map_err(&fail)?;
-        let deadline = Instant::now() + START_TIMEOUT;
+        let mut deadline = Instant::now() + START_TIMEOUT;
+        // A live node with this id may be this node's own earlier life
+        // (killed, and restarted at once): then its lease runs out.
+        let in_use_until = Instant::now() + config.lease + Duration::from_millis(500);
+        let mut told = false;
         let mut buf = [0u8; 16 * 1024];
         while !backplane.is_up() {
             let out = backplane.output(Link::Commands).to_vec();
@@ -146,10 +150,25 @@ impl Cluster {
                 .feed(Link::Commands, &buf[..n], Instant::now())
                 .map_err(|e| fail(io::Error::other(e)))?;
             while let Some(o) = backplane.poll() {
-                if let Output::Fatal(why) = o {
-                    return Err(io::Error::other(why));
+                match o {
+                    Output::Fatal(why) if Instant::now() >= in_use_until => {
+                        return Err(io::Error::other(why))
+                    }
+                    Output::Fatal(_) => {
+                        if !told {
+                            told = true;
+                            info!(
+                                "a node with the id {:?} is alive: waiting up to one \
+                                 lease for it to run out (this node's earlier life?)",
+                                config.node_id
+                            );
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                        backplane.connected(Instant::now());
+                        deadline = Instant::now() + START_TIMEOUT;
+                    }
+                    o => outputs.push(o),
                 }
-                outputs.push(o);
             }
         }
         let out = backplane.output(Link::Reader).to_vec();
