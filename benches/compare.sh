@@ -13,7 +13,12 @@
 # SERVER is `mp1d` (this tree), `mp1d@REV` (any git revision, built in
 # target/compare/), `mp1d-ws` (this tree's mp1d with browsers' transport:
 # loadgen --transport ws against its --http face) or `redis` (Debian's
-# redis-server; installed if root).
+# redis-server; installed if root), or `clusterN`: N mp1d nodes serving one
+# chat through a Redis of their own (`mp1d --cluster`), loadgen's clients
+# spread over them; the CPU counted is the nodes' and Redis's together,
+# and each one's is in the .jsonl.
+#
+#   REPS=3 SIZES=5000 benches/compare.sh mp1d cluster1 cluster3
 # Writes target/compare/<date>.jsonl and prints a table of medians.
 set -u -o pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -50,6 +55,7 @@ for s in "${SERVERS[@]}"; do
     case $s in
     redis) ensure_redis ;;
     mp1d-ws) ;;
+    cluster[1-9]) ensure_redis ;;
     mp1d*) mp1d_bin "$s" >/dev/null || { log "cannot build $s"; exit 1; } ;;
     *) log "unknown server $s (mp1d, mp1d@REV, mp1d-ws or redis)"; exit 2 ;;
     esac
@@ -57,9 +63,31 @@ done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 PORT=16500
+# loadgen's --target and --server-pid options for the server under test.
+TARGETS=""
+PIDS=""
 start_server() {
     PORT=$((PORT + 1))
+    TARGETS="--target 127.0.0.1:$PORT"
     case $1 in
+    cluster[1-9])
+        # Redis on PORT, node i on PORT+i; all on CPU 0 like any server.
+        local nodes=${1#cluster} redis_port=$PORT i
+        start_redis "$redis_port"
+        wait_listening "$redis_port" redis || return 1
+        PIDS="--server-pid $SRV_PID"
+        TARGETS=""
+        for i in $(seq 1 "$nodes"); do
+            PORT=$((PORT + 1))
+            taskset -c 0 "$ROOT/target/release/mp1d" --bind 127.0.0.1 --port $PORT \
+                --max-clients 20000 --log-level warn --cluster "redis://127.0.0.1:$redis_port" \
+                --node-id "node$i" 2>>"$LOG" &
+            EXTRA_PIDS+=($!)
+            PIDS="$PIDS --server-pid $!"
+            TARGETS="$TARGETS --target 127.0.0.1:$PORT"
+            wait_listening $PORT "node $i" || return 1
+        done
+        return 0 ;;
     redis) start_redis $PORT ;;
     mp1d-ws)
         # Clients come to the --http face; the TCP port stays unused.
@@ -71,6 +99,7 @@ start_server() {
             --log-level warn 2>>"$LOG" &
         SRV_PID=$! ;;
     esac
+    PIDS="--server-pid $SRV_PID"
     wait_listening $PORT "$1"
 }
 workload() {
@@ -95,8 +124,8 @@ for rep in $(seq 1 "$REPS"); do
             start_server "$s" || continue
             # shellcheck disable=SC2046
             # shellcheck disable=SC2086
-            line=$(taskset -c 1 "$LOADGEN" $proto --target 127.0.0.1:$PORT --clients "$n" \
-                $(workload "$n") --server-pid "$SRV_PID" --json 2>>"$LOG" | tail -n 1)
+            line=$(taskset -c 1 "$LOADGEN" $proto $TARGETS --clients "$n" \
+                $(workload "$n") $PIDS --json 2>>"$LOG" | tail -n 1)
             stop_server
             [ -n "$line" ] || line='{"error":"loadgen printed nothing"}'
             echo "{\"server\":\"$s\",\"rep\":$rep,\"run\":$line}" >>"$OUT"
@@ -127,13 +156,28 @@ if sys.argv[2] == "storm":
         print(f"| {n} | {s} | {cpu:.2f} s | {wall:.1f} s | {p50:.0f} ms | {p99:.0f} ms |")
     sys.exit(0)
 print(f"\n{sys.argv[2]} loop, medians of {max(len(v) for v in groups.values())} interleaved runs ({sys.argv[1]})\n")
-print("| clients | server | µs server CPU per delivery | deliveries/s | p50 | p99 | lost |")
-print("|---:|---|---:|---:|---:|---:|---:|")
+print("| clients | server | µs server CPU per delivery | deliveries/s | p50 | p99 | fan-out p50 | fan-out p99 | lost |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
 for (n, s), runs in sorted(groups.items()):
     cpu = med([x["server_cpu_us_per_delivery"] for x in runs if x.get("server_cpu_us_per_delivery")])
     dps = med([x["deliveries_per_s"] for x in runs])
     p50 = med([x["delivery_us"]["p50"] for x in runs]) / 1000
     p99 = med([x["delivery_us"]["p99"] for x in runs]) / 1000
+    f = [x["fanout_us"] for x in runs if x.get("fanout_us")]
+    f50 = med([x["p50"] for x in f]) / 1000 if f else float("nan")
+    f99 = med([x["p99"] for x in f]) / 1000 if f else float("nan")
     lost = sum(x["tcp"]["lost"] for x in runs)
-    print(f"| {n} | {s} | {cpu:.2f} | {dps/1000:.1f}k | {p50:.2f} ms | {p99:.2f} ms | {lost} |")
+    print(f"| {n} | {s} | {cpu:.2f} | {dps/1000:.1f}k | {p50:.2f} ms | {p99:.2f} ms | {f50:.2f} ms | {f99:.2f} ms | {lost} |")
+# A cluster's processes one by one: each node, then its Redis (the first pid).
+each = {}
+for (n, s), runs in sorted(groups.items()):
+    per = [x.get("server_cpu_each") or [] for x in runs]
+    if len(per[0]) > 1:
+        cols = list(zip(*[[e["us_per_delivery"] for e in p] for p in per if len(p) == len(per[0])]))
+        names = ["Redis"] + [f"node {i}" for i in range(1, len(cols))]
+        each[(n, s)] = ", ".join(f"{nm} {med(list(c)):.2f}" for nm, c in zip(names, cols))
+if each:
+    print("\nµs CPU per delivery of each process (medians):\n")
+    for (n, s), text in each.items():
+        print(f"- {s}, {n} clients: {text}")
 PY

@@ -33,10 +33,20 @@ wait_listening() {
     log "$name did not start"; return 1
 }
 
+# More processes of the server under test (a cluster's nodes), stopped
+# before SRV_PID (their Redis).
+EXTRA_PIDS=()
+
+stop_one() {
+    kill "$1" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$1" 2>/dev/null; wait "$1" 2>/dev/null
+}
+
 stop_server() {
+    for pid in "${EXTRA_PIDS[@]}"; do stop_one "$pid"; done
+    EXTRA_PIDS=()
     [ -n "$SRV_PID" ] || return 0
-    kill "$SRV_PID" 2>/dev/null
-    for _ in $(seq 1 50); do kill -0 "$SRV_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; SRV_PID=""
+    stop_one "$SRV_PID"; SRV_PID=""
 }
 trap 'stop_server' EXIT

@@ -684,3 +684,32 @@ fn start_up_errors_name_the_problem() {
         "{err}"
     );
 }
+
+/// A node shut down (SIGTERM) logs its users out on its way: the others
+/// see them leave at once, not after the lease (30 s here).
+#[test]
+fn a_node_shut_down_says_goodbye() {
+    let Some(redis) = common::redis::start("a_node_shut_down_says_goodbye") else {
+        return;
+    };
+    let args = |id| {
+        [
+            "--cluster".to_string(),
+            redis.url(),
+            "--node-id".into(),
+            id,
+            "--cluster-lease".into(),
+            "30".into(),
+        ]
+    };
+    let a_args = args("a".into());
+    let b_args = args("b".into());
+    let mut a = Mp1d::start(&a_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let b = Mp1d::start(&b_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let _first = login(&a, "first", false);
+    let mut watcher = login(&b, "watcher", false);
+    a.signal(libc::SIGTERM);
+    assert_eq!(a.wait_exit(), Some(0));
+    watcher.expect_server_message("first left the server.");
+    watcher.expect_server_message("watcher is now the admin.");
+}

@@ -158,7 +158,9 @@ pub fn summary(j: &Value) -> String {
             cpu, j["server_rss_kib"]
         );
     }
-    let each = j["server_cpu_each"].as_array().map_or(&[][..], |v| v.as_slice());
+    let each = j["server_cpu_each"]
+        .as_array()
+        .map_or(&[][..], |v| v.as_slice());
     if each.len() > 1 {
         for e in each {
             let _ = writeln!(

@@ -29,7 +29,8 @@ pub(crate) struct Remote {
 /// This node's view of the cluster.
 pub(crate) struct Shared {
     node: String,
-    next_sid: u64,
+    /// Numbers wrap after 2^32 sessions; a session that old is long gone.
+    next_sid: u32,
     pub(crate) remote: HashMap<String, Remote>,
     /// The admin's name, wherever they are.
     pub(crate) admin: Option<String>,
@@ -40,8 +41,8 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new_sid(&mut self) -> u64 {
-        self.next_sid += 1;
+    pub(crate) fn new_sid(&mut self) -> u32 {
+        self.next_sid = self.next_sid.wrapping_add(1);
         self.next_sid
     }
 

@@ -112,7 +112,7 @@ struct Session {
     user: Option<User>,
     /// In a cluster: the session's number on this node (its cluster-wide
     /// id is `node/sid`), and whether its login is in flight.
-    sid: u64,
+    sid: u32,
     joining: bool,
 }
 

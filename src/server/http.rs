@@ -420,6 +420,10 @@ impl Server {
             ws_logged_in,
             lan_peers: self.chat.lan_peer_count(),
             output_queue_bytes: self.clients.total_out(),
+            cluster: self
+                .cluster
+                .as_ref()
+                .map(|c| (c.backplane.is_up(), self.chat.online_names().len())),
         };
         let mut counters = self.counters.clone();
         counters.deliveries = self.clients.delivered();

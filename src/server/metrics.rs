@@ -52,6 +52,9 @@ pub struct Gauges {
     pub ws_logged_in: usize,
     pub lan_peers: usize,
     pub output_queue_bytes: usize,
+    /// In a cluster: whether Redis is reachable, and the users of every
+    /// node.
+    pub cluster: Option<(bool, usize)>,
 }
 
 /// How long loop turns took (from waking to going back to sleep).
@@ -121,6 +124,20 @@ pub fn render(c: &Counters, g: &Gauges, turns: &TurnHistogram) -> String {
         "Bytes owed to clients that the kernel has not taken yet.",
         &[("", g.output_queue_bytes as f64)],
     );
+    if let Some((up, users)) = g.cluster {
+        metric(
+            "mp1_cluster_redis_up",
+            "gauge",
+            "1 while this node is joined to the cluster through Redis, 0 while Redis cannot be reached.",
+            &[("", if up { 1.0 } else { 0.0 })],
+        );
+        metric(
+            "mp1_cluster_users",
+            "gauge",
+            "Users logged in on every node of the cluster, as this node sees them.",
+            &[("", users as f64)],
+        );
+    }
     let counters: [(&str, &str, u64); 7] = [
         ("mp1_connections_total", "Connections accepted.", c.accepted),
         (
@@ -211,6 +228,15 @@ mod tests {
             "mp1_loop_turn_seconds_bucket{le=\"+Inf\"} 2",
             "mp1_loop_turn_seconds_count 2",
         ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert!(!text.contains("mp1_cluster"), "not in a cluster");
+        let g = Gauges {
+            cluster: Some((false, 7)),
+            ..g
+        };
+        let text = render(&c, &g, &t);
+        for line in ["mp1_cluster_redis_up 0", "mp1_cluster_users 7"] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }
     }
