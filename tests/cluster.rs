@@ -470,6 +470,28 @@ fn a_killed_node_is_noticed_within_the_lease() {
     );
 }
 
+/// A node killed and restarted at once with the same id finds its earlier
+/// life's lease still running: it waits it out (not an error), its old
+/// users are announced as gone, and it serves again.
+#[test]
+fn a_node_restarted_at_once_waits_out_its_old_lease() {
+    let Some(redis) = common::redis::start("a_node_restarted_at_once_waits_out_its_old_lease")
+    else {
+        return;
+    };
+    let mut a = node(&redis, "a");
+    let b = node(&redis, "b");
+    let _old = login(&a, "old", false);
+    let mut watcher = login(&b, "watcher", false);
+    a.child.kill().unwrap();
+    let _ = a.child.wait();
+    let a = node(&redis, "a");
+    watcher.expect_server_message("old left the server (their server was lost).");
+    watcher.expect_server_message("watcher is now the admin.");
+    let _back = login(&a, "old", false);
+    watcher.expect_server_message("old joined the server.");
+}
+
 /// A node cut off for longer than its lease (stopped, then resumed) finds
 /// itself expelled: its clients get a Disconnect saying why, and the
 /// others saw them leave.
