@@ -17,6 +17,8 @@ pub(crate) const UNKNOWN: &str = "The chat lost its Redis connection: your last 
 pub(crate) const EXPELLED: &str = "This server lost its place in the chat (it was cut off from \
                                    the cluster for longer than its lease); log in again.";
 const NAME_LOST: &str = "Your name was taken while the chat's Redis was restarting; log in again.";
+const RESTORE_LOST: &str =
+    "The chat's Redis went away again while your login was being restored; log in again.";
 
 /// A user held on another node (or one of ours that is leaving).
 pub(crate) struct Remote {
@@ -492,8 +494,14 @@ impl Chat {
                 }
                 self.shared().joining.remove(&sid);
                 if restore.is_some() {
-                    // Its name is not held for it any more.
-                    send(out, Reply::disconnect(NAME_LOST));
+                    // Its name is not held for it (or may not be): it
+                    // cannot stay logged in under it.
+                    let why = if why == Refusal::Taken {
+                        NAME_LOST
+                    } else {
+                        RESTORE_LOST
+                    };
+                    send(out, Reply::disconnect(why));
                     out.push(Effect::Close(conn));
                     if let Some(user) = self.logout(conn) {
                         announce(out, format!("{} left the server.", user.name));

@@ -305,7 +305,7 @@ impl Backplane {
                 self.refuse(conn, p, Refusal::Unknown);
                 return Ok(());
             }
-            return Err(format!("Redis refused the {what}"));
+            return Err(format!("Redis refused the {what}: {e}"));
         }
         let words = strings(&reply);
         match tag {

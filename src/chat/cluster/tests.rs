@@ -335,3 +335,25 @@ fn after_redis_comes_back_empty_users_register_again_quietly() {
     assert_eq!(n.chat.admin(), Some("ana"));
     assert_eq!(n.chat.online_names(), ["zed", "ana"]);
 }
+
+#[test]
+fn a_user_whose_name_was_taken_during_a_reset_is_told_and_closed() {
+    let mut n = Node::new("a");
+    let p = n.ask_login(1, "ana");
+    n.apply(join(&p, "a", 1, true));
+    let out = n.apply(Event::Reset);
+    let [Effect::Propose(1, restore)] = &out[..] else {
+        panic!("{out:?}")
+    };
+    let mut out = Vec::new();
+    n.chat.refused(1, restore.clone(), Refusal::Taken, &mut out);
+    assert_eq!(
+        out,
+        [
+            Effect::Send(1, Reply::disconnect(NAME_LOST)),
+            Effect::Close(1),
+            all("ana left the server."),
+        ]
+    );
+    assert!(n.chat.members().is_empty());
+}
