@@ -705,6 +705,16 @@ fn start_up_errors_name_the_problem() {
         err.contains("--peer-name is not available with --cluster"),
         "{err}"
     );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mp1d"))
+        .args(["--cluster", "http://127.0.0.1:6379"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--cluster: expected redis://HOST[:PORT]"),
+        "{err}"
+    );
 }
 
 /// A node shut down (SIGTERM) logs its users out on its way: the others

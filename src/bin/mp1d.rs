@@ -219,7 +219,10 @@ fn parse_args() -> Result<Command, String> {
                 "--http" => c.http = Some(v.parse().map_err(|_| format!("not ADDR:PORT: {v:?}"))?),
                 "--http-timeout" => c.http_timeout = seconds(&v)?,
                 "--http-origin" => c.http_origins.push(v.clone()),
-                "--cluster" => cluster = Some(v.clone()),
+                "--cluster" => {
+                    ClusterConfig::host_port(&v)?;
+                    cluster = Some(v.clone())
+                }
                 "--node-id" => node_id = Some(node_name(&v)?),
                 "--cluster-lease" => {
                     lease = seconds(&v)?;

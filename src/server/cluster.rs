@@ -38,30 +38,33 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// The address in `url`.
-    pub fn redis_addr(&self) -> io::Result<SocketAddr> {
-        let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, why.to_string());
-        let rest = self
-            .url
+    /// `HOST:PORT` from a `redis://HOST[:PORT]` URL (port 6379 if none).
+    pub fn host_port(url: &str) -> Result<String, String> {
+        let rest = url
             .strip_prefix("redis://")
-            .ok_or_else(|| bad("expected redis://HOST[:PORT]"))?;
+            .ok_or("expected redis://HOST[:PORT]")?;
         let host_port = rest.trim_end_matches('/');
-        if host_port.contains('@') || host_port.contains('/') {
-            return Err(bad(
-                "expected redis://HOST[:PORT] (no user, password or database)",
-            ));
+        if host_port.is_empty() || host_port.contains('@') || host_port.contains('/') {
+            return Err("expected redis://HOST[:PORT] (no user, password or database)".into());
         }
-        let with_port = if host_port.rsplit_once(':').is_some_and(|(h, p)| {
-            !h.ends_with(':') && p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']'))
-        }) {
+        let has_port = host_port.rsplit_once(':').is_some_and(|(h, p)| {
+            p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']'))
+        });
+        Ok(if has_port {
             host_port.to_string()
         } else {
             format!("{host_port}:6379")
-        };
-        with_port
+        })
+    }
+
+    /// The address in `url`, looked up.
+    pub fn redis_addr(&self) -> io::Result<SocketAddr> {
+        let bad = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
+        Self::host_port(&self.url)
+            .map_err(bad)?
             .to_socket_addrs()?
             .next()
-            .ok_or_else(|| bad("the host has no address"))
+            .ok_or_else(|| bad("the host has no address".into()))
     }
 }
 
@@ -105,6 +108,79 @@ fn link_of(token: Token) -> Link {
     }
 }
 
+/// Why a blocking hello failed.
+enum Greeting {
+    /// Redis could not be reached, or did not answer.
+    Io(io::Error),
+    /// It answered no (a live node has this id).
+    Refused(String),
+}
+
+/// Says hello to Redis on the blocking `commands` socket until the node is
+/// up; returns what the engine had for the loop meanwhile (the snapshot).
+fn greet(
+    commands: &mut std::net::TcpStream,
+    backplane: &mut Backplane,
+    config: &ClusterConfig,
+) -> Result<Vec<Output>, Greeting> {
+    commands
+        .set_read_timeout(Some(START_TIMEOUT))
+        .map_err(Greeting::Io)?;
+    backplane.connected(Instant::now());
+    let mut outputs = Vec::new();
+    let mut deadline = Instant::now() + START_TIMEOUT;
+    // A live node with this id may be this node's own earlier life
+    // (killed, and restarted at once): then its lease runs out.
+    let in_use_until = Instant::now() + config.lease + Duration::from_millis(500);
+    let mut told = false;
+    let mut buf = [0u8; 16 * 1024];
+    while !backplane.is_up() {
+        let out = backplane.output(Link::Commands).to_vec();
+        commands.write_all(&out).map_err(Greeting::Io)?;
+        backplane.written(Link::Commands, out.len());
+        let n = commands.read(&mut buf).map_err(|e| {
+            let silent = matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            );
+            Greeting::Io(if silent {
+                io::Error::other("it did not answer within 5 s")
+            } else {
+                e
+            })
+        })?;
+        if n == 0 || Instant::now() > deadline {
+            let why = "it closed the connection or did not answer";
+            return Err(Greeting::Io(io::Error::other(why)));
+        }
+        backplane
+            .feed(Link::Commands, &buf[..n], Instant::now())
+            .map_err(|e| Greeting::Io(io::Error::other(e)))?;
+        while let Some(o) = backplane.poll() {
+            match o {
+                Output::Fatal(why) if Instant::now() >= in_use_until => {
+                    return Err(Greeting::Refused(why))
+                }
+                Output::Fatal(_) => {
+                    if !told {
+                        told = true;
+                        info!(
+                            "a node with the id {:?} is alive: waiting up to one lease for \
+                             it to run out (this node's earlier life?)",
+                            config.node_id
+                        );
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                    backplane.connected(Instant::now());
+                    deadline = Instant::now() + START_TIMEOUT;
+                }
+                o => outputs.push(o),
+            }
+        }
+    }
+    Ok(outputs)
+}
+
 impl Cluster {
     /// Connects to Redis and joins the cluster, blocking: at start-up an
     /// unreachable Redis is an error that names it.
@@ -125,52 +201,10 @@ impl Cluster {
         let mut reader =
             std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(&fail)?;
         let mut backplane = Backplane::new(&config.node_id, config.lease);
-        backplane.connected(Instant::now());
-        let mut outputs = Vec::new();
-        commands
-            .set_read_timeout(Some(START_TIMEOUT))
-            .map_err(&fail)?;
-        let mut deadline = Instant::now() + START_TIMEOUT;
-        // A live node with this id may be this node's own earlier life
-        // (killed, and restarted at once): then its lease runs out.
-        let in_use_until = Instant::now() + config.lease + Duration::from_millis(500);
-        let mut told = false;
-        let mut buf = [0u8; 16 * 1024];
-        while !backplane.is_up() {
-            let out = backplane.output(Link::Commands).to_vec();
-            commands.write_all(&out).map_err(&fail)?;
-            backplane.written(Link::Commands, out.len());
-            let n = commands.read(&mut buf).map_err(&fail)?;
-            if n == 0 || Instant::now() > deadline {
-                return Err(fail(io::Error::other(
-                    "it closed the connection or did not answer",
-                )));
-            }
-            backplane
-                .feed(Link::Commands, &buf[..n], Instant::now())
-                .map_err(|e| fail(io::Error::other(e)))?;
-            while let Some(o) = backplane.poll() {
-                match o {
-                    Output::Fatal(why) if Instant::now() >= in_use_until => {
-                        return Err(io::Error::other(why))
-                    }
-                    Output::Fatal(_) => {
-                        if !told {
-                            told = true;
-                            info!(
-                                "a node with the id {:?} is alive: waiting up to one \
-                                 lease for it to run out (this node's earlier life?)",
-                                config.node_id
-                            );
-                        }
-                        std::thread::sleep(Duration::from_millis(100));
-                        backplane.connected(Instant::now());
-                        deadline = Instant::now() + START_TIMEOUT;
-                    }
-                    o => outputs.push(o),
-                }
-            }
-        }
+        let outputs = greet(&mut commands, &mut backplane, &config).map_err(|e| match e {
+            Greeting::Io(e) => fail(e),
+            Greeting::Refused(why) => io::Error::other(why),
+        })?;
         let out = backplane.output(Link::Reader).to_vec();
         reader.write_all(&out).map_err(&fail)?;
         backplane.written(Link::Reader, out.len());
@@ -523,5 +557,23 @@ impl Server {
         if let Some(c) = self.cluster.as_mut() {
             c.goodbye();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ClusterConfig;
+
+    #[test]
+    fn redis_urls() {
+        let hp = ClusterConfig::host_port;
+        assert_eq!(hp("redis://10.0.0.5:6380"), Ok("10.0.0.5:6380".into()));
+        assert_eq!(hp("redis://cache.lan"), Ok("cache.lan:6379".into()));
+        assert_eq!(hp("redis://[::1]:7000/"), Ok("[::1]:7000".into()));
+        assert_eq!(hp("redis://[::1]"), Ok("[::1]:6379".into()));
+        assert!(hp("http://x").is_err());
+        assert!(hp("redis://:secret@host").is_err());
+        assert!(hp("redis://host/2").is_err());
+        assert!(hp("redis://").is_err());
     }
 }
