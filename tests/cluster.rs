@@ -745,3 +745,47 @@ fn a_node_shut_down_says_goodbye() {
     watcher.expect_server_message("first left the server.");
     watcher.expect_server_message("watcher is now the admin.");
 }
+
+/// Events trimmed from the stream before a node read them (here: the node
+/// is paused while they happen and the stream is trimmed to nothing) are
+/// not silently missed: the node catches up from a snapshot and its
+/// clients are told what changed.
+#[test]
+fn a_node_that_missed_trimmed_events_catches_up() {
+    use std::io::{Read, Write};
+    let Some(redis) = common::redis::start("a_node_that_missed_trimmed_events_catches_up") else {
+        return;
+    };
+    let lease = ["--cluster-lease", "5"];
+    let start = |id: &str| {
+        let url = redis.url();
+        let mut args = vec!["--cluster", url.as_str(), "--node-id", id];
+        args.extend(lease);
+        Mp1d::start(&args)
+    };
+    let (a, b) = (start("a"), start("b"));
+    let mut watcher = login(&a, "watcher", false);
+    watcher.expect_server_message("You are the admin.");
+    let _leaver = login(&b, "leaver", false);
+    watcher.expect_server_message("leaver joined the server.");
+    a.signal(libc::SIGSTOP);
+    drop(_leaver);
+    let _newbie = login(&b, "newbie", false);
+    let mut raw = std::net::TcpStream::connect(redis.addr).unwrap();
+    raw.write_all(b"*4\r\n$5\r\nXTRIM\r\n$8\r\n{mp1}:ev\r\n$6\r\nMAXLEN\r\n$1\r\n0\r\n")
+        .unwrap();
+    let mut reply = [0u8; 64];
+    let n = raw.read(&mut reply).unwrap();
+    assert!(reply[..n].starts_with(b":"), "{:?}", &reply[..n]);
+    a.signal(libc::SIGCONT);
+    a.wait_log("catching up from a snapshot");
+    watcher.expect_server_message("leaver left the server.");
+    watcher.expect_server_message("newbie joined the server.");
+    send(&mut watcher, false, "RequestOnlineList", json!({}));
+    expect(
+        &mut watcher,
+        "SendOnlineList",
+        json!({"names": ["watcher", "newbie"]}),
+        None,
+    );
+}

@@ -169,6 +169,7 @@ impl Chat {
     pub fn apply(&mut self, event: Event, out: &mut Vec<Effect>) {
         match event {
             Event::Snapshot { users, admin } => self.load(users, admin),
+            Event::Resync { users, admin } => self.resync(users, admin, out),
             Event::Reset => self.reset(out),
             Event::Join {
                 name,
@@ -239,6 +240,73 @@ impl Chat {
             self.shared().remote.insert(m.name, remote);
         }
         self.set_admin(admin);
+    }
+
+    /// Catches up after missing events: what differs from the snapshot is
+    /// applied and announced, as the missed events would have been (this
+    /// node's own users that the cluster no longer holds for them were
+    /// logged out while it was away: they are closed, saying why).
+    fn resync(&mut self, users: Vec<Member>, admin: Option<String>, out: &mut Vec<Effect>) {
+        let node = self.shared().node.clone();
+        let now: HashMap<&str, &Member> = users.iter().map(|m| (m.name.as_str(), m)).collect();
+        let ours: Vec<(ConnId, String)> = self
+            .members
+            .iter()
+            .filter_map(|&c| self.user(c).map(|u| (c, u.name.clone())))
+            .collect();
+        for (conn, name) in ours {
+            let sid = self.sid_of(conn);
+            match now.get(name.as_str()) {
+                Some(m) if m.node == node && m.sid == sid => {
+                    if let Some(u) = self.user_mut(conn) {
+                        u.muted = m.muted;
+                    }
+                }
+                _ => {
+                    out.push(Effect::Send(conn, Reply::disconnect(EXPELLED)));
+                    out.push(Effect::Close(conn));
+                    self.logout(conn);
+                    self.sessions[conn] = None;
+                    announce(
+                        out,
+                        format!("{name} left the server (their server was lost)."),
+                    );
+                }
+            }
+        }
+        let mut gone: Vec<String> = self
+            .shared()
+            .remote
+            .keys()
+            .filter(|n| !now.contains_key(n.as_str()))
+            .cloned()
+            .collect();
+        gone.sort();
+        for name in gone {
+            self.shared().remote.remove(&name);
+            announce(out, format!("{name} left the server."));
+        }
+        for m in &users {
+            if self.names.contains_key(&m.name) {
+                continue;
+            }
+            let known = self.shared().remote.contains_key(&m.name);
+            let remote = Remote {
+                seq: m.seq,
+                muted: m.muted,
+                addr: m.addr.clone(),
+            };
+            self.shared().remote.insert(m.name.clone(), remote);
+            if !known {
+                announce(out, format!("{} joined the server.", m.name));
+            }
+        }
+        if self.shared().admin != admin {
+            self.set_admin(admin.clone());
+            if let Some(name) = admin {
+                announce(out, format!("{name} is now the admin."));
+            }
+        }
     }
 
     fn set_admin(&mut self, name: Option<String>) {

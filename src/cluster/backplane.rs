@@ -53,6 +53,14 @@ enum Tag {
     Propose(ConnId, Proposal),
 }
 
+/// What the stream connection was asked.
+enum Read {
+    Events,
+    /// The whole state, after events were trimmed before this node read
+    /// them.
+    Snapshot,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Down,
@@ -67,8 +75,14 @@ pub struct Backplane {
     epoch: Option<String>,
     /// The last event applied.
     last_id: String,
+    /// The stream index of the next event to apply (events ever added
+    /// before it): when more than that many were trimmed, this node missed
+    /// some.
+    position: u64,
+    /// Events were missed: catch up from a snapshot before reading on.
+    resync: bool,
     commands: Connection<Tag>,
-    reader: Connection<()>,
+    reader: Connection<Read>,
     phase: Phase,
     /// No hello has succeeded yet: a live node with the same id is an error.
     fresh: bool,
@@ -88,6 +102,8 @@ impl Backplane {
             lease,
             epoch: None,
             last_id: "0-0".into(),
+            position: 0,
+            resync: false,
             commands: Connection::default(),
             reader: Connection::default(),
             phase: Phase::Down,
@@ -246,8 +262,11 @@ impl Backplane {
             }
             Link::Reader => {
                 self.reader.feed(bytes);
-                while let Some(((), reply)) = self.reader.next_reply()? {
-                    self.on_events(reply)?;
+                while let Some((read, reply)) = self.reader.next_reply()? {
+                    match read {
+                        Read::Events => self.on_events(reply)?,
+                        Read::Snapshot => self.on_snapshot(reply)?,
+                    }
                     self.read_more();
                 }
             }
@@ -315,6 +334,7 @@ impl Backplane {
                 if words.first().map(String::as_str) == Some("reset") {
                     return Err("Redis lost its data (its epoch changed)".into());
                 }
+                self.check_trimmed(words.get(2));
             }
             Tag::Propose(conn, p) => {
                 if let Some(why) = refusal(&p, &words) {
@@ -346,10 +366,12 @@ impl Backplane {
                 self.out
                     .push_back(Output::Event(Event::Snapshot { users, admin }));
                 self.last_id = last_id;
+                self.position = word(4).parse().unwrap_or(0);
                 self.out
                     .push_back(Output::Up(format!("node {} joined the cluster", self.node)));
             }
             Some(known) if known == epoch => {
+                self.check_trimmed(parts.get(5).map(text).as_ref());
                 self.out.push_back(Output::Up(format!(
                     "node {} is back in the cluster",
                     self.node
@@ -358,6 +380,8 @@ impl Backplane {
             Some(_) => {
                 self.logouts.clear();
                 self.last_id = "0-0".into();
+                self.position = 0;
+                self.resync = false;
                 self.out.push_back(Output::Warn(
                     "Redis came back empty: registering this node's users again".into(),
                 ));
@@ -379,16 +403,55 @@ impl Backplane {
         Ok(())
     }
 
+    /// Events up to `trimmed` were trimmed from the stream: if this node
+    /// had not read them all, it catches up from a snapshot.
+    fn check_trimmed(&mut self, trimmed: Option<&String>) {
+        let trimmed: u64 = trimmed.and_then(|t| t.parse().ok()).unwrap_or(0);
+        if trimmed > self.position && !self.resync {
+            self.resync = true;
+            self.out.push_back(Output::Warn(format!(
+                "{} events were trimmed from the stream before this node read them: \
+                 catching up from a snapshot",
+                trimmed - self.position
+            )));
+        }
+    }
+
+    /// Asks the stream connection for what comes next: a snapshot if
+    /// events were missed, else the events after the last one applied.
     fn read_more(&mut self) {
-        if self.phase == Phase::Up && self.reader.in_flight() == 0 {
+        if self.phase != Phase::Up || self.reader.in_flight() > 0 {
+            return;
+        }
+        if self.resync {
+            scripts::snapshot(&mut self.reader, Read::Snapshot);
+        } else {
             scripts::read_events(
                 &mut self.reader,
-                (),
+                Read::Events,
                 &self.last_id,
                 READ_COUNT,
                 READ_BLOCK_MS,
             );
         }
+    }
+
+    /// The state as a snapshot has it replaces what was missed; reading
+    /// goes on after the snapshot's last event.
+    fn on_snapshot(&mut self, reply: Reply) -> Result<(), String> {
+        let Reply::Array(parts) = reply else {
+            return Err(format!("unexpected snapshot reply {reply:?}"));
+        };
+        let word = |i: usize| parts.get(i).map(text).unwrap_or_default();
+        let admin = word(1);
+        let users = parts.get(2).map(members).unwrap_or_default();
+        self.last_id = word(0);
+        self.position = word(3).parse().unwrap_or(0);
+        self.resync = false;
+        let admin = (!admin.is_empty()).then_some(admin);
+        self.out
+            .push_back(Output::Event(Event::Resync { users, admin }));
+        Ok(())
     }
 
     /// An `XREAD` reply: nothing (it timed out) or the entries after
@@ -413,6 +476,7 @@ impl Backplane {
                     continue;
                 };
                 self.last_id = text(id);
+                self.position += 1;
                 match event(&strings(fields)) {
                     Some(e) => self.out.push_back(Output::Event(e)),
                     None => self.out.push_back(Output::Warn(format!(
@@ -677,5 +741,50 @@ mod tests {
         assert!(matches!(b.poll(), Some(Output::Warn(_))));
         assert!(matches!(b.poll(), Some(Output::Event(Event::Reset))));
         assert!(matches!(b.poll(), Some(Output::Up(_))));
+    }
+
+    #[test]
+    fn events_trimmed_before_they_were_read_are_caught_up_from_a_snapshot() {
+        let mut b = Backplane::new("n1", Duration::from_secs(3));
+        let now = Instant::now();
+        b.connected(now);
+        // Up, with 5 events in the stream and none trimmed.
+        b.feed(
+            Link::Commands,
+            b"*6\r\n$2\r\ne1\r\n$3\r\n5-0\r\n$0\r\n\r\n*0\r\n:5\r\n:0\r\n",
+            now,
+        )
+        .unwrap();
+        while b.poll().is_some() {}
+        let reading = b.output(Link::Reader).len();
+        b.written(Link::Reader, reading);
+        b.handle_timeout(now + Duration::from_secs(1)).unwrap();
+        let ticked = b.output(Link::Commands).len();
+        b.written(Link::Commands, ticked);
+        // The tick says 7 were trimmed: two this node never read.
+        b.feed(Link::Commands, b"*3\r\n$2\r\nok\r\n:0\r\n:7\r\n", now)
+            .unwrap();
+        assert!(matches!(b.poll(), Some(Output::Warn(w)) if w.starts_with("2 events")));
+        // The read in flight ends (nothing new); next comes a snapshot.
+        b.feed(Link::Reader, b"*-1\r\n", now).unwrap();
+        let next = String::from_utf8_lossy(b.output(Link::Reader)).to_string();
+        assert!(next.contains("EVAL") && !next.contains("XREAD"), "{next}");
+        let n = b.output(Link::Reader).len();
+        b.written(Link::Reader, n);
+        b.feed(
+            Link::Reader,
+            b"*4\r\n$3\r\n9-0\r\n$1\r\nx\r\n*0\r\n:9\r\n",
+            now,
+        )
+        .unwrap();
+        assert!(matches!(
+            b.poll(),
+            Some(Output::Event(Event::Resync { users, admin })) if users.is_empty() && admin.as_deref() == Some("x")
+        ));
+        let next = String::from_utf8_lossy(b.output(Link::Reader)).to_string();
+        assert!(
+            next.contains("XREAD") && next.contains("9-0"),
+            "reads on after it: {next}"
+        );
     }
 }

@@ -147,6 +147,13 @@ pub enum Event {
     /// The engine lost its state (Redis came back empty): register the
     /// local users again; events from the new log follow.
     Reset,
+    /// This node missed events (they were trimmed from the log before it
+    /// read them): the whole state as it is now, to reconcile with; the
+    /// differences are announced.
+    Resync {
+        users: Vec<Member>,
+        admin: Option<String>,
+    },
 }
 
 /// A user as the shared state holds them.

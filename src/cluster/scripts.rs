@@ -392,16 +392,51 @@ end
     };
 }
 
+/// Lua functions: every user in login order as `{name, node, sid, seq,
+/// muted, addr}`; and the stream's counts `{entries ever added, entries
+/// trimmed}` (events are only ever removed by trimming, from the oldest),
+/// by which a node knows whether events it has not read were trimmed.
+macro_rules! users_fn {
+    () => {
+        r#"
+local function users()
+  local all = {}
+  for _, name in ipairs(redis.call('ZRANGE', '{mp1}:order', 0, -1)) do
+    local u = redis.call('HMGET', '{mp1}:u:' .. name, 'node', 'sid', 'seq', 'muted', 'addr')
+    table.insert(all, {name, u[1], u[2], u[3], u[4], u[5] or ''})
+  end
+  return all
+end
+local function stream_counts()
+  if redis.call('EXISTS', '{mp1}:ev') == 0 then return {0, 0} end
+  local info = redis.call('XINFO', 'STREAM', '{mp1}:ev')
+  local added, len = 0, 0
+  for i = 1, #info, 2 do
+    if info[i] == 'entries-added' then added = info[i + 1] end
+    if info[i] == 'length' then len = info[i + 1] end
+  end
+  return {added, added - len}
+end
+local function last_event_id()
+  local last = redis.call('XREVRANGE', '{mp1}:ev', '+', '-', 'COUNT', 1)
+  if #last > 0 then return last[1][1] end
+  return '0-0'
+end
+"#
+    };
+}
+
 /// A node joins (or comes back after losing its connection): reaps the
 /// dead nodes (its own earlier life among them, if its lease ran out),
 /// takes its lease, and returns what it needs to follow the chat:
 /// `{"inuse"}` if a live node has its id and it is starting afresh, else
-/// `{epoch, last event id, admin, {name, node, sid, seq, muted, addr}...}`
-/// in login order. The epoch is set if Redis has none (it is new, or came
+/// `{epoch, last event id, admin, users, entries added, entries trimmed}`
+/// (see [`users_fn`]). The epoch is set if Redis has none (it is new, or came
 /// back empty): a node that knew another epoch must register its users
 /// again.
 const HELLO: &str = concat!(
     reap_fn!(),
+    users_fn!(),
     r#"
 local node, ms, fresh, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local lease = '{mp1}:lease:' .. node
@@ -414,31 +449,42 @@ end
 reap_dead(maxlen)
 redis.call('SET', lease, 1, 'PX', ms)
 redis.call('SADD', '{mp1}:nodes', node)
-local last = redis.call('XREVRANGE', '{mp1}:ev', '+', '-', 'COUNT', 1)
-local last_id = '0-0'
-if #last > 0 then last_id = last[1][1] end
-local users = {}
-for _, name in ipairs(redis.call('ZRANGE', '{mp1}:order', 0, -1)) do
-  local u = redis.call('HMGET', '{mp1}:u:' .. name, 'node', 'sid', 'seq', 'muted', 'addr')
-  table.insert(users, {name, u[1], u[2], u[3], u[4], u[5] or ''})
-end
-return {epoch, last_id, redis.call('GET', '{mp1}:admin') or '', users}
+local counts = stream_counts()
+return {epoch, last_event_id(), redis.call('GET', '{mp1}:admin') or '', users(),
+  counts[1], counts[2]}
 "#
 );
 
 /// A node's heartbeat: `{"reset"}` if Redis's epoch is not the node's (it
 /// came back empty), else renews the lease, reaps the dead nodes and
-/// returns `{"ok", users reaped}`.
+/// returns `{"ok", users reaped, entries trimmed from the stream}`.
 const TICK: &str = concat!(
     reap_fn!(),
+    users_fn!(),
     r#"
 local node, ms, epoch, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if redis.call('GET', '{mp1}:epoch') ~= epoch then return {'reset'} end
 redis.call('SET', '{mp1}:lease:' .. node, 1, 'PX', ms)
 redis.call('SADD', '{mp1}:nodes', node)
-return {'ok', reap_dead(maxlen)}
+return {'ok', reap_dead(maxlen), stream_counts()[2]}
 "#
 );
+
+/// What the chat holds now, for a node that missed events (they were
+/// trimmed from the stream before it read them): `{last event id, admin,
+/// users, entries added}`. Sent on the node's stream connection, so it
+/// follows the last events the node read there.
+const SNAPSHOT: &str = concat!(
+    users_fn!(),
+    r#"
+return {last_event_id(), redis.call('GET', '{mp1}:admin') or '', users(), stream_counts()[1]}
+"#
+);
+
+/// Queues a snapshot (see [`SNAPSHOT`]).
+pub fn snapshot<T>(c: &mut Connection<T>, tag: T) {
+    c.command(tag, &[b"EVAL", SNAPSHOT.as_bytes(), b"0"]);
+}
 
 /// Gives the admin role to the earliest login if nobody has it (after
 /// Redis came back empty and the admin did not come back): `{"ok", name}`

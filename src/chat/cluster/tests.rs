@@ -357,3 +357,44 @@ fn a_user_whose_name_was_taken_during_a_reset_is_told_and_closed() {
     );
     assert!(n.chat.members().is_empty());
 }
+
+#[test]
+fn after_missing_events_the_differences_are_announced() {
+    let mut n = Node::new("a");
+    n.apply(remote_join("stays", 1, true));
+    n.apply(remote_join("went", 2, false));
+    let p = n.ask_login(1, "ana");
+    n.apply(join(&p, "a", 3, false));
+    let p = n.ask_login(2, "reaped");
+    n.apply(join(&p, "a", 4, false));
+    let member = |name: &str, node: &str, sid: String, seq| Member {
+        name: name.into(),
+        node: node.into(),
+        sid,
+        seq,
+        muted: false,
+        addr: String::new(),
+    };
+    let users = vec![
+        member("stays", "other", "other/1".into(), 1),
+        member("ana", "a", n.chat.sid_of(1), 3),
+        member("new", "other", "other/9".into(), 9),
+    ];
+    let out = n.apply(Event::Resync {
+        users,
+        admin: Some("ana".into()),
+    });
+    assert_eq!(
+        out,
+        [
+            Effect::Send(2, Reply::disconnect(EXPELLED)),
+            Effect::Close(2),
+            all("reaped left the server (their server was lost)."),
+            all("went left the server."),
+            all("new joined the server."),
+            all("ana is now the admin."),
+        ]
+    );
+    assert_eq!(n.chat.online_names(), ["stays", "ana", "new"]);
+    assert_eq!(n.chat.members(), [1]);
+}
