@@ -232,11 +232,15 @@ impl Cluster {
         Ok((cluster, outputs))
     }
 
-    fn socket(&mut self, link: Link) -> Option<&mut Socket> {
+    fn socket_slot(&mut self, link: Link) -> &mut Option<Socket> {
         match link {
-            Link::Commands => self.commands.as_mut(),
-            Link::Reader => self.reader.as_mut(),
+            Link::Commands => &mut self.commands,
+            Link::Reader => &mut self.reader,
         }
+    }
+
+    fn socket(&mut self, link: Link) -> Option<&mut Socket> {
+        self.socket_slot(link).as_mut()
     }
 
     /// A readiness event on one of the sockets.
@@ -246,27 +250,20 @@ impl Cluster {
             return Ok(());
         };
         if let Socket::Connecting(s) = socket {
+            // The first event on a connecting socket: connected, failed,
+            // or (spuriously) neither yet.
             if let Ok(Some(e)) | Err(e) = s.take_error() {
                 return Err(format!("cannot connect: {e}"));
             }
             if s.peer_addr().is_err() {
-                return Ok(()); // not yet
+                return Ok(());
             }
-            let Some(Socket::Connecting(s)) = (match link {
-                Link::Commands => self.commands.take(),
-                Link::Reader => self.reader.take(),
-            }) else {
-                unreachable!("was connecting")
-            };
             let _ = s.set_nodelay(true);
-            let open = Some(Socket::Open(s));
-            match link {
-                Link::Commands => self.commands = open,
-                Link::Reader => self.reader = open,
+            if let Some(Socket::Connecting(s)) = self.socket_slot(link).take() {
+                *self.socket_slot(link) = Some(Socket::Open(s));
             }
-            let both = matches!(self.commands, Some(Socket::Open(_)))
-                && matches!(self.reader, Some(Socket::Open(_)));
-            if both {
+            let open = |s: &Option<Socket>| matches!(s, Some(Socket::Open(_)));
+            if open(&self.commands) && open(&self.reader) {
                 self.connecting_since = None;
                 self.backplane.connected(now);
             }
@@ -294,43 +291,27 @@ impl Cluster {
     /// Writes what the engine has for each open socket; WRITABLE interest
     /// only while some is left.
     fn flush(&mut self, registry: &Registry) -> Result<(), String> {
-        for (i, link) in [Link::Commands, Link::Reader].into_iter().enumerate() {
-            let token = if link == Link::Commands {
-                COMMANDS
-            } else {
-                READER
+        for (i, (link, token)) in [(Link::Commands, COMMANDS), (Link::Reader, READER)]
+            .into_iter()
+            .enumerate()
+        {
+            let socket = match link {
+                Link::Commands => &mut self.commands,
+                Link::Reader => &mut self.reader,
             };
-            loop {
-                let pending = self.backplane.output(link).len();
-                let Some(Socket::Open(s)) = (match link {
-                    Link::Commands => self.commands.as_mut(),
-                    Link::Reader => self.reader.as_mut(),
-                }) else {
-                    break;
-                };
-                let left = if pending == 0 {
-                    false
+            // (Not `socket_slot`: `write_out` borrows the backplane too.)
+            let Some(Socket::Open(s)) = socket else {
+                continue;
+            };
+            let left = write_out(s, &mut self.backplane, link)?;
+            if left != self.writable[i] {
+                self.writable[i] = left;
+                let interest = if left {
+                    Interest::READABLE | Interest::WRITABLE
                 } else {
-                    match s.write(self.backplane.output(link)) {
-                        Ok(n) => {
-                            self.backplane.written(link, n);
-                            continue;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e.to_string()),
-                    }
+                    Interest::READABLE
                 };
-                if left != self.writable[i] {
-                    self.writable[i] = left;
-                    let interest = if left {
-                        Interest::READABLE | Interest::WRITABLE
-                    } else {
-                        Interest::READABLE
-                    };
-                    let _ = registry.reregister(s, token, interest);
-                }
-                break;
+                let _ = registry.reregister(s, token, interest);
             }
         }
         Ok(())
@@ -410,20 +391,30 @@ impl Cluster {
     /// Hands the last logouts to Redis before the process exits.
     fn goodbye(&mut self) {
         let deadline = Instant::now() + GOODBYE_TIMEOUT;
-        while !self.backplane.output(Link::Commands).is_empty() && Instant::now() < deadline {
-            let Some(Socket::Open(s)) = self.commands.as_mut() else {
-                return;
-            };
-            match s.write(self.backplane.output(Link::Commands)) {
-                Ok(n) => self.backplane.written(Link::Commands, n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+        while let Some(Socket::Open(s)) = self.commands.as_mut() {
+            match write_out(s, &mut self.backplane, Link::Commands) {
+                Ok(true) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(1))
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return,
+                _ => return,
             }
         }
     }
+}
+
+/// Writes what the engine has for `link` until it is all out or the
+/// kernel takes no more; true if some is left.
+fn write_out(s: &mut TcpStream, backplane: &mut Backplane, link: Link) -> Result<bool, String> {
+    while !backplane.output(link).is_empty() {
+        match s.write(backplane.output(link)) {
+            Ok(0) => return Err("Redis took no bytes".into()),
+            Ok(n) => backplane.written(link, n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(false)
 }
 
 impl Server {
