@@ -28,6 +28,16 @@ pub(crate) struct Remote {
     addr: String,
 }
 
+impl From<&Member> for Remote {
+    fn from(m: &Member) -> Remote {
+        Remote {
+            seq: m.seq,
+            muted: m.muted,
+            addr: m.addr.clone(),
+        }
+    }
+}
+
 /// This node's view of the cluster.
 pub(crate) struct Shared {
     node: String,
@@ -92,18 +102,29 @@ impl Chat {
         all.into_iter().map(|(_, n)| n.to_string()).collect()
     }
 
+    /// Hands the engine the change `conn` asked for, made from its
+    /// session id.
+    pub(super) fn propose(
+        &self,
+        conn: ConnId,
+        out: &mut Vec<Effect>,
+        proposal: impl FnOnce(String) -> Proposal,
+    ) {
+        out.push(Effect::Propose(conn, proposal(self.sid_of(conn))));
+    }
+
+    /// A login is proposed once at a time per connection; the connection is
+    /// remembered by its session id until the log answers.
     pub(super) fn propose_login(&mut self, conn: ConnId, name: String, out: &mut Vec<Effect>) {
-        let Some(session) = self.sessions.get_mut(conn).and_then(Option::as_mut) else {
+        let Some(addr) = self.session(conn).map(|s| s.addr.to_string()) else {
             return;
         };
-        if session.joining {
+        let sid = self.sid_of(conn);
+        if self.shared().joining.contains_key(&sid) {
             let why = "Logging in already: wait for the answer.";
             out.push(Effect::Send(conn, Reply::server_message(why)));
             return;
         }
-        session.joining = true;
-        let addr = session.addr.to_string();
-        let sid = self.sid_of(conn);
         self.shared().joining.insert(sid.clone(), conn);
         let p = Proposal::Login {
             name,
@@ -114,40 +135,14 @@ impl Chat {
         out.push(Effect::Propose(conn, p));
     }
 
-    pub(super) fn propose_whisper(
-        &mut self,
-        conn: ConnId,
-        from: String,
-        to: Vec<String>,
-        message: String,
-        out: &mut Vec<Effect>,
-    ) {
-        let mut seen = HashSet::with_capacity(to.len());
-        let to: Vec<String> = to.into_iter().filter(|n| seen.insert(n.clone())).collect();
-        let sid = self.sid_of(conn);
-        let p = Proposal::Whisper {
-            from,
-            sid,
-            to,
-            message,
-        };
-        out.push(Effect::Propose(conn, p));
-    }
-
     /// The connection is gone: its user stays in the cluster's namespace
     /// (as if elsewhere) until the log says it left.
     pub(super) fn leave_cluster(&mut self, conn: ConnId, out: &mut Vec<Effect>) {
         let sid = self.sid_of(conn);
-        let joining = self.session(conn).is_some_and(|s| s.joining);
-        if joining {
-            // A login that succeeds after all is logged out when its event
-            // comes (no connection waits for it).
-            self.shared().joining.remove(&sid);
-        }
+        // A login in flight that succeeds after all is logged out when its
+        // event comes (no connection waits for it).
+        self.shared().joining.remove(&sid);
         if let Some(user) = self.logout(conn) {
-            if self.admin == Some(conn) {
-                self.admin = None;
-            }
             let remote = Remote {
                 seq: user.seq,
                 muted: user.muted,
@@ -171,27 +166,11 @@ impl Chat {
             Event::Snapshot { users, admin } => self.load(users, admin),
             Event::Resync { users, admin } => self.resync(users, admin, out),
             Event::Reset => self.reset(out),
-            Event::Join {
-                name,
-                node,
-                sid,
-                seq,
-                admin,
-                addr,
-                back,
-            } => {
-                let member = Member {
-                    name,
-                    node,
-                    sid,
-                    seq,
-                    muted: false,
-                    addr,
-                };
+            Event::Join { user, admin, back } => {
                 if back {
-                    self.came_back(member, admin, out);
+                    self.came_back(user, admin, out);
                 } else {
-                    self.joined(member, admin, out);
+                    self.joined(user, admin, out);
                 }
             }
             Event::Leave {
@@ -223,7 +202,7 @@ impl Chat {
                 if let Some(by) = by {
                     self.admin_ok(&by, AdminCommand::SetAsAdmin, &name, out);
                 }
-                self.set_admin(Some(name.clone()));
+                self.shared().admin = Some(name.clone());
                 announce(out, format!("{name} is now the admin."));
             }
         }
@@ -232,14 +211,11 @@ impl Chat {
     /// What the cluster held when this node joined.
     fn load(&mut self, users: Vec<Member>, admin: Option<String>) {
         for m in users {
-            let remote = Remote {
-                seq: m.seq,
-                muted: m.muted,
-                addr: m.addr,
-            };
-            self.shared().remote.insert(m.name, remote);
+            self.shared()
+                .remote
+                .insert(m.name.clone(), Remote::from(&m));
         }
-        self.set_admin(admin);
+        self.shared().admin = admin;
     }
 
     /// Catches up after missing events: what differs from the snapshot is
@@ -291,27 +267,17 @@ impl Chat {
                 continue;
             }
             let known = self.shared().remote.contains_key(&m.name);
-            let remote = Remote {
-                seq: m.seq,
-                muted: m.muted,
-                addr: m.addr.clone(),
-            };
-            self.shared().remote.insert(m.name.clone(), remote);
+            self.shared().remote.insert(m.name.clone(), Remote::from(m));
             if !known {
                 announce(out, format!("{} joined the server.", m.name));
             }
         }
         if self.shared().admin != admin {
-            self.set_admin(admin.clone());
+            self.shared().admin = admin.clone();
             if let Some(name) = admin {
                 announce(out, format!("{name} is now the admin."));
             }
         }
-    }
-
-    fn set_admin(&mut self, name: Option<String>) {
-        self.admin = name.as_ref().and_then(|n| self.names.get(n).copied());
-        self.shared().admin = name;
     }
 
     /// Tells the admin `by`, if they are here, that their command worked.
@@ -339,17 +305,12 @@ impl Chat {
         match conn {
             Some(conn) => self.log_in(conn, &m, out),
             None => {
-                let remote = Remote {
-                    seq: m.seq,
-                    muted: false,
-                    addr: m.addr,
-                };
-                self.shared().remote.insert(name.clone(), remote);
+                self.shared().remote.insert(name.clone(), Remote::from(&m));
             }
         }
         announce(out, format!("{name} joined the server."));
         if admin {
-            self.set_admin(Some(name.clone()));
+            self.shared().admin = Some(name.clone());
             if let Some(conn) = conn {
                 let you = Reply::server_message("You are the admin.");
                 out.push(Effect::Send(conn, you));
@@ -368,7 +329,6 @@ impl Chat {
         let slot = self.members.len();
         self.members.push(conn);
         if let Some(Some(s)) = self.sessions.get_mut(conn) {
-            s.joining = false;
             s.user = Some(User {
                 name: m.name.clone(),
                 seq: m.seq,
@@ -417,10 +377,10 @@ impl Chat {
         };
         announce(out, message);
         if self.shared().admin.as_deref() == Some(name.as_str()) {
-            self.set_admin(None);
+            self.shared().admin = None;
         }
         if let Some(next) = new_admin {
-            self.set_admin(Some(next.clone()));
+            self.shared().admin = Some(next.clone());
             announce(out, format!("{next} is now the admin."));
         }
     }
@@ -440,7 +400,7 @@ impl Chat {
             self.shared().remote.insert(new.clone(), r);
         }
         if self.shared().admin.as_deref() == Some(old.as_str()) {
-            self.set_admin(Some(new.clone()));
+            self.shared().admin = Some(new.clone());
         }
         announce(out, format!("{old} has changed username to {new}."));
     }
@@ -487,18 +447,6 @@ impl Chat {
             };
             out.push(Effect::Propose(conn, p));
         }
-        let joining: Vec<ConnId> = self
-            .sessions
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.as_ref().is_some_and(|s| s.joining))
-            .map(|(c, _)| c)
-            .collect();
-        for conn in joining {
-            if let Some(Some(s)) = self.sessions.get_mut(conn) {
-                s.joining = false;
-            }
-        }
     }
 
     /// A user registered again after Redis came back empty: nobody is told,
@@ -508,18 +456,15 @@ impl Chat {
         let known = shared.stale.as_mut().is_some_and(|s| s.remove(&m.name));
         let ours = m.node == shared.node && self.names.contains_key(&m.name);
         if !ours {
-            let remote = Remote {
-                seq: m.seq,
-                muted: false,
-                addr: m.addr,
-            };
-            self.shared().remote.insert(m.name.clone(), remote);
+            self.shared()
+                .remote
+                .insert(m.name.clone(), Remote::from(&m));
             if !known {
                 announce(out, format!("{} joined the server.", m.name));
             }
         }
         if admin && self.shared().admin.as_deref() != Some(m.name.as_str()) {
-            self.set_admin(Some(m.name.clone()));
+            self.shared().admin = Some(m.name.clone());
             announce(out, format!("{} is now the admin.", m.name));
         }
     }
@@ -542,7 +487,7 @@ impl Chat {
             .as_ref()
             .is_some_and(|a| self.names.contains_key(a) || self.shared().remote.contains_key(a));
         if !present {
-            self.set_admin(None);
+            self.shared().admin = None;
             out.push(Effect::Propose(usize::MAX, Proposal::Elect));
         }
     }
@@ -576,9 +521,6 @@ impl Chat {
                     }
                     self.sessions[conn] = None;
                     return;
-                }
-                if let Some(Some(s)) = self.sessions.get_mut(conn) {
-                    s.joining = false;
                 }
                 match why {
                     Refusal::Taken => send(

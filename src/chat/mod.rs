@@ -111,9 +111,8 @@ struct Session {
     addr: SocketAddr,
     user: Option<User>,
     /// In a cluster: the session's number on this node (its cluster-wide
-    /// id is `node/sid`), and whether its login is in flight.
+    /// id is `node/sid`).
     sid: u32,
-    joining: bool,
 }
 
 struct User {
@@ -295,7 +294,6 @@ impl Chat {
             addr,
             user: None,
             sid,
-            joining: false,
         });
     }
 
@@ -454,15 +452,8 @@ impl Chat {
             None => return,
         };
         if status == Status::Ok && old != name && self.shared.is_some() {
-            let sid = self.sid_of(conn);
-            out.push(Effect::Propose(
-                conn,
-                Proposal::Rename {
-                    old,
-                    new: name,
-                    sid,
-                },
-            ));
+            let new = name;
+            self.propose(conn, out, |sid| Proposal::Rename { old, new, sid });
         } else if status == Status::Ok && old != name {
             self.names.remove(&old);
             self.names.insert(name.clone(), conn);
@@ -531,8 +522,7 @@ impl Chat {
         }
         let name = self.name_of(conn).unwrap_or_default().to_string();
         if self.shared.is_some() {
-            let sid = self.sid_of(conn);
-            out.push(Effect::Propose(conn, Proposal::Chat { name, sid, message }));
+            self.propose(conn, out, |sid| Proposal::Chat { name, sid, message });
             return;
         }
         if self.bridge.is_some() {
@@ -559,7 +549,14 @@ impl Chat {
         }
         let from = self.name_of(conn).unwrap_or_default().to_string();
         if self.shared.is_some() {
-            self.propose_whisper(conn, from, to, message, out);
+            // Redis checks each name once (the script skips repeats).
+            let p = |sid| Proposal::Whisper {
+                from,
+                sid,
+                to,
+                message,
+            };
+            self.propose(conn, out, p);
             return;
         }
         // A set, not a scan of the names seen so far: linear in `to`.
@@ -600,14 +597,13 @@ impl Chat {
     ) {
         if self.shared.is_some() {
             let by = self.name_of(conn).unwrap_or_default().to_string();
-            let sid = self.sid_of(conn);
-            let p = Proposal::Admin {
+            let p = |sid| Proposal::Admin {
                 by,
                 sid,
                 command,
                 target: name,
             };
-            out.push(Effect::Propose(conn, p));
+            self.propose(conn, out, p);
             return;
         }
         let target = self.names.get(&name).copied();

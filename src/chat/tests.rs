@@ -3,7 +3,7 @@
 use super::*;
 use crate::protocol::decode_request;
 
-fn addr(port: u16) -> SocketAddr {
+pub(super) fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
@@ -12,11 +12,11 @@ struct Fixture {
     out: Vec<Effect>,
 }
 
-fn sm(s: &str) -> Reply {
+pub(super) fn sm(s: &str) -> Reply {
     Reply::server_message(s)
 }
 
-fn all(s: &str) -> Effect {
+pub(super) fn all(s: &str) -> Effect {
     Effect::Broadcast {
         except: None,
         reply: sm(s),

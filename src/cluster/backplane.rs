@@ -566,12 +566,15 @@ pub fn event(fields: &[String]) -> Option<Event> {
     let kind = get("ev")?;
     Some(match kind.as_str() {
         "join" => Event::Join {
-            name: get("name")?,
-            node: get("node")?,
-            sid: get("sid")?,
-            seq: get("seq")?.parse().ok()?,
+            user: Member {
+                name: get("name")?,
+                node: get("node")?,
+                sid: get("sid")?,
+                seq: get("seq")?.parse().ok()?,
+                muted: false,
+                addr: get("addr").unwrap_or_default(),
+            },
             admin: get("admin")? == "1",
-            addr: get("addr").unwrap_or_default(),
             back: get("back").as_deref() == Some("1"),
         },
         "leave" => Event::Leave {

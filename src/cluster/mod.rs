@@ -93,13 +93,9 @@ pub enum Departure {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     Join {
-        name: String,
-        node: String,
-        sid: String,
-        seq: u64,
+        user: Member,
         /// The user is the admin from now on.
         admin: bool,
-        addr: String,
         /// Registered again after the engine lost its state.
         back: bool,
     },

@@ -2,23 +2,9 @@
 //! become proposals, and what clients see comes from the log's events.
 
 use super::*;
+use crate::chat::tests::{addr, all, sm};
 use crate::chat::ChatConfig;
 use crate::protocol::decode_request;
-
-fn addr(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-fn sm(s: &str) -> Reply {
-    Reply::server_message(s)
-}
-
-fn all(s: &str) -> Effect {
-    Effect::Broadcast {
-        except: None,
-        reply: sm(s),
-    }
-}
 
 struct Node {
     chat: Chat,
@@ -58,6 +44,17 @@ impl Node {
     }
 }
 
+fn member(name: &str, node: &str, sid: String, seq: u64) -> Member {
+    Member {
+        name: name.into(),
+        node: node.into(),
+        sid,
+        seq,
+        muted: false,
+        addr: String::new(),
+    }
+}
+
 fn join(p: &Proposal, node: &str, seq: u64, admin: bool) -> Event {
     let Proposal::Login {
         name, sid, addr, ..
@@ -65,25 +62,25 @@ fn join(p: &Proposal, node: &str, seq: u64, admin: bool) -> Event {
     else {
         panic!("{p:?}")
     };
-    Event::Join {
-        name: name.clone(),
-        node: node.into(),
-        sid: sid.clone(),
-        seq,
-        admin,
+    let user = Member {
         addr: addr.clone(),
+        ..member(name, node, sid.clone(), seq)
+    };
+    Event::Join {
+        user,
+        admin,
         back: false,
     }
 }
 
 fn remote_join(name: &str, seq: u64, admin: bool) -> Event {
-    Event::Join {
-        name: name.into(),
-        node: "other".into(),
-        sid: format!("other/{seq}"),
-        seq,
-        admin,
+    let user = Member {
         addr: "10.0.0.9:5000".into(),
+        ..member(name, "other", format!("other/{seq}"), seq)
+    };
+    Event::Join {
+        user,
+        admin,
         back: false,
     }
 }
@@ -316,12 +313,8 @@ fn after_redis_comes_back_empty_users_register_again_quietly() {
     assert_eq!((name.as_str(), *restore), ("ana", Some((3, true))));
     // Back: ana (ours) and zed, silently; gone does not come back.
     let back = |name: &str, node: &str, sid: String, seq, admin| Event::Join {
-        name: name.into(),
-        node: node.into(),
-        sid,
-        seq,
+        user: member(name, node, sid, seq),
         admin,
-        addr: String::new(),
         back: true,
     };
     let sid = n.chat.sid_of(1);
@@ -367,14 +360,6 @@ fn after_missing_events_the_differences_are_announced() {
     n.apply(join(&p, "a", 3, false));
     let p = n.ask_login(2, "reaped");
     n.apply(join(&p, "a", 4, false));
-    let member = |name: &str, node: &str, sid: String, seq| Member {
-        name: name.into(),
-        node: node.into(),
-        sid,
-        seq,
-        muted: false,
-        addr: String::new(),
-    };
     let users = vec![
         member("stays", "other", "other/1".into(), 1),
         member("ana", "a", n.chat.sid_of(1), 3),
