@@ -13,6 +13,15 @@ pub const ADMIN: &str = "{mp1}:admin";
 pub const SEQ: &str = "{mp1}:seq";
 pub const EVENTS: &str = "{mp1}:ev";
 
+/// Queues `EVAL script numkeys key... arg...`: the key count is the keys
+/// given.
+fn eval<T>(c: &mut Connection<T>, tag: T, script: &str, keys: &[&str], args: &[&str]) {
+    let numkeys = keys.len().to_string();
+    let mut command: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), numkeys.as_bytes()];
+    command.extend(keys.iter().chain(args).map(|a| a.as_bytes()));
+    c.command(tag, &command);
+}
+
 pub fn user_key(name: &str) -> String {
     format!("{{mp1}}:u:{name}")
 }
@@ -85,55 +94,22 @@ pub struct Login<'a> {
 
 /// Queues the login script for `name`.
 pub fn login<T>(c: &mut Connection<T>, tag: T, name: &str, l: &Login) {
-    let user = user_key(name);
-    let on = node_users_key(l.node);
+    let (user, on) = (user_key(name), node_users_key(l.node));
     let (seq, admin) = match l.restore {
         Some((seq, admin)) => (seq.to_string(), if admin { "1" } else { "0" }),
         None => (String::new(), "0"),
     };
-    c.command(
-        tag,
-        &[
-            b"EVAL",
-            LOGIN.as_bytes(),
-            b"6",
-            user.as_bytes(),
-            USERS_ORDER.as_bytes(),
-            ADMIN.as_bytes(),
-            SEQ.as_bytes(),
-            EVENTS.as_bytes(),
-            on.as_bytes(),
-            name.as_bytes(),
-            l.node.as_bytes(),
-            l.sid.as_bytes(),
-            STREAM_MAXLEN.as_bytes(),
-            l.addr.as_bytes(),
-            seq.as_bytes(),
-            admin.as_bytes(),
-        ],
-    );
+    let keys = [&user, USERS_ORDER, ADMIN, SEQ, EVENTS, &on];
+    let args = [name, l.node, l.sid, STREAM_MAXLEN, l.addr, &seq, admin];
+    eval(c, tag, LOGIN, &keys, &args);
 }
 
 /// Queues the logout script for `name`'s session `sid`; `why` is `left`,
 /// `kicked` or `lost` (its node died).
 pub fn logout<T>(c: &mut Connection<T>, tag: T, name: &str, sid: &str, why: &str) {
     let user = user_key(name);
-    c.command(
-        tag,
-        &[
-            b"EVAL",
-            LOGOUT.as_bytes(),
-            b"4",
-            user.as_bytes(),
-            USERS_ORDER.as_bytes(),
-            ADMIN.as_bytes(),
-            EVENTS.as_bytes(),
-            name.as_bytes(),
-            sid.as_bytes(),
-            STREAM_MAXLEN.as_bytes(),
-            why.as_bytes(),
-        ],
-    );
+    let keys = [&user, USERS_ORDER, ADMIN, EVENTS];
+    eval(c, tag, LOGOUT, &keys, &[name, sid, STREAM_MAXLEN, why]);
 }
 
 /// A chat from `name`'s session `sid`: `{"gone"}`, `{"muted"}`, or
@@ -193,19 +169,12 @@ return {'OK'}
 /// Queues a chat from `name`'s session `sid`.
 pub fn chat<T>(c: &mut Connection<T>, tag: T, name: &str, sid: &str, message: &str) {
     let user = user_key(name);
-    c.command(
+    eval(
+        c,
         tag,
-        &[
-            b"EVAL",
-            CHAT.as_bytes(),
-            b"2",
-            user.as_bytes(),
-            EVENTS.as_bytes(),
-            name.as_bytes(),
-            sid.as_bytes(),
-            message.as_bytes(),
-            STREAM_MAXLEN.as_bytes(),
-        ],
+        CHAT,
+        &[&user, EVENTS],
+        &[name, sid, message, STREAM_MAXLEN],
     );
 }
 
@@ -219,24 +188,9 @@ pub fn admin_command<T>(
     target: &str,
 ) {
     let (me, them) = (user_key(requester), user_key(target));
-    c.command(
-        tag,
-        &[
-            b"EVAL",
-            ADMIN_COMMAND.as_bytes(),
-            b"5",
-            me.as_bytes(),
-            them.as_bytes(),
-            ADMIN.as_bytes(),
-            USERS_ORDER.as_bytes(),
-            EVENTS.as_bytes(),
-            requester.as_bytes(),
-            sid.as_bytes(),
-            command.as_bytes(),
-            target.as_bytes(),
-            STREAM_MAXLEN.as_bytes(),
-        ],
-    );
+    let keys = [&me, &them, ADMIN, USERS_ORDER, EVENTS];
+    let args = [requester, sid, command, target, STREAM_MAXLEN];
+    eval(c, tag, ADMIN_COMMAND, &keys, &args);
 }
 
 /// A rename of `old`'s session `sid` to `new`: `{"gone"}`, `{"same"}`,
@@ -288,23 +242,8 @@ return missing
 /// Queues a rename of `old`'s session `sid` to `new`.
 pub fn rename<T>(c: &mut Connection<T>, tag: T, old: &str, new: &str, sid: &str) {
     let (from, to) = (user_key(old), user_key(new));
-    c.command(
-        tag,
-        &[
-            b"EVAL",
-            RENAME.as_bytes(),
-            b"5",
-            from.as_bytes(),
-            to.as_bytes(),
-            USERS_ORDER.as_bytes(),
-            ADMIN.as_bytes(),
-            EVENTS.as_bytes(),
-            old.as_bytes(),
-            new.as_bytes(),
-            sid.as_bytes(),
-            STREAM_MAXLEN.as_bytes(),
-        ],
-    );
+    let keys = [&from, &to, USERS_ORDER, ADMIN, EVENTS];
+    eval(c, tag, RENAME, &keys, &[old, new, sid, STREAM_MAXLEN]);
 }
 
 /// Queues a whisper from `from`'s session `sid` to `to`.
@@ -317,19 +256,9 @@ pub fn whisper<T>(
     message: &str,
 ) {
     let me = user_key(from);
-    let mut args: Vec<&[u8]> = vec![
-        b"EVAL",
-        WHISPER.as_bytes(),
-        b"2",
-        me.as_bytes(),
-        EVENTS.as_bytes(),
-        from.as_bytes(),
-        sid.as_bytes(),
-        message.as_bytes(),
-        STREAM_MAXLEN.as_bytes(),
-    ];
-    args.extend(to.iter().map(|n| n.as_bytes()));
-    c.command(tag, &args);
+    let mut args = vec![from, sid, message, STREAM_MAXLEN];
+    args.extend(to);
+    eval(c, tag, WHISPER, &[&me, EVENTS], &args);
 }
 
 pub const EPOCH: &str = "{mp1}:epoch";
@@ -483,7 +412,7 @@ return {last_event_id(), redis.call('GET', '{mp1}:admin') or '', users(), stream
 
 /// Queues a snapshot (see [`SNAPSHOT`]).
 pub fn snapshot<T>(c: &mut Connection<T>, tag: T) {
-    c.command(tag, &[b"EVAL", SNAPSHOT.as_bytes(), b"0"]);
+    eval(c, tag, SNAPSHOT, &[], &[]);
 }
 
 /// Gives the admin role to the earliest login if nobody has it (after
@@ -510,40 +439,24 @@ pub fn hello<T>(
 ) {
     let ms = lease_ms.to_string();
     let fresh = if fresh { "1" } else { "0" };
-    let args: [&[u8]; 8] = [
-        b"EVAL",
-        HELLO.as_bytes(),
-        b"0",
-        node.as_bytes(),
-        ms.as_bytes(),
-        fresh.as_bytes(),
-        STREAM_MAXLEN.as_bytes(),
-        epoch.as_bytes(),
-    ];
-    c.command(tag, &args);
+    eval(
+        c,
+        tag,
+        HELLO,
+        &[],
+        &[node, &ms, fresh, STREAM_MAXLEN, epoch],
+    );
 }
 
 /// Queues `node`'s heartbeat (see [`TICK`]).
 pub fn tick<T>(c: &mut Connection<T>, tag: T, node: &str, lease_ms: u64, epoch: &str) {
     let ms = lease_ms.to_string();
-    let args: [&[u8]; 7] = [
-        b"EVAL",
-        TICK.as_bytes(),
-        b"0",
-        node.as_bytes(),
-        ms.as_bytes(),
-        epoch.as_bytes(),
-        STREAM_MAXLEN.as_bytes(),
-    ];
-    c.command(tag, &args);
+    eval(c, tag, TICK, &[], &[node, &ms, epoch, STREAM_MAXLEN]);
 }
 
 /// Queues an election of the earliest login as admin, if there is none.
 pub fn elect<T>(c: &mut Connection<T>, tag: T) {
-    c.command(
-        tag,
-        &[b"EVAL", ELECT.as_bytes(), b"0", STREAM_MAXLEN.as_bytes()],
-    );
+    eval(c, tag, ELECT, &[], &[STREAM_MAXLEN]);
 }
 
 /// Queues a read of the events after `last_id`, waiting up to `block_ms`
