@@ -176,8 +176,7 @@ impl Server {
         let Some(next) = self.bridge.as_ref().and_then(|n| n.peer.next_timeout()) else {
             return;
         };
-        if self.bridge_wake.is_none_or(|w| next < w) {
-            self.bridge_wake = Some(next);
+        if self.bridge_wake.arm(next) {
             self.el.timers.set(next, Timer::Bridge);
         }
     }

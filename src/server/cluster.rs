@@ -4,6 +4,7 @@
 //! engine's logic is in `crate::cluster`; this file only moves bytes and
 //! time.
 
+use super::timers::Wake;
 use super::{Server, Timer};
 use crate::cluster::backplane::{Backplane, Link, Output};
 use crate::cluster::Proposal;
@@ -92,7 +93,7 @@ pub(super) struct Cluster {
     backoff: Duration,
     retry_at: Option<Instant>,
     /// The earliest [`Timer::Cluster`] still to fire.
-    wake: Option<Instant>,
+    wake: Wake,
     /// Interest each socket is registered with (WRITABLE only while output
     /// waits).
     writable: [bool; 2],
@@ -225,7 +226,7 @@ impl Cluster {
             connecting_since: None,
             backoff: BACKOFF_MIN,
             retry_at: None,
-            wake: None,
+            wake: Wake::default(),
             writable: [false; 2],
             told: false,
         };
@@ -469,11 +470,8 @@ impl Server {
         if let Err(why) = c.flush(self.el.registry()) {
             c.lose(self.el.registry(), &why, now);
         }
-        if let Some(at) = c.next_timeout() {
-            if c.wake.is_none_or(|w| at < w || w <= now) {
-                c.wake = Some(at);
-                self.el.timers.set(at, Timer::Cluster);
-            }
+        if let Some(at) = c.next_timeout().filter(|&at| c.wake.arm(at)) {
+            self.el.timers.set(at, Timer::Cluster);
         }
     }
 
@@ -518,9 +516,7 @@ impl Server {
         let Some(c) = self.cluster.as_mut() else {
             return;
         };
-        if c.wake == Some(at) {
-            c.wake = None;
-        }
+        c.wake.fired(at);
         c.on_timeout(self.el.registry(), now);
         self.pump_cluster();
     }

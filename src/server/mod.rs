@@ -150,7 +150,7 @@ pub struct Server {
     /// mp1d's own LAN peer, when it bridges a LAN (`--peer-name`).
     bridge: Option<PeerNode>,
     /// The earliest [`Timer::Bridge`] still to fire.
-    bridge_wake: Option<Instant>,
+    bridge_wake: timers::Wake,
     /// Names tried after the configured LAN name was taken.
     lan_name_tries: u32,
     log_budget: log_budget::LogBudget,
@@ -226,7 +226,7 @@ impl Server {
             flush_timer_set: false,
             last_write: Instant::now(),
             bridge: None,
-            bridge_wake: None,
+            bridge_wake: timers::Wake::default(),
             lan_name_tries: 0,
             log_budget,
             http: None,
@@ -341,11 +341,7 @@ impl Server {
                     self.accept_paused = false;
                     self.accept_all();
                 }
-                Timer::Bridge => {
-                    if self.bridge_wake == Some(at) {
-                        self.bridge_wake = None;
-                    }
-                }
+                Timer::Bridge => self.bridge_wake.fired(at),
                 Timer::Trim => self.trim_timer_set = false,
                 Timer::Shutdown => self.shutdown_expired = true,
                 Timer::LogSummary => self.log_held_back(now),

@@ -101,9 +101,50 @@ impl<T> PartialEq for Entry<T> {
 
 impl<T> Eq for Entry<T> {}
 
+/// The pending timer of a deadline that moves all the time (the LAN
+/// peer's, the cluster engine's). Timers are never cancelled: a new one is
+/// set only when it is earlier than the one pending, and the pending one is
+/// forgotten when it fires (a superseded one firing later changes nothing).
+#[derive(Debug, Default)]
+pub struct Wake(Option<Instant>);
+
+impl Wake {
+    /// Whether a timer must be set for `at`.
+    pub fn arm(&mut self, at: Instant) -> bool {
+        if self.0.is_none_or(|w| at < w) {
+            self.0 = Some(at);
+            return true;
+        }
+        false
+    }
+
+    /// The timer set for `at` fired.
+    pub fn fired(&mut self, at: Instant) {
+        if self.0 == Some(at) {
+            self.0 = None;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wake_sets_a_timer_only_when_earlier_than_the_pending_one() {
+        let t0 = Instant::now();
+        let mut w = Wake::default();
+        assert!(w.arm(t0 + Duration::from_secs(2)));
+        assert!(
+            !w.arm(t0 + Duration::from_secs(3)),
+            "one is pending earlier"
+        );
+        assert!(w.arm(t0 + Duration::from_secs(1)));
+        w.fired(t0 + Duration::from_secs(2)); // superseded: nothing
+        assert!(!w.arm(t0 + Duration::from_secs(2)));
+        w.fired(t0 + Duration::from_secs(1));
+        assert!(w.arm(t0 + Duration::from_secs(5)), "none pending");
+    }
 
     #[test]
     fn fire_in_deadline_order_then_setting_order() {
