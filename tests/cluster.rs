@@ -14,14 +14,12 @@ use std::time::{Duration, Instant};
 const LEASE: &str = "1";
 
 fn node(redis: &Redis, id: &str) -> Mp1d {
-    Mp1d::start(&[
-        "--cluster",
-        &redis.url(),
-        "--node-id",
-        id,
-        "--cluster-lease",
-        LEASE,
-    ])
+    node_with_lease(redis, id, LEASE)
+}
+
+fn node_with_lease(redis: &Redis, id: &str, lease: &str) -> Mp1d {
+    let url = redis.url();
+    Mp1d::start(&["--cluster", &url, "--node-id", id, "--cluster-lease", lease])
 }
 
 fn nodes(redis: &Redis, n: usize) -> Vec<Mp1d> {
@@ -724,20 +722,8 @@ fn a_node_shut_down_says_goodbye() {
     let Some(redis) = common::redis::start("a_node_shut_down_says_goodbye") else {
         return;
     };
-    let args = |id| {
-        [
-            "--cluster".to_string(),
-            redis.url(),
-            "--node-id".into(),
-            id,
-            "--cluster-lease".into(),
-            "30".into(),
-        ]
-    };
-    let a_args = args("a".into());
-    let b_args = args("b".into());
-    let mut a = Mp1d::start(&a_args.iter().map(String::as_str).collect::<Vec<_>>());
-    let b = Mp1d::start(&b_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut a = node_with_lease(&redis, "a", "30");
+    let b = node_with_lease(&redis, "b", "30");
     let _first = login(&a, "first", false);
     let mut watcher = login(&b, "watcher", false);
     a.signal(libc::SIGTERM);
@@ -756,14 +742,8 @@ fn a_node_that_missed_trimmed_events_catches_up() {
     let Some(redis) = common::redis::start("a_node_that_missed_trimmed_events_catches_up") else {
         return;
     };
-    let lease = ["--cluster-lease", "5"];
-    let start = |id: &str| {
-        let url = redis.url();
-        let mut args = vec!["--cluster", url.as_str(), "--node-id", id];
-        args.extend(lease);
-        Mp1d::start(&args)
-    };
-    let (a, b) = (start("a"), start("b"));
+    let a = node_with_lease(&redis, "a", "5");
+    let b = node_with_lease(&redis, "b", "5");
     let mut watcher = login(&a, "watcher", false);
     watcher.expect_server_message("You are the admin.");
     let _leaver = login(&b, "leaver", false);

@@ -4,6 +4,7 @@
 
 mod common;
 use mp1::cluster::redis::{Connection, Reply};
+use mp1::cluster::scripts::Login;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -49,6 +50,16 @@ fn round_trip(s: &mut TcpStream, c: &mut Connection<usize>, n: usize) -> Vec<(us
         c.feed(&buf[..k]);
     }
     got
+}
+
+/// Queues a fresh login of `name` (session `sid` on `node`).
+fn log_in(c: &mut Connection<usize>, tag: usize, name: &str, node: &str, sid: &str) {
+    let login = Login {
+        node,
+        sid,
+        ..Default::default()
+    };
+    mp1::cluster::scripts::login(c, tag, name, &login);
 }
 
 #[test]
@@ -131,43 +142,16 @@ fn items(r: &Reply) -> Vec<String> {
 /// every change is one event in the stream, in order.
 #[test]
 fn logins_and_logouts_keep_one_namespace_and_one_admin() {
-    use mp1::cluster::scripts::{login, logout, Login, EVENTS};
+    use mp1::cluster::scripts::{logout, EVENTS};
     let Some(redis) = common::redis::start("logins_and_logouts_keep_one_namespace_and_one_admin")
     else {
         return;
     };
     let mut s = connect(&redis);
     let mut c = Connection::default();
-    login(
-        &mut c,
-        0,
-        "ana",
-        &Login {
-            node: "node-a",
-            sid: "s1",
-            ..Default::default()
-        },
-    );
-    login(
-        &mut c,
-        1,
-        "ana",
-        &Login {
-            node: "node-b",
-            sid: "s2",
-            ..Default::default()
-        },
-    );
-    login(
-        &mut c,
-        2,
-        "bob",
-        &Login {
-            node: "node-b",
-            sid: "s3",
-            ..Default::default()
-        },
-    );
+    log_in(&mut c, 0, "ana", "node-a", "s1");
+    log_in(&mut c, 1, "ana", "node-b", "s2");
+    log_in(&mut c, 2, "bob", "node-b", "s3");
     logout(&mut c, 3, "ana", "s2", "left"); // not ana's session: nothing
     logout(&mut c, 4, "ana", "s1", "left");
     c.command(5, &[b"XRANGE", EVENTS.as_bytes(), b"-", b"+"]);
@@ -181,18 +165,9 @@ fn logins_and_logouts_keep_one_namespace_and_one_admin() {
         ["ok", "bob"],
         "the admin role passes to bob"
     );
-    let Reply::Array(events) = &got[5].1 else {
-        panic!("{:?}", got[5].1)
-    };
-    let kinds: Vec<(String, String)> = events
-        .iter()
-        .map(|e| {
-            let Reply::Array(entry) = e else {
-                panic!("{e:?}")
-            };
-            let fields = items(&entry[1]);
-            (fields[1].clone(), fields[3].clone())
-        })
+    let kinds: Vec<(String, String)> = events(&got[5].1)
+        .into_iter()
+        .map(|fields| (fields[1].clone(), fields[3].clone()))
         .collect();
     assert_eq!(
         kinds,
@@ -208,7 +183,6 @@ fn logins_and_logouts_keep_one_namespace_and_one_admin() {
 /// exactly one wins each time.
 #[test]
 fn simultaneous_logins_of_one_name_have_one_winner() {
-    use mp1::cluster::scripts::{login, Login};
     let Some(redis) = common::redis::start("simultaneous_logins_of_one_name_have_one_winner")
     else {
         return;
@@ -220,16 +194,7 @@ fn simultaneous_logins_of_one_name_have_one_winner() {
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let mut c = Connection::default();
             for i in 0..200 {
-                login(
-                    &mut c,
-                    i,
-                    &format!("name{i}"),
-                    &Login {
-                        node,
-                        sid: node,
-                        ..Default::default()
-                    },
-                );
+                log_in(&mut c, i, &format!("name{i}"), node, node);
             }
             round_trip(&mut s, &mut c, 200)
                 .into_iter()
@@ -249,42 +214,15 @@ fn simultaneous_logins_of_one_name_have_one_winner() {
 /// a kicked admin hands the role on.
 #[test]
 fn chat_and_admin_commands_are_checked_in_redis() {
-    use mp1::cluster::scripts::{admin_command, chat, login, Login, EVENTS};
+    use mp1::cluster::scripts::{admin_command, chat, EVENTS};
     let Some(redis) = common::redis::start("chat_and_admin_commands_are_checked_in_redis") else {
         return;
     };
     let mut s = connect(&redis);
     let mut c = Connection::default();
-    login(
-        &mut c,
-        0,
-        "ana",
-        &Login {
-            node: "a",
-            sid: "s1",
-            ..Default::default()
-        },
-    );
-    login(
-        &mut c,
-        1,
-        "bob",
-        &Login {
-            node: "b",
-            sid: "s2",
-            ..Default::default()
-        },
-    );
-    login(
-        &mut c,
-        2,
-        "cy",
-        &Login {
-            node: "b",
-            sid: "s3",
-            ..Default::default()
-        },
-    );
+    log_in(&mut c, 0, "ana", "a", "s1");
+    log_in(&mut c, 1, "bob", "b", "s2");
+    log_in(&mut c, 2, "cy", "b", "s3");
     let _ = round_trip(&mut s, &mut c, 3);
     let steps: [(&str, &str, &str, &str, &[&str]); 9] = [
         ("bob", "s2", "MuteUser", "ana", &["NotAdminError"]),
@@ -316,17 +254,9 @@ fn chat_and_admin_commands_are_checked_in_redis() {
         "ana",
         "cy was kicked: the earliest login left"
     );
-    let Reply::Array(events) = &got[3].1 else {
-        panic!("{:?}", got[3].1)
-    };
-    let kinds: Vec<String> = events
-        .iter()
-        .map(|e| {
-            let Reply::Array(entry) = e else {
-                panic!("{e:?}")
-            };
-            items(&entry[1])[1].clone()
-        })
+    let kinds: Vec<String> = events(&got[3].1)
+        .into_iter()
+        .map(|fields| fields[1].clone())
         .collect();
     assert_eq!(
         kinds,
@@ -338,32 +268,14 @@ fn chat_and_admin_commands_are_checked_in_redis() {
 /// missing and reach the rest once each.
 #[test]
 fn renames_and_whispers() {
-    use mp1::cluster::scripts::{login, rename, whisper, Login, ADMIN, EVENTS, USERS_ORDER};
+    use mp1::cluster::scripts::{rename, whisper, ADMIN, EVENTS, USERS_ORDER};
     let Some(redis) = common::redis::start("renames_and_whispers") else {
         return;
     };
     let mut s = connect(&redis);
     let mut c = Connection::default();
-    login(
-        &mut c,
-        0,
-        "ana",
-        &Login {
-            node: "a",
-            sid: "s1",
-            ..Default::default()
-        },
-    );
-    login(
-        &mut c,
-        1,
-        "bob",
-        &Login {
-            node: "b",
-            sid: "s2",
-            ..Default::default()
-        },
-    );
+    log_in(&mut c, 0, "ana", "a", "s1");
+    log_in(&mut c, 1, "bob", "b", "s2");
     rename(&mut c, 2, "ana", "bob", "s1");
     rename(&mut c, 3, "ana", "ana", "s1");
     rename(&mut c, 4, "ana", "anna", "s1");
@@ -397,7 +309,7 @@ fn renames_and_whispers() {
 /// old epoch (Redis came back empty) says so.
 #[test]
 fn a_dead_node_is_reaped_once() {
-    use mp1::cluster::scripts::{hello, login, tick, Login, ADMIN, EVENTS};
+    use mp1::cluster::scripts::{hello, tick, ADMIN, EVENTS};
     let Some(redis) = common::redis::start("a_dead_node_is_reaped_once") else {
         return;
     };
@@ -405,36 +317,9 @@ fn a_dead_node_is_reaped_once() {
     let mut c = Connection::default();
     hello(&mut c, 0, "a", 150, true, "e1");
     hello(&mut c, 1, "b", 5000, true, "e2");
-    login(
-        &mut c,
-        2,
-        "ana",
-        &Login {
-            node: "a",
-            sid: "s1",
-            ..Default::default()
-        },
-    );
-    login(
-        &mut c,
-        3,
-        "bob",
-        &Login {
-            node: "a",
-            sid: "s2",
-            ..Default::default()
-        },
-    );
-    login(
-        &mut c,
-        4,
-        "cy",
-        &Login {
-            node: "b",
-            sid: "s3",
-            ..Default::default()
-        },
-    );
+    log_in(&mut c, 2, "ana", "a", "s1");
+    log_in(&mut c, 3, "bob", "a", "s2");
+    log_in(&mut c, 4, "cy", "b", "s3");
     tick(&mut c, 5, "b", 5000, "e1");
     hello(&mut c, 6, "b", 5000, true, "e3");
     tick(&mut c, 7, "b", 5000, "e2");

@@ -5,53 +5,18 @@
 mod common;
 use common::loadgen;
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_redis() -> Option<Redis> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-        .stdout(Stdio::null())
-        .spawn();
-    let Ok(child) = child else {
-        eprintln!("SKIPPED: redis-server is not installed (.ci/run installs it)");
-        return None;
-    };
-    let redis = Redis { child, port };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(redis)
-}
+/// The project's redis-server helper (free port, no persistence, stopped
+/// by its PID, checked to be the one answering).
+#[path = "../../tests/common/redis.rs"]
+mod redis;
 
 #[test]
 fn redis_pub_sub_is_driven_and_accounted_like_mp1() {
-    let Some(redis) = start_redis() else {
+    let Some(redis) = redis::start("redis_pub_sub_is_driven_and_accounted_like_mp1") else {
         return;
     };
-    let target = format!("127.0.0.1:{}", redis.port);
-    let pid = redis.child.id().to_string();
+    let target = redis.addr.to_string();
+    let pid = redis.pid().to_string();
     let (code, j, all) = loadgen(&[
         "--protocol",
         "redis",

@@ -59,6 +59,10 @@ impl Redis {
         format!("redis://{}", self.addr)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops it (by its PID): Redis is gone, and its data with it.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
