@@ -4,7 +4,7 @@
 //! as on a single node; only who holds which name, who is admin and who is
 //! muted comes from the log.
 
-use super::{announce, Chat, ConnId, Effect, User};
+use super::{announce, departure, Chat, ConnId, Effect, User, KICKED, NODE_ITSELF};
 use crate::cluster::{Departure, Event, Member, Proposal, Refusal};
 use crate::protocol::{AdminCommand, Reply, Status};
 use std::collections::{HashMap, HashSet};
@@ -239,14 +239,8 @@ impl Chat {
                     }
                 }
                 _ => {
-                    out.push(Effect::Send(conn, Reply::disconnect(EXPELLED)));
-                    out.push(Effect::Close(conn));
-                    self.logout(conn);
-                    self.sessions[conn] = None;
-                    announce(
-                        out,
-                        format!("{name} left the server (their server was lost)."),
-                    );
+                    self.close(conn, EXPELLED, out);
+                    announce(out, departure(&name, Departure::Lost));
                 }
             }
         }
@@ -260,7 +254,7 @@ impl Chat {
         gone.sort();
         for name in gone {
             self.shared().remote.remove(&name);
-            announce(out, format!("{name} left the server."));
+            announce(out, departure(&name, Departure::Left));
         }
         for m in &users {
             if self.names.contains_key(&m.name) {
@@ -319,7 +313,7 @@ impl Chat {
         if ours && conn.is_none() {
             // Its connection left while the login was in flight.
             let p = Proposal::Logout { name, sid: m.sid };
-            out.push(Effect::Propose(usize::MAX, p));
+            out.push(Effect::Propose(NODE_ITSELF, p));
         }
     }
 
@@ -355,27 +349,19 @@ impl Chat {
             self.admin_ok(by, AdminCommand::KickUser, &name, out);
         }
         if let Some(&conn) = self.names.get(&name) {
-            let why = match why {
-                Departure::Kicked => "Kicked from the server.",
+            let reason = match why {
+                Departure::Kicked => KICKED,
                 Departure::Lost => EXPELLED,
                 Departure::Left => "Logged out.",
             };
-            out.push(Effect::Send(conn, Reply::disconnect(why)));
-            out.push(Effect::Close(conn));
-            self.logout(conn);
-            self.sessions[conn] = None;
+            self.close(conn, reason, out);
         } else {
             self.shared().remote.remove(&name);
         }
         if let Some(stale) = self.shared().stale.as_mut() {
             stale.remove(&name);
         }
-        let message = match why {
-            Departure::Left => format!("{name} left the server."),
-            Departure::Kicked => format!("{name} has been kicked from the server."),
-            Departure::Lost => format!("{name} left the server (their server was lost)."),
-        };
-        announce(out, message);
+        announce(out, departure(&name, why));
         if self.shared().admin.as_deref() == Some(name.as_str()) {
             self.shared().admin = None;
         }
@@ -480,7 +466,7 @@ impl Chat {
         gone.sort();
         for name in gone {
             self.shared().remote.remove(&name);
-            announce(out, format!("{name} left the server."));
+            announce(out, departure(&name, Departure::Left));
         }
         let admin = self.shared().admin.clone();
         let present = admin
@@ -488,7 +474,7 @@ impl Chat {
             .is_some_and(|a| self.names.contains_key(a) || self.shared().remote.contains_key(a));
         if !present {
             self.shared().admin = None;
-            out.push(Effect::Propose(usize::MAX, Proposal::Elect));
+            out.push(Effect::Propose(NODE_ITSELF, Proposal::Elect));
         }
     }
 
@@ -514,12 +500,9 @@ impl Chat {
                     } else {
                         RESTORE_LOST
                     };
-                    send(out, Reply::disconnect(why));
-                    out.push(Effect::Close(conn));
-                    if let Some(user) = self.logout(conn) {
-                        announce(out, format!("{} left the server.", user.name));
+                    if let Some(user) = self.close(conn, why, out) {
+                        announce(out, departure(&user.name, Departure::Left));
                     }
-                    self.sessions[conn] = None;
                     return;
                 }
                 match why {

@@ -39,7 +39,7 @@
 
 mod cluster;
 
-use crate::cluster::Proposal;
+use crate::cluster::{Departure, Proposal};
 use crate::protocol::name::is_valid_name;
 use crate::protocol::{AdminCommand, DecodeError, Reply, Request, Status};
 use std::collections::{HashMap, HashSet};
@@ -47,6 +47,10 @@ use std::net::SocketAddr;
 
 /// The server loop's handle for one connection (its slab key).
 pub type ConnId = usize;
+
+/// The "connection" of a proposal the node makes on its own (a logout
+/// nobody waits for, an election): no client is answered.
+pub const NODE_ITSELF: ConnId = usize::MAX;
 
 /// What the loop must do after an input.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -305,7 +309,7 @@ impl Chat {
             return;
         }
         if let Some(user) = self.logout(conn) {
-            announce(out, format!("{} left the server.", user.name));
+            announce(out, departure(&user.name, Departure::Left));
             self.succeed_admin(conn, out);
         }
         if let Some(s) = self.sessions.get_mut(conn) {
@@ -661,21 +665,22 @@ impl Chat {
     }
 
     fn kick(&mut self, target: ConnId, out: &mut Vec<Effect>) {
-        out.push(Effect::Send(
-            target,
-            Reply::disconnect("Kicked from the server."),
-        ));
-        out.push(Effect::Close(target));
-        if let Some(user) = self.logout(target) {
-            announce(
-                out,
-                format!("{} has been kicked from the server.", user.name),
-            );
+        if let Some(user) = self.close(target, KICKED, out) {
+            announce(out, departure(&user.name, Departure::Kicked));
             self.succeed_admin(target, out);
         }
-        if let Some(s) = self.sessions.get_mut(target) {
+    }
+
+    /// Tells `conn` why the server closes it, closes it and forgets it;
+    /// its user, if it had logged in (the caller announces the departure).
+    fn close(&mut self, conn: ConnId, why: &str, out: &mut Vec<Effect>) -> Option<User> {
+        out.push(Effect::Send(conn, Reply::disconnect(why)));
+        out.push(Effect::Close(conn));
+        let user = self.logout(conn);
+        if let Some(s) = self.sessions.get_mut(conn) {
             *s = None;
         }
+        user
     }
 
     /// Removes `conn`'s user (if logged in) from names and members.
@@ -706,6 +711,17 @@ impl Chat {
             let name = self.name_of(c).unwrap_or_default().to_string();
             announce(out, format!("{name} is now the admin."));
         }
+    }
+}
+
+const KICKED: &str = "Kicked from the server.";
+
+/// What everyone is told when `name` leaves.
+fn departure(name: &str, why: Departure) -> String {
+    match why {
+        Departure::Left => format!("{name} left the server."),
+        Departure::Kicked => format!("{name} has been kicked from the server."),
+        Departure::Lost => format!("{name} left the server (their server was lost)."),
     }
 }
 

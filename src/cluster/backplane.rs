@@ -15,7 +15,7 @@
 use super::redis::{Connection, Reply};
 use super::scripts;
 use super::{Departure, Event, Member, Proposal, Refusal};
-use crate::chat::ConnId;
+use crate::chat::{ConnId, NODE_ITSELF};
 use crate::protocol::Status;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -397,7 +397,7 @@ impl Backplane {
         self.phase = Phase::Up;
         self.next_tick = Some(now + self.lease / 3);
         for p in std::mem::take(&mut self.logouts) {
-            self.send(usize::MAX, p);
+            self.send(NODE_ITSELF, p);
         }
         self.read_more();
         Ok(())
