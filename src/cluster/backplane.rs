@@ -84,8 +84,6 @@ pub struct Backplane {
     commands: Connection<Tag>,
     reader: Connection<Read>,
     phase: Phase,
-    /// No hello has succeeded yet: a live node with the same id is an error.
-    fresh: bool,
     out: VecDeque<Output>,
     /// Logouts that could not be sent while Redis was away: a name must
     /// not stay held, so they go out once it is back.
@@ -107,7 +105,6 @@ impl Backplane {
             commands: Connection::default(),
             reader: Connection::default(),
             phase: Phase::Down,
-            fresh: true,
             out: VecDeque::new(),
             logouts: Vec::new(),
             next_tick: None,
@@ -128,14 +125,17 @@ impl Backplane {
     pub fn connected(&mut self, now: Instant) {
         self.commands = Connection::default();
         self.reader = Connection::default();
-        let epoch = new_epoch(&self.node, now);
+        let epoch = new_epoch(&self.node);
         let lease_ms = self.lease.as_millis() as u64;
+        // Before its first hello succeeds the node is starting afresh: a
+        // live node with its id is then an error.
+        let fresh = self.epoch.is_none();
         scripts::hello(
             &mut self.commands,
             Tag::Hello,
             &self.node,
             lease_ms,
-            self.fresh,
+            fresh,
             &epoch,
         );
         self.phase = Phase::Greeting;
@@ -277,10 +277,7 @@ impl Backplane {
     /// When [`Backplane::handle_timeout`] wants to run next.
     pub fn next_timeout(&self) -> Option<Instant> {
         let silent = self.tick_sent.map(|t| t + self.lease);
-        match (self.next_tick, silent) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.next_tick.into_iter().chain(silent).min()
     }
 
     /// Renews the lease when it is time; an error when Redis has not
@@ -313,10 +310,11 @@ impl Backplane {
 
     fn on_reply(&mut self, tag: Tag, reply: Reply, now: Instant) -> Result<(), String> {
         if let Reply::Error(e) = &reply {
+            // The kind only: a chat's text is not logged.
             let what = match &tag {
-                Tag::Hello => "hello".to_string(),
-                Tag::Tick => "tick".to_string(),
-                Tag::Propose(_, p) => format!("{p:?}"),
+                Tag::Hello => "hello",
+                Tag::Tick => "tick",
+                Tag::Propose(_, p) => p.kind(),
             };
             self.out
                 .push_back(Output::Warn(format!("Redis refused the {what}: {e}")));
@@ -358,15 +356,12 @@ impl Backplane {
             )));
             return Ok(());
         }
-        let (epoch, last_id, admin) = (word(0), word(1), word(2));
+        let epoch = word(0);
         match self.epoch.as_deref() {
             None => {
-                let users = parts.get(3).map(members).unwrap_or_default();
-                let admin = (!admin.is_empty()).then_some(admin);
+                let (users, admin) = self.take_state(parts.get(1..).unwrap_or_default());
                 self.out
                     .push_back(Output::Event(Event::Snapshot { users, admin }));
-                self.last_id = last_id;
-                self.position = word(4).parse().unwrap_or(0);
                 self.out
                     .push_back(Output::Up(format!("node {} joined the cluster", self.node)));
             }
@@ -393,7 +388,6 @@ impl Backplane {
             }
         }
         self.epoch = Some(epoch);
-        self.fresh = false;
         self.phase = Phase::Up;
         self.next_tick = Some(now + self.lease / 3);
         for p in std::mem::take(&mut self.logouts) {
@@ -442,16 +436,22 @@ impl Backplane {
         let Reply::Array(parts) = reply else {
             return Err(format!("unexpected snapshot reply {reply:?}"));
         };
-        let word = |i: usize| parts.get(i).map(text).unwrap_or_default();
-        let admin = word(1);
-        let users = parts.get(2).map(members).unwrap_or_default();
-        self.last_id = word(0);
-        self.position = word(3).parse().unwrap_or(0);
+        let (users, admin) = self.take_state(&parts);
         self.resync = false;
-        let admin = (!admin.is_empty()).then_some(admin);
         self.out
             .push_back(Output::Event(Event::Resync { users, admin }));
         Ok(())
+    }
+
+    /// The state a hello or a snapshot returns, `{last event id, admin,
+    /// users, entries added}`: reading goes on after that event, at that
+    /// stream index; the users and admin are for the chat.
+    fn take_state(&mut self, parts: &[Reply]) -> (Vec<Member>, Option<String>) {
+        let word = |i: usize| parts.get(i).map(text).unwrap_or_default();
+        self.last_id = word(0);
+        self.position = word(3).parse().unwrap_or(0);
+        let admin = Some(word(1)).filter(|a| !a.is_empty());
+        (parts.get(2).map(members).unwrap_or_default(), admin)
     }
 
     /// An `XREAD` reply: nothing (it timed out) or the entries after
@@ -511,12 +511,12 @@ fn refusal(p: &Proposal, words: &[String]) -> Option<Refusal> {
 }
 
 /// An epoch id for Redis's life, should this node be the first to see it.
-fn new_epoch(node: &str, now: Instant) -> String {
+fn new_epoch(node: &str) -> String {
     let wall = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos();
-    format!("{node}-{wall}-{:?}", now.elapsed().as_nanos())
+    format!("{node}-{wall}")
 }
 
 fn text(r: &Reply) -> String {

@@ -59,6 +59,21 @@ pub enum Proposal {
     Elect,
 }
 
+impl Proposal {
+    /// What kind of change it is, for the log (never the text of a chat).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Proposal::Login { .. } => "login",
+            Proposal::Rename { .. } => "rename",
+            Proposal::Chat { .. } => "chat",
+            Proposal::Whisper { .. } => "whisper",
+            Proposal::Admin { .. } => "admin command",
+            Proposal::Logout { .. } => "logout",
+            Proposal::Elect => "election",
+        }
+    }
+}
+
 /// Why a proposal was turned down.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
