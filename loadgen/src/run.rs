@@ -261,23 +261,21 @@ impl<'a> Runner<'a> {
             return;
         };
         let (server1, own1, _) = self.cpu_now();
-        let each: Vec<(u32, f64)> = self
-            .p
-            .server_pids
+        let pids = &self.p.server_pids;
+        let used: Vec<Option<f64>> = server1
             .iter()
-            .zip(server1.iter().zip(&server0))
-            .filter_map(|(&pid, (a, b))| Some((pid, (*a)? - (*b)?)))
+            .zip(&server0)
+            .map(|(a, b)| Some((*a)? - (*b)?))
             .collect();
-        let all = each.len() == self.p.server_pids.len() && !each.is_empty();
-        let rss: Option<Vec<u64>> = self
-            .p
-            .server_pids
+        let each = pids
             .iter()
-            .map(|&pid| procfs::process_rss_kib(pid))
+            .zip(&used)
+            .filter_map(|(&pid, cpu)| Some((pid, (*cpu)?)))
             .collect();
+        let rss: Option<u64> = pids.iter().map(|&pid| procfs::process_rss_kib(pid)).sum();
         self.out.usage = Usage {
-            server_cpu_s: all.then(|| each.iter().map(|(_, c)| c).sum()),
-            server_rss_kib: rss.filter(|r| !r.is_empty()).map(|r| r.iter().sum()),
+            server_cpu_s: total_cpu(used),
+            server_rss_kib: rss.filter(|_| !pids.is_empty()),
             server_cpu_each: each,
             loadgen_cpu_s: own1 - own0,
             wall_s: t0.elapsed().as_secs_f64(),

@@ -68,3 +68,66 @@ fn redis_mode_refuses_peers() {
     assert_eq!(code, Some(2), "{all}");
     assert!(all.contains("--peers needs --protocol mp1"), "{all}");
 }
+
+/// Several `--target`s: clients spread over two nodes of one cluster (run
+/// in-process), every chat reaches every client on both, and latency is
+/// reported per node.
+#[test]
+fn clients_spread_over_a_cluster_lose_nothing() {
+    let Some(redis) = redis::start("clients_spread_over_a_cluster_lose_nothing") else {
+        return;
+    };
+    let node = |id: &str| {
+        let config = mp1::server::Config {
+            bind: std::net::IpAddr::from([127, 0, 0, 1]),
+            port: 0,
+            cluster: Some(mp1::server::ClusterConfig {
+                url: redis.url(),
+                node_id: id.into(),
+                lease: std::time::Duration::from_secs(3),
+            }),
+            ..mp1::server::Config::default()
+        };
+        // The server is made and run on its own thread (it is not Send).
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut server = mp1::server::Server::bind(config).expect("mp1d binds");
+            server.join_cluster().expect("joins the cluster");
+            tx.send(server.local_addr().unwrap().to_string()).unwrap();
+            server.run()
+        });
+        rx.recv().unwrap()
+    };
+    let (a, b) = (node("a"), node("b"));
+    let (code, j, all) = loadgen(&[
+        "--target",
+        &a,
+        "--target",
+        &b,
+        "--clients",
+        "20",
+        "--senders",
+        "2",
+        "--messages",
+        "30",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{all}");
+    assert_eq!(j["tcp"]["expected"], 50 * 19, "{j}");
+    assert_eq!(j["tcp"]["received"], 50 * 19, "{j}");
+    assert_eq!(j["tcp"]["lost"], 0, "{j}");
+    let by_target = j["delivery_by_target"].as_array().unwrap();
+    let targets: Vec<&str> = by_target
+        .iter()
+        .map(|t| t["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(targets, [a.as_str(), b.as_str()], "{j}");
+    let counts: Vec<u64> = by_target
+        .iter()
+        .map(|t| t["delivery_us"]["count"].as_u64().unwrap())
+        .collect();
+    // 30 measured chats from c0 and c1 (one on each node): the 10 clients
+    // on each node get each chat but their own.
+    assert_eq!(counts.iter().sum::<u64>(), 30 * 19, "{j}");
+    assert!(counts.iter().all(|&c| c >= 30 * 9), "{counts:?}");
+}
