@@ -1,5 +1,6 @@
 //! A small logger for the binaries: one line per record on stderr, with
-//! the local time and level. The level comes from `--log-level`, else
+//! the local time and level (and a tag, such as a cluster node's id, when
+//! several processes share one terminal or log). The level comes from `--log-level`, else
 //! `RUST_LOG` (a plain level such as `debug`, or `target=level` pairs of
 //! which the last level wins), else `info`.
 //!
@@ -29,6 +30,8 @@ enum Msg {
 
 struct QueueLogger {
     queue: SyncSender<Msg>,
+    /// `[tag] ` before every message, or nothing.
+    tag: String,
 }
 
 /// Lines dropped because the queue was full, not yet reported.
@@ -45,7 +48,12 @@ impl Log for QueueLogger {
             return;
         }
         let now = chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%.3f");
-        let line = format!("{now} {:<5} {}\n", record.level(), record.args());
+        let line = format!(
+            "{now} {:<5} {}{}\n",
+            record.level(),
+            self.tag,
+            record.args()
+        );
         if let Err(TrySendError::Full(_)) = self.queue.try_send(Msg::Line(line)) {
             DROPPED.fetch_add(1, Ordering::Relaxed);
         }
@@ -85,13 +93,14 @@ pub fn parse_level(s: &str) -> Option<LevelFilter> {
 }
 
 /// Installs the logger and starts its writer thread. `level` wins over
-/// `RUST_LOG`.
-pub fn init(level: Option<LevelFilter>) {
+/// `RUST_LOG`; `tag` (a cluster node's id) starts every message.
+pub fn init(level: Option<LevelFilter>, tag: Option<&str>) {
     let level = level
         .or_else(|| std::env::var("RUST_LOG").ok().and_then(|v| parse_level(&v)))
         .unwrap_or(LevelFilter::Info);
     let (tx, rx) = mpsc::sync_channel(QUEUE_LINES);
-    let logger = LOGGER.get_or_init(|| QueueLogger { queue: tx });
+    let tag = tag.map(|t| format!("[{t}] ")).unwrap_or_default();
+    let logger = LOGGER.get_or_init(|| QueueLogger { queue: tx, tag });
     let started = std::thread::Builder::new()
         .name("log".into())
         .spawn(move || writer(rx))

@@ -621,7 +621,8 @@ fn redis_stopped_then_started() {
     let mut b = login(&n[1], "bo", true);
     a.expect_server_message("bo joined the server.");
     redis.stop();
-    n[0].wait_log("lost the cluster's Redis");
+    let line = n[0].wait_log("lost the cluster's Redis");
+    assert!(line.contains(" [n1] lost"), "says which node: {line}");
     send(&mut a, false, "SendChat", json!({"message": "anyone?"}));
     a.expect_server_message_starting("The chat is unavailable right now");
     send(&mut a, false, "MuteUser", json!({"name": "bo"}));

@@ -320,7 +320,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    logging::init(level);
+    // Several nodes often log to one terminal or journal: say which.
+    let node = config.cluster.as_ref().map(|c| c.node_id.as_str());
+    logging::init(level, node);
     let code = serve(config);
     // The log is written by another thread: let it finish.
     logging::flush(Duration::from_secs(1));
