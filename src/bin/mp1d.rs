@@ -120,6 +120,14 @@ where
     }
 }
 
+/// The largest byte limit an option takes: 1 TiB, or what a 32-bit
+/// board's address space allows.
+const MAX_BYTES: usize = {
+    let tib = 1u64 << 40;
+    let half_space = (usize::MAX / 2) as u64;
+    (if tib < half_space { tib } else { half_space }) as usize
+};
+
 /// Options that take a value.
 const VALUE_OPTIONS: &[&str] = &[
     "--port",
@@ -204,8 +212,10 @@ fn parse_args() -> Result<Command, String> {
                 "--max-unparsable" => c.max_unparsable = number(&v, 1, u32::MAX)?,
                 "--login-timeout" => c.login_timeout = seconds(&v)?,
                 "--idle-timeout" => c.idle_timeout = seconds(&v)?,
-                "--max-output-bytes" => c.max_output_bytes = number(&v, 1024, 1 << 40)?,
-                "--max-total-output-bytes" => c.max_total_output_bytes = number(&v, 1024, 1 << 40)?,
+                "--max-output-bytes" => c.max_output_bytes = number(&v, 1024, MAX_BYTES)?,
+                "--max-total-output-bytes" => {
+                    c.max_total_output_bytes = number(&v, 1024, MAX_BYTES)?
+                }
                 "--close-timeout" => c.close_timeout = seconds(&v)?,
                 "--shutdown-timeout" => c.shutdown_timeout = seconds(&v)?,
                 "--peer-name" => bridge = Some(BridgeConfig::new(&v)),

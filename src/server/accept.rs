@@ -3,6 +3,8 @@
 //! (the failed connection stays in the backlog, so retrying at once would
 //! spin).
 
+use super::connection::Face;
+use super::table::{Listening, Source};
 use super::{FramingMode, Server, Timer};
 use crate::chat::ConnId;
 use crate::protocol::{encode_line, Reply};
@@ -18,42 +20,25 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Per-connection accept failures in a row before pausing a moment.
 const ODD_ERRORS_MAX: u32 = 64;
 
-/// The listening sockets, which share one accept loop and one back-off.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Listener {
-    /// MP1 clients over TCP.
-    Mp1,
-    /// The HTTP face (`--http`).
-    Http,
-}
-
 impl Server {
-    /// Accepts on every listener (after a pause).
-    pub(super) fn accept_all(&mut self) {
-        self.accept_from(Listener::Mp1);
-        self.accept_from(Listener::Http);
-    }
-
-    /// Accepts on `which` until its backlog is empty.
-    pub(super) fn accept_from(&mut self, which: Listener) {
+    /// Accepts on the listener in slot `key` until its backlog is empty.
+    /// Every listener shares this loop and its back-off.
+    pub(super) fn accept_from(&mut self, key: usize) {
         if self.accept_paused || self.shutdown_deadline.is_some() {
             return;
         }
         let mut odd_errors = 0;
         loop {
-            let listener = match which {
-                Listener::Mp1 => self.listener.as_ref(),
-                Listener::Http => self.http.as_ref().map(|h| h.listener()),
-            };
-            let Some(listener) = listener else {
+            let Some(Source::Listener(listener, which)) = self.table.source(key) else {
                 return;
             };
+            let which = *which;
             match listener.accept() {
                 Ok((stream, addr)) => {
                     self.accept_backoff = BACKOFF_MIN;
                     match which {
-                        Listener::Mp1 => self.admit(stream, addr),
-                        Listener::Http => self.admit_http(stream, addr),
+                        Listening::Mp1 => self.admit(stream, addr),
+                        Listening::Http => self.admit_http(stream, addr),
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -64,7 +49,7 @@ impl Server {
                     warn!(
                         "accept ({which:?}): {e}; pausing accepts for {:?} ({} clients)",
                         self.accept_backoff,
-                        self.clients.len()
+                        self.table.clients()
                     );
                     self.pause_accepts(self.accept_backoff);
                     self.accept_backoff = (self.accept_backoff * 2).min(BACKOFF_MAX);
@@ -92,7 +77,7 @@ impl Server {
     }
 
     fn admit(&mut self, stream: TcpStream, addr: SocketAddr) {
-        if self.clients.len() >= self.config.max_clients {
+        if self.table.clients() >= self.config.max_clients {
             self.refuse_full(stream, addr);
             return;
         }
@@ -101,30 +86,39 @@ impl Server {
             FramingMode::Newline => Framing::Newline,
             FramingMode::Bare => Framing::Bare,
         };
-        self.admit_client(stream, addr, framing, false);
+        if let Some(key) = self.add_conn(stream, addr, framing, Face::Mp1) {
+            self.admit_client(key);
+        }
     }
 
-    /// Adds a client (over TCP, or a browser over WebSocket) to the table
-    /// and the chat, with its login deadline.
-    pub(super) fn admit_client(
+    /// Puts an accepted connection in the table, speaking `face`.
+    pub(super) fn add_conn(
         &mut self,
         stream: TcpStream,
         addr: SocketAddr,
         framing: Framing,
-        websocket: bool,
+        face: Face,
     ) -> Option<ConnId> {
         let _ = stream.set_nodelay(true);
-        let (key, generation) =
-            match self
-                .clients
-                .insert(self.el.registry(), stream, addr, framing, websocket)
-            {
-                Ok(k) => k,
-                Err(e) => {
-                    warn!("register {addr}: {e}");
-                    return None;
-                }
-            };
+        super::sys::bound_send_buffer(&stream, self.config.max_output_bytes);
+        let registry = self.el.registry();
+        match self.table.insert(registry, stream, addr, framing, face) {
+            Ok((key, _)) => Some(key),
+            Err(e) => {
+                warn!("register {addr}: {e}");
+                None
+            }
+        }
+    }
+
+    /// A connection became a chat client (over TCP, or a browser over
+    /// WebSocket): the chat learns of it, and its login deadline is set.
+    pub(super) fn admit_client(&mut self, key: ConnId) {
+        let Some(conn) = self.table.get(key) else {
+            return;
+        };
+        let (addr, websocket) = (conn.addr, conn.is_websocket());
+        let generation = self.table.generation(key).expect("just added");
         self.counters.accepted += 1;
         self.chat.connect(key, addr);
         if !self.config.login_timeout.is_zero() {
@@ -134,7 +128,6 @@ impl Server {
         let level = self.noisy(log::Level::Info);
         let how = if websocket { " over WebSocket" } else { "" };
         log::log!(level, "connect {addr}{how} (#{key})");
-        Some(key)
     }
 
     /// Tells a connection over `--max-clients` why, and closes it.
@@ -144,7 +137,7 @@ impl Server {
         log::log!(
             level,
             "rejected {addr}: server full ({} clients)",
-            self.clients.len()
+            self.table.clients()
         );
         // Best effort: the socket is new, so its buffer has room.
         let mut line = Vec::new();

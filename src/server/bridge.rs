@@ -3,7 +3,8 @@
 //! users. One namespace for both: the chat state machine knows the LAN
 //! names, and the peer asks it whether a name is taken.
 
-use super::{Server, Timer, BRIDGE};
+use super::table::Source;
+use super::{Server, Timer};
 use crate::chat::LanOut;
 use crate::peer::net::PeerNode;
 use crate::peer::{PeerConfig, PeerEvent};
@@ -39,7 +40,8 @@ impl Server {
         let mut node = PeerNode::bind(self.config.bind, port, config).map_err(|e| {
             io::Error::new(e.kind(), format!("UDP port {port} for the LAN bridge: {e}"))
         })?;
-        node.register(self.el.registry(), BRIDGE)?;
+        let (_, token) = self.table.add(Source::Bridge);
+        node.register(self.el.registry(), token)?;
         info!("bridging the LAN as {:?} on UDP {}", b.name, node.peer.me());
         let now = Instant::now();
         if !node.peer.join(&b.name, now) {

@@ -4,6 +4,7 @@
 //! engine's logic is in `crate::cluster`; this file only moves bytes and
 //! time.
 
+use super::table::Source;
 use super::timers::Wake;
 use super::{Server, Timer};
 use crate::cluster::backplane::{Backplane, Link, Output};
@@ -14,9 +15,6 @@ use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
-
-pub(super) const COMMANDS: Token = Token(usize::MAX - 4);
-pub(super) const READER: Token = Token(usize::MAX - 5);
 
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -99,14 +97,8 @@ pub(super) struct Cluster {
     writable: [bool; 2],
     /// The loss was logged; the tries that follow are not, until it is back.
     told: bool,
-}
-
-fn link_of(token: Token) -> Link {
-    if token == COMMANDS {
-        Link::Commands
-    } else {
-        Link::Reader
-    }
+    /// The sockets' tokens (commands, reader), from the loop's table.
+    tokens: [Token; 2],
 }
 
 /// Why a blocking hello failed.
@@ -188,6 +180,7 @@ impl Cluster {
     pub(super) fn start(
         config: ClusterConfig,
         registry: &Registry,
+        tokens: [Token; 2],
     ) -> io::Result<(Cluster, Vec<Output>)> {
         let url = config.url.clone();
         let fail = move |e: io::Error| {
@@ -215,8 +208,8 @@ impl Cluster {
         let mut reader = TcpStream::from_std(reader);
         let _ = commands.set_nodelay(true);
         let _ = reader.set_nodelay(true);
-        registry.register(&mut commands, COMMANDS, Interest::READABLE)?;
-        registry.register(&mut reader, READER, Interest::READABLE)?;
+        registry.register(&mut commands, tokens[0], Interest::READABLE)?;
+        registry.register(&mut reader, tokens[1], Interest::READABLE)?;
         let cluster = Cluster {
             config,
             addr,
@@ -229,6 +222,7 @@ impl Cluster {
             wake: Wake::default(),
             writable: [false; 2],
             told: false,
+            tokens,
         };
         Ok((cluster, outputs))
     }
@@ -245,8 +239,7 @@ impl Cluster {
     }
 
     /// A readiness event on one of the sockets.
-    fn on_event(&mut self, registry: &Registry, token: Token, now: Instant) -> Result<(), String> {
-        let link = link_of(token);
+    fn on_event(&mut self, registry: &Registry, link: Link, now: Instant) -> Result<(), String> {
         let Some(socket) = self.socket(link) else {
             return Ok(());
         };
@@ -292,7 +285,8 @@ impl Cluster {
     /// Writes what the engine has for each open socket; WRITABLE interest
     /// only while some is left.
     fn flush(&mut self, registry: &Registry) -> Result<(), String> {
-        for (i, (link, token)) in [(Link::Commands, COMMANDS), (Link::Reader, READER)]
+        let tokens = self.tokens;
+        for (i, (link, token)) in [(Link::Commands, tokens[0]), (Link::Reader, tokens[1])]
             .into_iter()
             .enumerate()
         {
@@ -347,8 +341,8 @@ impl Cluster {
         let mut commands = TcpStream::connect(self.addr)?;
         let mut reader = TcpStream::connect(self.addr)?;
         let both = Interest::READABLE | Interest::WRITABLE;
-        registry.register(&mut commands, COMMANDS, both)?;
-        registry.register(&mut reader, READER, both)?;
+        registry.register(&mut commands, self.tokens[0], both)?;
+        registry.register(&mut reader, self.tokens[1], both)?;
         self.writable = [true; 2];
         self.commands = Some(Socket::Connecting(commands));
         self.reader = Some(Socket::Connecting(reader));
@@ -426,7 +420,10 @@ impl Server {
             return Ok(());
         };
         self.chat.join_cluster(&config.node_id);
-        let (cluster, outputs) = Cluster::start(config, self.el.registry())?;
+        let (_, commands) = self.table.add(Source::Redis(Link::Commands));
+        let (_, reader) = self.table.add(Source::Redis(Link::Reader));
+        let registry = self.el.registry();
+        let (cluster, outputs) = Cluster::start(config, registry, [commands, reader])?;
         self.cluster = Some(Box::new(cluster));
         for o in outputs {
             self.on_cluster_output(o);
@@ -435,12 +432,15 @@ impl Server {
         Ok(())
     }
 
-    pub(super) fn on_cluster_event(&mut self, token: Token) {
+    pub(super) fn on_cluster_event(&mut self, key: usize) {
         let now = Instant::now();
+        let Some(&Source::Redis(link)) = self.table.source(key) else {
+            return;
+        };
         let Some(c) = self.cluster.as_mut() else {
             return;
         };
-        if let Err(why) = c.on_event(self.el.registry(), token, now) {
+        if let Err(why) = c.on_event(self.el.registry(), link, now) {
             c.lose(self.el.registry(), &why, now);
         }
         self.pump_cluster();
@@ -533,7 +533,7 @@ impl Server {
         if self.cluster.is_none() {
             return;
         }
-        for key in self.clients.open_keys() {
+        for key in self.table.open_keys() {
             self.chat.disconnect(key, &mut self.effects);
         }
         self.apply_effects();

@@ -1,6 +1,7 @@
-//! One client connection as the loop sees it: its socket, its protocol
-//! session, the bytes it is owed, and where it is in its life. The phase
-//! changes only through the methods here.
+//! One stream connection as the loop sees it: its socket, what it speaks
+//! ([`Face`]: MP1, an HTTP request, or MP1 over WebSocket after an
+//! upgrade), its protocol session, the bytes it is owed, and where it is
+//! in its life. The phase changes only through the methods here.
 
 use super::output::OutQueue;
 use crate::session::{Framing, Session};
@@ -17,7 +18,8 @@ pub enum Phase {
     Closing,
     /// Output sent and our side shut down; waiting for the client's FIN
     /// (closing with unread input would reset the connection and could
-    /// destroy the reply the client has not read yet).
+    /// destroy the reply the client has not read yet). Skipped when the
+    /// client's FIN came first.
     Draining,
     /// Gone; freed at the end of the loop turn.
     Dead,
@@ -26,9 +28,6 @@ pub enum Phase {
 pub struct Connection {
     pub stream: TcpStream,
     pub addr: SocketAddr,
-    /// Changes each time the slab slot is reused, so a stale event or
-    /// timer for a previous occupant is recognised and ignored.
-    generation: u32,
     phase: Phase,
     /// Input rules and reply framing.
     pub session: Session,
@@ -46,8 +45,23 @@ pub struct Connection {
     pub(super) paused: bool,
     pub(super) held_input: Vec<u8>,
     pub last_input: Instant,
-    /// A browser over WebSocket: its frames' decoder (`None`: plain TCP).
-    pub ws: Option<Box<WsState>>,
+    /// The client's FIN was read: nothing more will come from it.
+    pub(super) read_closed: bool,
+    /// Bytes the kernel held for it when its socket last refused more
+    /// (`SIOCOUTQ`): charged against its output limit with what it owes.
+    pub(super) kernel_owed: usize,
+    pub face: Face,
+}
+
+/// What a connection speaks. An HTTP request that asks for a WebSocket
+/// becomes one: a change of face, in the same slot.
+pub enum Face {
+    /// An MP1 client over TCP.
+    Mp1,
+    /// An HTTP request being read (`head`), or answered.
+    Http { head: Vec<u8>, answered: bool },
+    /// An MP1 client whose objects come in WebSocket frames.
+    WebSocket(Box<WsState>),
 }
 
 /// A WebSocket connection's framing state.
@@ -61,11 +75,10 @@ pub struct WsState {
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream, addr: SocketAddr, generation: u32, framing: Framing) -> Self {
+    pub fn new(stream: TcpStream, addr: SocketAddr, framing: Framing, face: Face) -> Self {
         Connection {
             stream,
             addr,
-            generation,
             phase: Phase::Open,
             session: Session::new(framing),
             out: OutQueue::default(),
@@ -76,12 +89,10 @@ impl Connection {
             paused: false,
             held_input: Vec::new(),
             last_input: Instant::now(),
-            ws: None,
+            read_closed: false,
+            kernel_owed: 0,
+            face,
         }
-    }
-
-    pub fn generation(&self) -> u32 {
-        self.generation
     }
 
     pub fn phase(&self) -> Phase {
@@ -102,14 +113,36 @@ impl Connection {
     }
 
     /// All output is out on a closing connection: send our FIN after it
-    /// and wait for the client's, draining what it still sends.
+    /// and wait for the client's, draining what it still sends. False if
+    /// it was not closing, or if the client's FIN came already (then there
+    /// is nothing to wait for: the caller kills it).
     pub fn output_done(&mut self) -> bool {
         if self.phase != Phase::Closing {
             return false;
         }
         let _ = self.stream.shutdown(Shutdown::Write);
+        if self.read_closed {
+            return false;
+        }
         self.phase = Phase::Draining;
         true
+    }
+
+    /// Whether a browser's frames carry its MP1 objects.
+    pub fn ws(&mut self) -> Option<&mut WsState> {
+        match &mut self.face {
+            Face::WebSocket(ws) => Some(ws),
+            _ => None,
+        }
+    }
+
+    pub fn is_websocket(&self) -> bool {
+        matches!(self.face, Face::WebSocket(_))
+    }
+
+    /// Whether it is (or became) a chat client, not an HTTP request.
+    pub fn is_client(&self) -> bool {
+        !matches!(self.face, Face::Http { .. })
     }
 
     /// Marks the connection dead and frees its queue (nothing more will be

@@ -3,8 +3,8 @@
 //! chat's effects back to the client table; and the ways a connection is
 //! closed on the server's initiative (evictions, timeouts, slow consumers).
 
-use super::clients::Received;
-use super::connection::Phase;
+use super::connection::{Face, Phase};
+use super::table::Received;
 use super::{Server, Timer};
 use crate::chat::{ConnId, Effect};
 use crate::protocol::{encode_line, Cursor, DecodeError, Reply, Request, Status};
@@ -26,62 +26,66 @@ const FLUSH_AFTER_BYTES: usize = 16 * 1024 * 1024;
 impl Server {
     // ------------------------------------------------------------- input
 
-    /// Reads until the socket is drained or this connection had its share
-    /// of the turn.
-    ///
-    /// mio is edge-triggered, and its rule is to read until `WouldBlock`.
-    /// Here a *short* read (fewer bytes than the buffer) also ends the
-    /// loop, which saves one `read` syscall per event on the hot path. That
-    /// relies on Linux: a TCP `read` returns everything queued up to the
-    /// buffer's size, so a short read emptied the receive queue; and epoll
-    /// queues a new edge for every later arrival (each one wakes the
-    /// socket's waiters, and EPOLLET re-arms once the event is reported),
-    /// including bytes that land between this read and the next
-    /// `epoll_wait`. So no input is left unnoticed. On a system without
-    /// those guarantees, drop the short-read test and read to `WouldBlock`.
-    pub(super) fn read_from(&mut self, key: ConnId) {
+    /// The one read path, for every stream connection whatever its face:
+    /// reads until `WouldBlock` (mio is edge-triggered) or the client's
+    /// FIN, or until this connection had its share of the turn (then it
+    /// is read again next turn).
+    pub(super) fn on_readable(&mut self, key: ConnId) {
         // Input held back while its output drained comes first, and a
         // browser's frames already received.
-        let held = self.clients.take_held_input(key);
+        let held = self.table.take_held_input(key);
         if !held.is_empty() {
             self.on_bytes(key, &held);
         }
-        if self.clients.get(key).is_some_and(|c| c.ws.is_some()) {
+        if self.table.get(key).is_some_and(|c| c.is_websocket()) {
             self.drain_ws(key);
         }
         for _ in 0..READS_PER_TURN {
-            match self.clients.read(key, &mut self.scratch) {
+            match self.table.read(key, &mut self.scratch) {
                 Received::Bytes(n) => {
                     self.on_input(key, n);
-                    if self.clients.get(key).is_some_and(|c| c.paused) {
+                    if self.table.get(key).is_some_and(|c| c.paused) {
                         return; // resumed from the flush that drains it
-                    }
-                    // A short read drained the socket (see above).
-                    if n < self.scratch.len() {
-                        return;
                     }
                 }
                 Received::Discarded => continue,
                 Received::Nothing => return,
-                Received::Gone(why) => {
-                    self.clients.lose(key, &why);
-                    return;
-                }
+                Received::Closed => return self.on_read_closed(key),
+                Received::Failed(why) => return self.table.lose(key, &why),
             }
         }
-        self.clients.read_later(key);
+        self.table.read_later(key);
     }
 
-    /// Hands `scratch[..n]` to the client's session.
+    /// The client sent its FIN after what was read (which was handled):
+    /// what it is owed still goes out, then the connection closes. A chat
+    /// client is leaving, and the others are told.
+    fn on_read_closed(&mut self, key: ConnId) {
+        let Some(conn) = self.table.get(key) else {
+            return;
+        };
+        match conn.phase() {
+            Phase::Draining => self.table.kill(key),
+            Phase::Open if conn.is_client() => {
+                self.begin_close(key);
+                self.table.hang_up(key);
+            }
+            Phase::Open => self.begin_close(key),
+            Phase::Closing | Phase::Dead => {}
+        }
+    }
+
+    /// Hands `scratch[..n]` to what the connection speaks.
     fn on_input(&mut self, key: ConnId, n: usize) {
         let scratch = std::mem::take(&mut self.scratch);
+        let conn = self.table.get_mut(key).expect("read from it");
         if !self.config.idle_timeout.is_zero() {
-            self.clients.get_mut(key).expect("read from it").last_input = Instant::now();
+            conn.last_input = Instant::now();
         }
-        if self.clients.get(key).is_some_and(|c| c.ws.is_some()) {
-            self.on_ws_bytes(key, &scratch[..n]);
-        } else {
-            self.on_bytes(key, &scratch[..n]);
+        match conn.face {
+            Face::Mp1 => self.on_bytes(key, &scratch[..n]),
+            Face::WebSocket(_) => self.on_ws_bytes(key, &scratch[..n]),
+            Face::Http { .. } => self.on_http_bytes(key, &scratch[..n]),
         }
         self.scratch = scratch;
     }
@@ -89,39 +93,25 @@ impl Server {
     /// A browser's bytes: WebSocket frames, whose text messages go to its
     /// session like any client's bytes.
     pub(super) fn on_ws_bytes(&mut self, key: ConnId, bytes: &[u8]) {
-        if let Some(ws) = self.clients.get_mut(key).and_then(|c| c.ws.as_mut()) {
+        if let Some(ws) = self.table.get_mut(key).and_then(|c| c.ws()) {
             ws.decoder.feed(bytes);
         }
         self.drain_ws(key);
     }
 
     /// Acts on the frames decoded so far, until they run out or the
-    /// connection pauses or closes.
+    /// connection pauses or closes. Of several pings, the latest is
+    /// answered (RFC 6455, 5.5.3), once the frames run out.
     fn drain_ws(&mut self, key: ConnId) {
-        let max = self.config.max_message_bytes;
-        loop {
-            let Some(conn) = self.clients.get_mut(key) else {
-                return;
-            };
-            if !conn.is_open() || conn.paused {
-                return;
-            }
-            let Some(ws) = conn.ws.as_mut() else {
-                return;
-            };
-            let Some(event) = ws.decoder.next_event(max) else {
-                return;
-            };
+        let mut ping = None;
+        while let Some(event) = self.next_ws_event(key) {
             match event {
                 WsEvent::Text(payload) => self.on_bytes(key, &payload),
-                WsEvent::Ping(payload) => {
-                    let pong = websocket::frame(websocket::OP_PONG, &payload);
-                    self.clients.queue_ws_control(key, &pong);
-                }
+                WsEvent::Ping(payload) => ping = Some(payload),
                 WsEvent::Close(code) => {
                     debug!("#{key}: WebSocket closed by the client ({code})");
                     let echo = websocket::close_frame(websocket::CLOSE_NORMAL, "");
-                    self.clients.queue_ws_control(key, &echo);
+                    self.table.queue_ws_control(key, &echo);
                     self.begin_close(key);
                     self.chat.disconnect(key, &mut self.effects);
                     self.apply_effects();
@@ -130,13 +120,33 @@ impl Server {
                     self.counters.cut_unparsable += 1;
                     let level = self.noisy(log::Level::Warn);
                     log::log!(level, "#{key}: WebSocket: {why}; disconnecting");
-                    if let Some(ws) = self.clients.get_mut(key).and_then(|c| c.ws.as_mut()) {
+                    if let Some(ws) = self.table.get_mut(key).and_then(|c| c.ws()) {
                         ws.close_code = code;
                     }
                     self.evict(key, &format!("WebSocket error: {why}."));
                 }
             }
         }
+        if let Some(payload) = ping {
+            let pong = websocket::frame(websocket::OP_PONG, &payload);
+            self.table.queue_ws_control(key, &pong);
+            self.cut_slow_consumers();
+        }
+    }
+
+    /// The next frame event of an open, unpaused browser; a browser that
+    /// owes too much is paused first (its frames wait in the decoder).
+    fn next_ws_event(&mut self, key: ConnId) -> Option<WsEvent> {
+        if self.table.owes_too_much(key) {
+            self.table.pause(key, &[]);
+            return None;
+        }
+        let max = self.config.max_message_bytes;
+        let conn = self.table.get_mut(key)?;
+        if !conn.is_open() || conn.paused {
+            return None;
+        }
+        conn.ws()?.decoder.next_event(max)
     }
 
     /// Acts on each input in `bytes` until they are used up, or the
@@ -144,12 +154,12 @@ impl Server {
     /// waits, unread, until that output drains (backpressure).
     fn on_bytes(&mut self, key: ConnId, bytes: &[u8]) {
         let mut at = Cursor::default();
-        while self.clients.get(key).is_some_and(|c| c.is_open()) {
-            if at.between_frames() && self.clients.owes_too_much(key) {
-                self.clients.pause(key, &bytes[at.position()..]);
+        while self.table.get(key).is_some_and(|c| c.is_open()) {
+            if at.between_frames() && self.table.owes_too_much(key) {
+                self.table.pause(key, &bytes[at.position()..]);
                 return;
             }
-            let conn = self.clients.get_mut(key).expect("open");
+            let conn = self.table.get_mut(key).expect("open");
             let Some(input) = conn.session.next_input(bytes, &mut at, &self.limits) else {
                 break;
             };
@@ -169,10 +179,10 @@ impl Server {
             }
             Input::Answer(reply) => {
                 self.encode(&reply);
-                self.clients.queue(key, &self.encoded);
+                self.table.queue(key, &self.encoded);
             }
             Input::EndLine => {
-                self.clients.queue_raw(key, b"\n");
+                self.table.queue_raw(key, b"\n");
             }
             Input::Cut(cut) => {
                 let level = self.noisy(log::Level::Warn);
@@ -232,7 +242,7 @@ impl Server {
                     _ => {}
                 }
                 self.encode(&reply);
-                self.clients.queue(to, &self.encoded);
+                self.table.queue(to, &self.encoded);
             }
             Effect::Broadcast { except, reply } => {
                 if let Reply::SendChatFromUser { .. } = &reply {
@@ -243,7 +253,7 @@ impl Server {
                     log::log!(level, "{message}");
                 }
                 self.encode(&reply);
-                self.clients
+                self.table
                     .queue_all(self.chat.members(), except, &self.encoded);
             }
             Effect::Close(key) => self.begin_close(key),
@@ -253,13 +263,13 @@ impl Server {
     }
 
     pub(super) fn cut_slow_consumers(&mut self) {
-        while let Some((key, owed, over_budget)) = self.clients.next_too_slow() {
+        while let Some((key, owed, over_budget)) = self.table.next_too_slow() {
             if over_budget {
                 self.counters.cut_budget += 1;
             } else {
                 self.counters.cut_slow += 1;
             }
-            let addr = self.clients.get(key).map(|c| c.addr);
+            let addr = self.table.get(key).map(|c| c.addr);
             let level = self.noisy(log::Level::Warn);
             let why = if over_budget {
                 let total = self.config.max_total_output_bytes;
@@ -290,7 +300,7 @@ impl Server {
     /// client why and the others that it left.
     pub(super) fn evict(&mut self, key: ConnId, why: &str) {
         self.encode(&Reply::disconnect(why));
-        self.clients.queue_forced(key, &self.encoded);
+        self.table.queue_forced(key, &self.encoded);
         self.begin_close(key);
         self.chat.disconnect(key, &mut self.effects);
         self.apply_effects();
@@ -299,10 +309,10 @@ impl Server {
     /// Stops reading; the connection closes once its output is flushed or
     /// the close timeout passes.
     pub(super) fn begin_close(&mut self, key: ConnId) {
-        if !self.clients.begin_close(key) {
+        if !self.table.begin_close(key) {
             return;
         }
-        let generation = self.clients.get(key).expect("closing").generation();
+        let generation = self.table.generation(key).expect("closing");
         let at = Instant::now() + self.config.close_timeout;
         let at = self.shutdown_deadline.map_or(at, |d| d.min(at));
         self.el.timers.set(at, Timer::Close(key, generation));
@@ -310,7 +320,7 @@ impl Server {
 
     /// Logs out the connections found lost; true if that queued output.
     pub(super) fn log_out_lost(&mut self) -> bool {
-        let lost = self.clients.take_lost();
+        let lost = self.table.take_lost();
         if lost.is_empty() {
             return false;
         }
@@ -318,12 +328,12 @@ impl Server {
             self.chat.disconnect(key, &mut self.effects);
         }
         self.apply_effects();
-        self.clients.has_dirty()
+        self.table.has_dirty()
     }
 
     pub(super) fn on_login_deadline(&mut self, key: ConnId, generation: u32) {
         let waiting =
-            self.clients.is(key, generation, Phase::Open) && self.chat.name_of(key).is_none();
+            self.table.is(key, generation, Phase::Open) && self.chat.name_of(key).is_none();
         if waiting {
             self.counters.cut_timeout += 1;
             debug!("#{key}: no Login in time");
@@ -334,9 +344,9 @@ impl Server {
 
     pub(super) fn sweep_idle(&mut self, now: Instant) {
         let limit = self.config.idle_timeout;
-        for key in self.clients.open_keys() {
+        for key in self.table.open_keys() {
             let idle = self
-                .clients
+                .table
                 .get(key)
                 .is_some_and(|c| c.is_open() && now.duration_since(c.last_input) >= limit);
             if idle {
@@ -356,7 +366,7 @@ impl Server {
     /// Flushes now rather than at the end of the turn when a lot was
     /// queued, bounding the memory a burst of fan-out can hold.
     pub(super) fn flush_if_heavy(&mut self) {
-        let (slots, bytes) = self.clients.added_since_flush();
+        let (slots, bytes) = self.table.added_since_flush();
         if slots >= FLUSH_AFTER_SLOTS || bytes >= FLUSH_AFTER_BYTES {
             self.flush_all();
         }
@@ -366,8 +376,8 @@ impl Server {
     /// writes failed are announced to the rest, and flushed too.
     pub(super) fn flush_all(&mut self) {
         loop {
-            self.clients.flush(self.el.registry());
-            let cut = self.clients.has_too_slow();
+            self.table.flush(self.el.registry());
+            let cut = self.table.has_too_slow();
             self.cut_slow_consumers();
             if !self.log_out_lost() && !cut {
                 return;

@@ -8,76 +8,22 @@
 //! one 400, an unknown path 404, another method 405, a WebSocket from an
 //! origin not allowed 403.
 
-use super::{metrics, Server, Timer, KEY_MASK};
+use super::connection::Face;
+use super::table::{Listening, Source};
+use super::{metrics, Server, Timer};
+use crate::chat::ConnId;
+use crate::session::Framing;
 use log::warn;
-use mio::net::{TcpListener, TcpStream};
-use mio::{Interest, Registry, Token};
-use slab::Slab;
-use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr};
+use mio::net::TcpStream;
+use std::io;
+use std::net::SocketAddr;
 use std::time::Instant;
 
-pub(super) const HTTP_LISTENER: Token = Token(usize::MAX - 3);
-/// HTTP connections' slab keys sit at and above this in a token's low
-/// half, far above any client's (clients are capped at 2^24).
-const HTTP_BASE: usize = 1 << 31;
 /// HTTP connections open at once at most; more are refused (503).
 const MAX_CONNS: usize = 256;
 /// Largest request head (request line and headers) read.
 const MAX_HEAD_BYTES: usize = 8 * 1024;
 const MAX_HEADERS: usize = 32;
-
-pub(super) struct Http {
-    listener: TcpListener,
-    conns: Slab<Conn>,
-    next_generation: u32,
-    /// Connections done this turn, freed at its end.
-    dead: Vec<usize>,
-}
-
-struct Conn {
-    stream: TcpStream,
-    generation: u32,
-    head: Vec<u8>,
-    /// The response, less what is written.
-    response: Vec<u8>,
-    /// Response out and our FIN sent: reading until the client's.
-    draining: bool,
-}
-
-/// Whether `token` belongs to an HTTP connection.
-pub(super) fn is_http(token: Token) -> bool {
-    let low = token.0 & KEY_MASK;
-    (HTTP_BASE..HTTP_BASE + MAX_CONNS).contains(&low)
-}
-
-fn token(key: usize, generation: u32) -> Token {
-    Token((HTTP_BASE + key) | ((generation as usize & KEY_MASK) << (usize::BITS / 2)))
-}
-
-impl Http {
-    pub(super) fn bind(addr: SocketAddr, registry: &Registry) -> io::Result<Http> {
-        let std_listener = std::net::TcpListener::bind(addr)
-            .map_err(|e| io::Error::new(e.kind(), format!("HTTP on {addr}: {e}")))?;
-        std_listener.set_nonblocking(true)?;
-        let mut listener = TcpListener::from_std(std_listener);
-        registry.register(&mut listener, HTTP_LISTENER, Interest::READABLE)?;
-        Ok(Http {
-            listener,
-            conns: Slab::new(),
-            next_generation: 0,
-            dead: Vec::new(),
-        })
-    }
-
-    pub(super) fn listener(&self) -> &TcpListener {
-        &self.listener
-    }
-
-    pub(super) fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-}
 
 /// A complete response with a text body.
 fn response(status: &str, content_type: &str, body: &str, extra: &str) -> Vec<u8> {
@@ -91,6 +37,14 @@ fn response(status: &str, content_type: &str, body: &str, extra: &str) -> Vec<u8
 
 fn text(status: &str, body: &str) -> Vec<u8> {
     response(status, "text/plain; charset=utf-8", body, "")
+}
+
+/// A head over [`MAX_HEAD_BYTES`], complete or not.
+fn too_large() -> Vec<u8> {
+    text(
+        "431 Request Header Fields Too Large",
+        "request head too large\n",
+    )
 }
 
 /// The chat page, built in.
@@ -166,6 +120,9 @@ fn route(head: &[u8], origins: &[String], metrics: impl FnOnce() -> String) -> O
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let parsed = req.parse(head);
+    if matches!(parsed, Ok(httparse::Status::Complete(n)) if n > MAX_HEAD_BYTES) {
+        return Some(Answer::Respond(too_large()));
+    }
     if let Ok(httparse::Status::Complete(n)) = parsed {
         let path = req.path.unwrap_or("").split('?').next().unwrap_or("");
         if req.method == Some("GET") && path == "/ws" {
@@ -188,10 +145,7 @@ fn route_plain(
     metrics: impl FnOnce() -> String,
 ) -> Option<Vec<u8>> {
     match parsed {
-        Ok(httparse::Status::Partial) if head.len() > MAX_HEAD_BYTES => Some(text(
-            "431 Request Header Fields Too Large",
-            "request head too large\n",
-        )),
+        Ok(httparse::Status::Partial) if head.len() > MAX_HEAD_BYTES => Some(too_large()),
         Ok(httparse::Status::Partial) => None,
         Err(httparse::Error::TooManyHeaders) => Some(text(
             "431 Request Header Fields Too Large",
@@ -225,208 +179,132 @@ fn route_plain(
 impl Server {
     /// Starts the HTTP face when configured.
     pub(super) fn start_http(mut self) -> io::Result<Server> {
-        if let Some(addr) = self.config.http {
-            self.http = Some(Http::bind(addr, self.el.registry())?);
-        }
+        let Some(addr) = self.config.http else {
+            return Ok(self);
+        };
+        let listener = super::sys::listen(addr, 128)
+            .map_err(|e| io::Error::new(e.kind(), format!("HTTP on {addr}: {e}")))?;
+        self.http_addr = Some(listener.local_addr()?);
+        self.table.add_registered(
+            self.el.registry(),
+            Source::Listener(listener, Listening::Http),
+        )?;
         Ok(self)
     }
 
     /// Where the HTTP face listens, if it is on.
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http.as_ref().and_then(|h| h.local_addr().ok())
+        self.http_addr
     }
 
     /// Takes a connection the HTTP listener accepted.
     pub(super) fn admit_http(&mut self, mut stream: TcpStream, addr: SocketAddr) {
-        let timeout = self.config.http_timeout;
-        let Some(http) = self.http.as_mut() else {
-            return;
-        };
-        if http.conns.len() >= MAX_CONNS {
+        if self.table.requests() >= MAX_CONNS {
             warn!("HTTP: refused {addr}: {MAX_CONNS} connections open");
             let busy = text("503 Service Unavailable", "busy\n");
             let _ = io::Write::write(&mut stream, &busy);
             return;
         }
-        let generation = http.next_generation;
-        http.next_generation = http.next_generation.wrapping_add(1);
-        let entry = http.conns.vacant_entry();
-        let key = entry.key();
-        let registered =
-            self.el
-                .registry()
-                .register(&mut stream, token(key, generation), Interest::READABLE);
-        if registered.is_err() {
-            return;
-        }
-        entry.insert(Conn {
-            stream,
-            generation,
+        let face = Face::Http {
             head: Vec::new(),
-            response: Vec::new(),
-            draining: false,
-        });
-        let at = Instant::now() + timeout;
+            answered: false,
+        };
+        let Some(key) = self.add_conn(stream, addr, Framing::Bare, face) else {
+            return;
+        };
+        let generation = self.table.generation(key).expect("just added");
+        let at = Instant::now() + self.config.http_timeout;
         self.el.timers.set(at, Timer::Http(key, generation));
     }
 
-    pub(super) fn on_http_event(&mut self, event: Token) {
-        let key = (event.0 & KEY_MASK) - HTTP_BASE;
-        let Some(http) = self.http.as_mut() else {
+    /// Bytes of an HTTP request: once its head is complete, the answer is
+    /// queued and the connection closes after it (or it becomes a
+    /// WebSocket). Anything after the head is not read as a request.
+    pub(super) fn on_http_bytes(&mut self, key: ConnId, bytes: &[u8]) {
+        let Some(Face::Http { head, answered }) = self.table.get_mut(key).map(|c| &mut c.face)
+        else {
             return;
         };
-        match http.conns.get(key) {
-            Some(c) if token(key, c.generation) == event => {}
-            _ => return, // for a previous occupant of this slot
-        }
-        if !self.http_read(key) {
+        if *answered {
             return;
         }
-        self.http_write(key);
-    }
-
-    /// Reads what arrived; answers once the head is complete. False if
-    /// the connection is done.
-    fn http_read(&mut self, key: usize) -> bool {
-        let http = self.http.as_mut().expect("HTTP is on");
-        let conn = &mut http.conns[key];
-        let mut buf = [0u8; 4096];
-        loop {
-            match conn.stream.read(&mut buf) {
-                Ok(0) => {
-                    http.dead.push(key);
-                    return false;
-                }
-                Ok(n) if conn.draining || !conn.response.is_empty() => {
-                    // Anything after the request is not read as one.
-                    let _ = n;
-                }
-                Ok(n) => {
-                    conn.head.extend_from_slice(&buf[..n]);
-                    if conn.head.len() > MAX_HEAD_BYTES + buf.len() {
-                        break; // enough to answer 431; the rest is not read
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    http.dead.push(key);
-                    return false;
-                }
+        // At most one read past the limit is kept: a head over it is
+        // answered 431 at once, complete or not.
+        head.extend_from_slice(bytes);
+        let head = std::mem::take(head);
+        let answer = route(&head, &self.config.http_origins, || self.render_metrics());
+        match answer {
+            Some(Answer::Respond(r)) => self.answer_http(key, &r),
+            Some(Answer::Upgrade { response, rest }) => {
+                self.become_websocket(key, &response, &rest)
             }
-        }
-        if conn.response.is_empty() && !conn.draining {
-            let head = std::mem::take(&mut conn.head);
-            let answer = route(&head, &self.config.http_origins, || self.render_metrics());
-            let conn = &mut self.http.as_mut().expect("HTTP is on").conns[key];
-            match answer {
-                Some(Answer::Respond(r)) => conn.response = r,
-                Some(Answer::Upgrade { response, rest }) => {
-                    self.become_websocket(key, &response, &rest);
-                    return false;
+            None => {
+                if let Some(Face::Http { head: h, .. }) =
+                    self.table.get_mut(key).map(|c| &mut c.face)
+                {
+                    *h = head;
                 }
-                None => conn.head = head,
-            }
-        }
-        true
-    }
-
-    /// Hands an upgraded connection to the client table: from now on it
-    /// is an MP1 client whose bytes come in WebSocket frames.
-    fn become_websocket(&mut self, key: usize, response: &[u8], rest: &[u8]) {
-        let http = self.http.as_mut().expect("HTTP is on");
-        let mut conn = http.conns.remove(key);
-        let _ = self.el.registry().deregister(&mut conn.stream);
-        let Ok(addr) = conn.stream.peer_addr() else {
-            return;
-        };
-        if self.clients.len() >= self.config.max_clients {
-            let full = text("503 Service Unavailable", "server full\n");
-            let _ = io::Write::write(&mut conn.stream, &full);
-            return;
-        }
-        // A fresh socket: the whole response fits in its buffer.
-        if io::Write::write_all(&mut conn.stream, response).is_err() {
-            return;
-        }
-        let framing = crate::session::Framing::Bare;
-        if let Some(client) = self.admit_client(conn.stream, addr, framing, true) {
-            if !rest.is_empty() {
-                self.on_ws_bytes(client, rest);
             }
         }
     }
 
-    /// Writes the response; then our FIN, and waits for the client's.
-    fn http_write(&mut self, key: usize) {
-        let http = self.http.as_mut().expect("HTTP is on");
-        let conn = &mut http.conns[key];
-        if conn.response.is_empty() || conn.draining {
+    /// Queues the response; the connection closes once it is out.
+    fn answer_http(&mut self, key: ConnId, response: &[u8]) {
+        if let Some(Face::Http { answered, .. }) = self.table.get_mut(key).map(|c| &mut c.face) {
+            *answered = true;
+        }
+        self.table.queue_raw(key, response);
+        self.begin_close(key);
+    }
+
+    /// An HTTP connection asked for a WebSocket: from now on it is an MP1
+    /// client whose bytes come in frames (a change of face in its slot).
+    fn become_websocket(&mut self, key: ConnId, response: &[u8], rest: &[u8]) {
+        if self.table.clients() >= self.config.max_clients {
+            self.answer_http(key, &text("503 Service Unavailable", "server full\n"));
             return;
         }
-        if crate::pending::write_pending(&mut conn.stream, &mut conn.response).is_err() {
-            http.dead.push(key);
-            return;
+        self.table.queue_raw(key, response);
+        self.table.upgrade(key);
+        self.admit_client(key);
+        if !rest.is_empty() {
+            self.on_ws_bytes(key, rest);
         }
-        if !conn.response.is_empty() {
-            // The socket is full: write the rest when it has room.
-            let t = token(key, conn.generation);
-            let both = Interest::READABLE | Interest::WRITABLE;
-            let _ = self.el.registry().reregister(&mut conn.stream, t, both);
-            return;
-        }
-        let _ = conn.stream.shutdown(Shutdown::Write);
-        conn.draining = true;
     }
 
     /// The deadline of an HTTP connection passed: a request not complete
     /// by then gets 408; any connection still open is closed.
-    pub(super) fn on_http_deadline(&mut self, key: usize, generation: u32) {
-        let Some(http) = self.http.as_mut() else {
-            return;
-        };
-        let Some(conn) = http.conns.get_mut(key) else {
-            return;
-        };
-        if conn.generation != generation {
+    pub(super) fn on_http_deadline(&mut self, key: ConnId, generation: u32) {
+        if self.table.generation(key) != Some(generation) {
             return;
         }
-        if conn.response.is_empty() && !conn.draining {
-            let timeout = text("408 Request Timeout", "request timeout\n");
-            let _ = io::Write::write(&mut conn.stream, &timeout);
-        }
-        http.dead.push(key);
-    }
-
-    /// Frees the HTTP connections that finished this turn.
-    pub(super) fn free_http(&mut self) {
-        let Some(http) = self.http.as_mut() else {
-            return;
+        let Some(Face::Http { answered, .. }) = self.table.get(key).map(|c| &c.face) else {
+            return; // became a WebSocket
         };
-        for key in std::mem::take(&mut http.dead) {
-            if let Some(mut conn) = http.conns.try_remove(key) {
-                let _ = self.el.registry().deregister(&mut conn.stream);
-            }
+        if *answered {
+            self.table.abort(key);
+        } else {
+            self.answer_http(key, &text("408 Request Timeout", "request timeout\n"));
         }
     }
 
     /// `/metrics` now.
     fn render_metrics(&self) -> String {
-        let (ws_connected, ws_logged_in) = self.clients.websockets(self.chat.members());
+        let (ws_connected, ws_logged_in) = self.table.websockets(self.chat.members());
         let gauges = metrics::Gauges {
-            tcp_connected: self.clients.len() - ws_connected,
+            tcp_connected: self.table.clients() - ws_connected,
             tcp_logged_in: self.chat.members().len() - ws_logged_in,
             ws_connected,
             ws_logged_in,
             lan_peers: self.chat.lan_peer_count(),
-            output_queue_bytes: self.clients.total_out(),
+            output_queue_bytes: self.table.total_out(),
             cluster: self
                 .cluster
                 .as_ref()
                 .map(|c| (c.backplane.is_up(), self.chat.online_names().len())),
         };
         let mut counters = self.counters.clone();
-        counters.deliveries = self.clients.delivered();
+        counters.deliveries = self.table.delivered();
         metrics::render(&counters, &gauges, &self.turns)
     }
 }

@@ -121,7 +121,7 @@ pub fn render(c: &Counters, g: &Gauges, turns: &TurnHistogram) -> String {
     metric(
         "mp1_output_queue_bytes",
         "gauge",
-        "Bytes owed to clients that the kernel has not taken yet.",
+        "Bytes owed to clients: in the server's queues, and in the kernel's for clients it refused more.",
         &[("", g.output_queue_bytes as f64)],
     );
     if let Some((up, users)) = g.cluster {

@@ -6,9 +6,12 @@
 //!
 //! The pieces, after Redis's split between `ae.c` and `networking.c`:
 //! - [`event_loop`]: poll and timers; knows nothing of clients;
-//! - [`clients`]: the client table, output queues, flushes, deferred frees;
-//! - `accept`, `dispatch`, `bridge`: the listener; client input to the chat
-//!   and its effects back out; the LAN bridge;
+//! - [`table`]: every socket the loop polls, in one slab, with one token
+//!   codec ([`token`]); the connections' output queues, flushes, deferred
+//!   frees;
+//! - `accept`, `dispatch`, `http`, `bridge`, `cluster`: the listeners; a
+//!   connection's bytes to its face (MP1, HTTP, WebSocket) and the chat,
+//!   and the chat's effects back out; the LAN bridge; the Redis links;
 //! - this file: the turn.
 //!
 //! A turn, in the spirit of Redis's `beforeSleep`:
@@ -24,7 +27,6 @@
 mod accept;
 pub mod block;
 mod bridge;
-mod clients;
 mod cluster;
 mod config;
 mod connection;
@@ -35,7 +37,9 @@ mod log_budget;
 mod metrics;
 pub mod output;
 mod sys;
+mod table;
 mod timers;
+mod token;
 
 pub use cluster::ClusterConfig;
 pub use config::{BridgeConfig, Config, FramingMode};
@@ -44,19 +48,14 @@ pub use sys::raise_nofile_limit;
 use crate::chat::{Chat, ChatConfig, ConnId, Effect};
 use crate::peer::net::PeerNode;
 use crate::session::Limits;
-use clients::{Clients, KEY_MASK};
 use connection::Phase;
 use event_loop::EventLoop;
 use log::{info, warn};
-use mio::net::TcpListener;
-use mio::{Interest, Token};
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-const LISTENER: Token = Token(usize::MAX);
-const SIGNALS: Token = Token(usize::MAX - 1);
-const BRIDGE: Token = Token(usize::MAX - 2);
+use table::{Listening, Source, Table};
+use token::Kind;
 
 /// Size of the one read buffer every connection shares.
 const SCRATCH_BYTES: usize = 64 * 1024;
@@ -115,15 +114,13 @@ enum Timer {
 
 pub struct Server {
     el: EventLoop<Timer>,
-    /// Closed as shutdown begins, so the port is free for a new server at
-    /// once.
-    listener: Option<TcpListener>,
-    /// Where it listened.
+    /// Where it listens for MP1 clients.
     addr: SocketAddr,
-    signals: Option<mio::net::UnixStream>,
     config: Config,
     limits: Limits,
-    clients: Clients,
+    /// Every socket: listeners (closed as shutdown begins, so the port is
+    /// free for a new server at once), signals, connections.
+    table: Table,
     chat: Chat,
     /// The read buffer all connections share.
     scratch: Vec<u8>,
@@ -154,8 +151,8 @@ pub struct Server {
     /// Names tried after the configured LAN name was taken.
     lan_name_tries: u32,
     log_budget: log_budget::LogBudget,
-    /// The HTTP face (`--http`).
-    http: Option<http::Http>,
+    /// Where the HTTP face listens (`--http`).
+    http_addr: Option<SocketAddr>,
     /// What mp1d counts about itself (`/metrics`, and the exit line).
     counters: metrics::Counters,
     /// How long loop turns take.
@@ -170,8 +167,8 @@ impl Server {
     pub fn bind(mut config: Config) -> io::Result<Server> {
         let nofile = sys::raise_nofile_limit();
         let fit = nofile.saturating_sub(RESERVED_FDS).max(1) as usize;
-        // Keys stay below the low halves of the fixed tokens (MAX, MAX-1, MAX-2).
-        let fit = fit.min(KEY_MASK - 3);
+        // Every connection and the few fixed sockets fit the token codec.
+        let fit = fit.min(token::MAX_KEYS - RESERVED_FDS as usize);
         if config.max_clients > fit {
             warn!(
                 "max clients lowered from {} to {} to fit the open-file limit ({})",
@@ -179,15 +176,11 @@ impl Server {
             );
             config.max_clients = fit;
         }
-        let std_listener = std::net::TcpListener::bind((config.bind, config.port))?;
-        if let Err(e) = sys::deepen_backlog(&std_listener, LISTEN_BACKLOG) {
-            warn!("could not deepen the listen backlog: {e}");
-        }
-        std_listener.set_nonblocking(true)?;
-        let mut listener = TcpListener::from_std(std_listener);
+        let listener = sys::listen(SocketAddr::new(config.bind, config.port), LISTEN_BACKLOG)?;
+        let addr = listener.local_addr()?;
         let mut el = EventLoop::new()?;
-        el.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut table = Table::new(config.max_output_bytes, config.max_total_output_bytes);
+        table.add_registered(el.registry(), Source::Listener(listener, Listening::Mp1))?;
         if !config.idle_timeout.is_zero() {
             el.timers
                 .set(Instant::now() + IDLE_SWEEP_EVERY, Timer::IdleSweep);
@@ -203,11 +196,9 @@ impl Server {
         let log_budget = log_budget::LogBudget::new(config.log_lines_per_second, Instant::now());
         Ok(Server {
             el,
-            addr: listener.local_addr()?,
-            listener: Some(listener),
-            signals: None,
+            addr,
             limits,
-            clients: Clients::new(config.max_output_bytes, config.max_total_output_bytes),
+            table,
             config,
             chat,
             scratch: vec![0; SCRATCH_BYTES],
@@ -229,7 +220,7 @@ impl Server {
             bridge_wake: timers::Wake::default(),
             lan_name_tries: 0,
             log_budget,
-            http: None,
+            http_addr: None,
             counters: metrics::Counters::default(),
             turns: metrics::TurnHistogram::default(),
             cluster: None,
@@ -249,11 +240,9 @@ impl Server {
 
     /// Shut down cleanly on SIGINT and SIGTERM.
     pub fn handle_signals(&mut self) -> io::Result<()> {
-        let mut s = sys::shutdown_signals()?;
-        self.el
-            .registry()
-            .register(&mut s, SIGNALS, Interest::READABLE)?;
-        self.signals = Some(s);
+        let s = sys::shutdown_signals()?;
+        self.table
+            .add_registered(self.el.registry(), Source::Signals(s))?;
         Ok(())
     }
 
@@ -261,21 +250,22 @@ impl Server {
     /// "Server closing." or the shutdown timeout passed.
     pub fn run(mut self) -> io::Result<()> {
         loop {
-            let busy = self.clients.has_reads_left();
+            let busy = self.table.has_reads_left();
             if !busy {
                 self.before_sleep();
             }
             let events = self.el.wait(busy)?;
             let woke = Instant::now();
             for event in events.iter() {
-                match event.token() {
-                    LISTENER => self.accept_from(accept::Listener::Mp1),
-                    SIGNALS => self.on_signal(),
-                    BRIDGE => self.on_bridge_event(event.is_readable()),
-                    http::HTTP_LISTENER => self.accept_from(accept::Listener::Http),
-                    t if http::is_http(t) => self.on_http_event(t),
-                    cluster::COMMANDS | cluster::READER => self.on_cluster_event(event.token()),
-                    t => self.on_client_event(t, event.is_readable(), event.is_writable()),
+                let Some((kind, key)) = self.table.resolve(event.token()) else {
+                    continue; // for a previous occupant of its slot
+                };
+                match kind {
+                    Kind::Listener => self.accept_from(key),
+                    Kind::Signals => self.on_signal(key),
+                    Kind::Bridge => self.on_bridge_event(event.is_readable()),
+                    Kind::Redis => self.on_cluster_event(key),
+                    Kind::Conn => self.on_conn_event(key, event.is_readable(), event.is_writable()),
                 }
                 self.log_out_lost();
                 self.pump_cluster();
@@ -287,15 +277,14 @@ impl Server {
             self.flush_paced(Instant::now());
             self.flush_bridge();
             self.free_dead();
-            self.free_http();
             self.turns.record(woke.elapsed());
             if self.shutdown_deadline.is_some()
-                && (self.clients.is_empty() || self.shutdown_expired)
+                && (self.table.no_connections() || self.shutdown_expired)
             {
                 self.cluster_goodbye();
                 info!(
                     "shut down with {} connections still open; {}",
-                    self.clients.len(),
+                    self.table.clients() + self.table.requests(),
                     self.counters
                 );
                 return Ok(());
@@ -303,21 +292,18 @@ impl Server {
         }
     }
 
-    fn on_client_event(&mut self, event: Token, readable: bool, writable: bool) {
-        let Some(key) = self.clients.resolve(event) else {
-            return; // for a previous occupant of this slot
-        };
+    fn on_conn_event(&mut self, key: ConnId, readable: bool, writable: bool) {
         if writable {
-            self.clients.on_writable(key);
+            self.table.on_writable(key);
         }
         if readable {
-            self.read_from(key);
+            self.on_readable(key);
         }
     }
 
     fn continue_reads(&mut self) {
-        for key in self.clients.take_read_later() {
-            self.read_from(key);
+        for key in self.table.take_read_later() {
+            self.on_readable(key);
         }
     }
 
@@ -326,11 +312,11 @@ impl Server {
             match timer {
                 Timer::Login(key, generation) => self.on_login_deadline(key, generation),
                 Timer::Close(key, generation) => {
-                    if self.clients.is(key, generation, Phase::Closing)
-                        || self.clients.is(key, generation, Phase::Draining)
+                    if self.table.is(key, generation, Phase::Closing)
+                        || self.table.is(key, generation, Phase::Draining)
                     {
                         log::debug!("#{key}: close timeout");
-                        self.clients.abort(key);
+                        self.table.abort(key);
                     }
                 }
                 Timer::IdleSweep => {
@@ -339,7 +325,9 @@ impl Server {
                 }
                 Timer::ResumeAccept => {
                     self.accept_paused = false;
-                    self.accept_all();
+                    for key in self.table.listeners() {
+                        self.accept_from(key);
+                    }
                 }
                 Timer::Bridge => self.bridge_wake.fired(at),
                 Timer::Trim => self.trim_timer_set = false,
@@ -357,11 +345,11 @@ impl Server {
     /// [`WIDE_FLUSH`]): right after one, the next waits for its timer.
     /// Shutdown and narrow flushes never wait.
     fn flush_paced(&mut self, now: Instant) {
-        let wide = self.clients.dirty_len() >= WIDE_FLUSH;
+        let wide = self.table.dirty_len() >= WIDE_FLUSH;
         // One broadcast waiting (steady chat): out at once. More (a storm
         // of announcements): wait as long as the last wide flush took, so
         // that each write carries more of them.
-        let storm = self.clients.broadcasts_waiting() > 1;
+        let storm = self.table.broadcasts_waiting() > 1;
         if wide && storm && self.shutdown_deadline.is_none() {
             let pause = (self.last_wide_took * 2).max(WIDE_FLUSH_EVERY);
             let next = self.last_wide_end + pause;
@@ -387,7 +375,7 @@ impl Server {
     /// a moment (its tail). Runs just before the loop sleeps.
     fn before_sleep(&mut self) {
         let now = Instant::now();
-        let written = self.clients.take_written();
+        let written = self.table.take_written();
         self.counters.bytes_written += written;
         if written > 0 {
             self.written_since_trim += written;
@@ -403,7 +391,7 @@ impl Server {
         // pending, look again only now and then.
         if (heavy || quiet) && now >= self.next_trim_check {
             self.next_trim_check = now + TRIM_RECHECK;
-            if self.clients.all_drained() {
+            if self.table.all_drained() {
                 sys::release_free_memory();
                 self.written_since_trim = 0;
                 if quiet {
@@ -449,9 +437,10 @@ impl Server {
         }
     }
 
-    fn on_signal(&mut self) {
+    fn on_signal(&mut self, key: usize) {
         let mut buf = [0u8; 16];
-        if let Some(s) = self.signals.as_mut() {
+        if let Some(Source::Signals(s)) = self.table.source(key) {
+            let mut s = s;
             while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
         }
         if self.shutdown_deadline.is_none() {
@@ -462,8 +451,10 @@ impl Server {
 
     /// Sends every client "Server closing." and stops accepting.
     pub fn begin_shutdown(&mut self) {
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.el.registry().deregister(&mut listener);
+        for key in self.table.listeners() {
+            if let Some(Source::Listener(mut listener, _)) = self.table.remove(key) {
+                let _ = self.el.registry().deregister(&mut listener);
+            }
         }
         if let Some(node) = self.bridge.as_mut() {
             node.peer.leave();
@@ -473,15 +464,17 @@ impl Server {
         self.shutdown_deadline = Some(deadline);
         self.el.timers.set(deadline, Timer::Shutdown);
         self.encode(&crate::protocol::Reply::disconnect("Server closing."));
-        for key in self.clients.open_keys() {
-            self.clients.queue_forced(key, &self.encoded);
+        for key in self.table.open_keys() {
+            if self.table.get(key).is_some_and(|c| c.is_client()) {
+                self.table.queue_forced(key, &self.encoded);
+            }
             self.begin_close(key);
         }
     }
 
     fn free_dead(&mut self) {
         let (chat, effects) = (&mut self.chat, &mut self.effects);
-        self.clients.free_dead(self.el.registry(), |key| {
+        self.table.free_dead(self.el.registry(), |key| {
             // Only shutdown leaves users logged in until here, and then
             // there is nobody left to tell that they left.
             chat.disconnect(key, effects);

@@ -1,7 +1,10 @@
 //! The few system calls std and mio do not wrap: the open-file limit, the
-//! listen backlog, and signals delivered through a pipe.
+//! listen backlog and socket options (through `socket2`), what the kernel
+//! holds for a socket, and signals delivered through a pipe.
 
+use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
 /// Raises the soft open-file limit to the hard limit; returns the limit
@@ -31,16 +34,41 @@ pub fn raise_nofile_limit() -> u64 {
     u64::from(lim.rlim_cur)
 }
 
-/// Re-issues listen() with a deeper backlog than std's 128, so a login
-/// storm of thousands of clients is not refused. Linux updates the backlog
-/// of a socket that is already listening.
-pub fn deepen_backlog(listener: &impl AsRawFd, backlog: i32) -> io::Result<()> {
-    // SAFETY: the fd is a valid listening socket owned by `listener`.
-    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+/// A non-blocking listening socket on `addr` with a deeper backlog than
+/// std's 128, so a login storm of thousands of clients is not refused.
+pub fn listen(addr: SocketAddr, backlog: i32) -> io::Result<mio::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    Ok(mio::net::TcpListener::from_std(socket.into()))
+}
+
+/// Bounds what the kernel holds for one client to about half of
+/// `limit`, the client's output limit, leaving the other half for the
+/// server's own queue (Linux doubles the value set, for its bookkeeping,
+/// and caps it at `net.core.wmem_max`). Without it, autotuning lets a
+/// client that never reads hold megabytes of kernel memory.
+pub fn bound_send_buffer(stream: &mio::net::TcpStream, limit: usize) {
+    let _ = SockRef::from(stream).set_send_buffer_size((limit / 4).max(4096));
+}
+
+/// Bytes the kernel still holds for a socket (unsent or unacknowledged):
+/// `SIOCOUTQ`. Zero where it cannot tell.
+pub fn unsent_in_kernel(socket: &impl AsRawFd) -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        let mut n: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ on a TCP socket) writes one int to
+        // `n`; the fd is a valid socket owned by `socket`.
+        let ok = unsafe { libc::ioctl(socket.as_raw_fd(), libc::TIOCOUTQ, &mut n) } == 0;
+        if ok {
+            return usize::try_from(n).unwrap_or(0);
+        }
     }
+    let _ = socket;
+    0
 }
 
 /// Whether an accept() error means we are out of file descriptors or
@@ -78,20 +106,6 @@ pub fn release_free_memory() {
 /// Makes the next close of `socket` reset the connection: the kernel frees
 /// its buffers at once, instead of keeping unsent bytes for a peer that
 /// stopped reading (FIN-WAIT-1 for minutes).
-pub fn reset_on_close(socket: &impl AsRawFd) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt reads the struct we pass; the fd is a valid
-    // socket owned by `socket`.
-    unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
+pub fn reset_on_close(socket: &mio::net::TcpStream) {
+    let _ = SockRef::from(socket).set_linger(Some(std::time::Duration::ZERO));
 }

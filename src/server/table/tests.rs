@@ -7,7 +7,7 @@ use std::time::Duration;
 
 struct Fixture {
     poll: Poll,
-    clients: Clients,
+    table: Table,
     /// The far ends, as a test client would hold them.
     far: Vec<std::net::TcpStream>,
     listener: TcpListener,
@@ -21,7 +21,7 @@ impl Fixture {
     fn with_budget(max_output_bytes: usize, max_total: usize) -> Fixture {
         Fixture {
             poll: Poll::new().unwrap(),
-            clients: Clients::new(max_output_bytes, max_total),
+            table: Table::new(max_output_bytes, max_total),
             far: Vec::new(),
             listener: TcpListener::bind("127.0.0.1:0").unwrap(),
         }
@@ -35,20 +35,21 @@ impl Fixture {
         near.set_nonblocking(true).unwrap();
         self.far.push(far);
         let stream = TcpStream::from_std(near);
-        self.clients
-            .insert(self.poll.registry(), stream, addr, framing, false)
+        crate::server::sys::bound_send_buffer(&stream, self.table.max_output_bytes);
+        self.table
+            .insert(self.poll.registry(), stream, addr, framing, Face::Mp1)
             .unwrap()
     }
 
     /// Queues to `key` until the kernel refuses more, then `extra` more.
     fn stall(&mut self, key: ConnId, extra: usize) {
         let big = vec![b'x'; 16 * 1024];
-        while !self.clients.get(key).unwrap().writable {
-            self.clients.queue_forced(key, &big);
-            self.clients.flush(self.poll.registry());
+        while !self.table.get(key).unwrap().writable {
+            self.table.queue_forced(key, &big);
+            self.table.flush(self.poll.registry());
         }
         let more = vec![b'z'; extra];
-        self.clients.queue_forced(key, &more);
+        self.table.queue_forced(key, &more);
     }
 
     fn receive(&mut self, i: usize, n: usize) -> Vec<u8> {
@@ -66,19 +67,20 @@ fn line(s: &str) -> Vec<u8> {
 fn a_stale_token_is_not_resolved_to_the_slot_s_next_occupant() {
     let mut f = Fixture::new(1024);
     let (key, generation) = f.connect(Framing::Mirror);
-    let old = token(key, generation);
-    assert_eq!(f.clients.resolve(old), Some(key));
-    f.clients.kill(key);
+    let old = token::encode(Kind::Conn, key, generation);
+    assert_eq!(f.table.resolve(old), Some((Kind::Conn, key)));
+    f.table.kill(key);
     // Not freed until the end of the turn.
-    assert!(f.clients.get(key).is_some());
-    f.clients.free_dead(f.poll.registry(), |_| {});
+    assert!(f.table.get(key).is_some());
+    f.table.free_dead(f.poll.registry(), |_| {});
     let (reused, next) = f.connect(Framing::Mirror);
     assert_eq!(reused, key, "slab hands out the freed slot first");
     assert_ne!(next, generation);
-    assert_eq!(f.clients.resolve(old), None);
-    assert_eq!(f.clients.resolve(token(reused, next)), Some(reused));
-    assert!(!f.clients.is(key, generation, Phase::Open));
-    assert!(f.clients.is(key, next, Phase::Open));
+    assert_eq!(f.table.resolve(old), None);
+    let new = token::encode(Kind::Conn, reused, next);
+    assert_eq!(f.table.resolve(new), Some((Kind::Conn, reused)));
+    assert!(!f.table.is(key, generation, Phase::Open));
+    assert!(f.table.is(key, next, Phase::Open));
 }
 
 /// A broadcast is written once per framing; each recipient queues a
@@ -89,22 +91,22 @@ fn fan_out_frames_each_recipient_and_coalesces_broadcasts() {
     let (a, _) = f.connect(Framing::Bare);
     let (b, _) = f.connect(Framing::Newline);
     let (c, _) = f.connect(Framing::Newline);
-    f.clients.queue_all(&[a, b, c], None, &line("{\"m\":1}"));
-    f.clients.queue_all(&[a, b, c], Some(c), &line("{\"m\":2}"));
-    f.clients.queue_all(&[a, b, c], None, &line("{\"m\":3}"));
-    assert_eq!(f.clients.queued(), 9);
-    let slots = |f: &Fixture, k: ConnId| f.clients.get(k).unwrap().out.slots();
+    f.table.queue_all(&[a, b, c], None, &line("{\"m\":1}"));
+    f.table.queue_all(&[a, b, c], Some(c), &line("{\"m\":2}"));
+    f.table.queue_all(&[a, b, c], None, &line("{\"m\":3}"));
+    assert_eq!(f.table.queued(), 9);
+    let slots = |f: &Fixture, k: ConnId| f.table.get(k).unwrap().out.slots();
     assert_eq!(
         (slots(&f, a), slots(&f, b)),
         (1, 1),
         "three broadcasts, one range"
     );
     assert_eq!(slots(&f, c), 2, "the one it did not get splits its range");
-    f.clients.flush(f.poll.registry());
+    f.table.flush(f.poll.registry());
     assert_eq!(f.receive(0, 21), b"{\"m\":1}{\"m\":2}{\"m\":3}");
     assert_eq!(f.receive(1, 24), b"{\"m\":1}\n{\"m\":2}\n{\"m\":3}\n");
     assert_eq!(f.receive(2, 16), b"{\"m\":1}\n{\"m\":3}\n");
-    assert_eq!(f.clients.queued(), 0);
+    assert_eq!(f.table.queued(), 0);
 }
 
 #[test]
@@ -113,47 +115,50 @@ fn a_burst_the_kernel_takes_is_not_slowness() {
     let (a, _) = f.connect(Framing::Newline);
     let msg = line("0123456789"); // 11 bytes
     for _ in 0..3 {
-        f.clients.queue(a, &msg);
+        f.table.queue(a, &msg);
     }
-    assert_eq!(f.clients.next_too_slow(), None);
-    f.clients.flush(f.poll.registry());
+    assert_eq!(f.table.next_too_slow(), None);
+    f.table.flush(f.poll.registry());
     assert_eq!(f.receive(0, 33), b"0123456789\n".repeat(3));
 }
 
+/// What `key` owes, the kernel's part included.
+fn owed_by(f: &Fixture, key: ConnId) -> usize {
+    super::owed(f.table.get(key).unwrap())
+}
+
 /// A client whose kernel buffers are full (it stopped reading) and that
-/// owes more than the limit is marked too slow, once; a cut keeps
-/// nothing unstarted, and its last words still go.
+/// owes more than the limit, counting what the kernel holds for it, is
+/// marked too slow, once; a cut keeps nothing unstarted, and its last
+/// words still go.
 #[test]
 fn over_the_output_limit_a_blocked_client_is_marked_too_slow_once() {
-    let mut f = Fixture::new(64 * 1024);
+    let mut f = Fixture::new(512 * 1024);
     let (a, _) = f.connect(Framing::Newline);
     let (b, _) = f.connect(Framing::Newline);
-    // Fill a's socket until the kernel refuses more.
-    let big = vec![b'x'; 16 * 1024];
-    while !f.clients.get(a).unwrap().writable {
-        f.clients.queue_forced(a, &big);
-        f.clients.flush(f.poll.registry());
-    }
-    let owed = f.clients.get(a).unwrap().out.bytes();
-    assert!(owed > 0);
-    let msg = line(&"y".repeat(40 * 1024));
-    f.clients.queue_all(&[a, b], None, &msg);
-    f.clients.queue_all(&[a, b], None, &msg);
-    // The first fits under the limit; the second does not.
-    assert_eq!(
-        f.clients.next_too_slow(),
-        Some((a, owed + msg.len(), false))
-    );
-    assert_eq!(f.clients.next_too_slow(), None, "once");
+    f.stall(a, 0);
+    let owed = owed_by(&f, a);
+    let kernel = f.table.get(a).unwrap().kernel_owed;
+    assert!(kernel > 0, "what the kernel holds is counted");
+    assert!(owed < 512 * 1024, "the kernel holds less than the limit");
+    // Two lines of two thirds of what is left: the first fits, the
+    // second does not.
+    let msg = line(&"y".repeat((512 * 1024 - owed) * 2 / 3));
+    f.table.queue_all(&[a, b], None, &msg);
+    f.table.queue_all(&[a, b], None, &msg);
+    let (key, owed_then, over_budget) = f.table.next_too_slow().expect("a is too slow");
+    assert_eq!((key, over_budget), (a, false));
+    assert!(owed_then >= owed + msg.len(), "{owed_then} {owed}");
+    assert_eq!(f.table.next_too_slow(), None, "once");
     assert!(
-        f.clients.get(a).unwrap().out.bytes() < 16 * 1024,
+        f.table.get(a).unwrap().out.bytes() < 16 * 1024,
         "unstarted dropped"
     );
-    f.clients.queue_forced(a, &line("bye"));
-    assert!(f.clients.begin_close(a));
-    assert!(!f.clients.begin_close(a), "only once");
+    f.table.queue_forced(a, &line("bye"));
+    assert!(f.table.begin_close(a));
+    assert!(!f.table.begin_close(a), "only once");
     // b is unaffected.
-    f.clients.flush(f.poll.registry());
+    f.table.flush(f.poll.registry());
     assert_eq!(f.receive(1, msg.len()), &msg[..]);
 }
 
@@ -162,15 +167,15 @@ fn over_the_output_limit_a_blocked_client_is_marked_too_slow_once() {
 fn a_closing_connection_sends_its_last_words_then_drains() {
     let mut f = Fixture::new(1024);
     let (a, _) = f.connect(Framing::Newline);
-    f.clients.queue_forced(a, &line("bye"));
-    assert!(f.clients.begin_close(a));
-    f.clients.flush(f.poll.registry());
+    f.table.queue_forced(a, &line("bye"));
+    assert!(f.table.begin_close(a));
+    f.table.flush(f.poll.registry());
     assert_eq!(f.receive(0, 4), b"bye\n");
     let mut rest = Vec::new();
     f.far[0].read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
-    assert_eq!(f.clients.get(a).unwrap().phase(), Phase::Draining);
-    assert_eq!(f.clients.take_read_later(), vec![a]);
+    assert_eq!(f.table.get(a).unwrap().phase(), Phase::Draining);
+    assert_eq!(f.table.take_read_later(), vec![a]);
 }
 
 #[test]
@@ -179,27 +184,31 @@ fn a_closed_peer_is_lost_once_and_freed_at_the_end() {
     let (a, _) = f.connect(Framing::Newline);
     f.far.clear(); // the client goes away
     let mut buf = [0u8; 64];
-    let gone = (0..100).find_map(|_| match f.clients.read(a, &mut buf) {
-        Received::Gone(why) => Some(why),
+    let closed = (0..100).any(|_| match f.table.read(a, &mut buf) {
+        Received::Closed => true,
         _ => {
             std::thread::sleep(Duration::from_millis(10));
-            None
+            false
         }
     });
-    assert_eq!(gone.as_deref(), Some("closed by client"));
-    f.clients.lose(a, "closed by client");
-    f.clients.lose(a, "again");
-    assert_eq!(f.clients.take_lost(), vec![a]);
-    assert!(matches!(f.clients.read(a, &mut buf), Received::Nothing));
+    assert!(closed, "the FIN is read as such");
+    assert!(
+        matches!(f.table.read(a, &mut buf), Received::Nothing),
+        "once"
+    );
+    f.table.lose(a, "closed by client");
+    f.table.lose(a, "again");
+    assert_eq!(f.table.take_lost(), vec![a]);
+    assert!(matches!(f.table.read(a, &mut buf), Received::Nothing));
     let mut freed = Vec::new();
-    f.clients.free_dead(f.poll.registry(), |k| freed.push(k));
+    f.table.free_dead(f.poll.registry(), |k| freed.push(k));
     assert_eq!(freed, vec![a]);
-    assert!(f.clients.is_empty());
+    assert!(f.table.no_connections());
 }
 
-/// What the kernel refused all clients together is over the budget after
-/// a flush: the biggest owers are marked, until the rest fits in nine
-/// tenths of it; the total is kept exactly.
+/// What all clients together owe (the kernel's part included) is over
+/// the budget after a flush: the biggest owers are marked, until the rest
+/// fits in nine tenths of it; the total is kept exactly.
 #[test]
 fn over_the_total_budget_the_biggest_owers_are_marked() {
     let mut f = Fixture::with_budget(1 << 30, 1 << 30);
@@ -207,30 +216,23 @@ fn over_the_total_budget_the_biggest_owers_are_marked() {
     f.stall(keys[0], 100_000);
     f.stall(keys[1], 150_000);
     f.stall(keys[2], 10_000);
-    f.clients.max_total_output = 200_000;
-    let owed: Vec<usize> = keys
-        .iter()
-        .map(|&k| f.clients.get(k).unwrap().out.bytes())
-        .collect();
-    assert_eq!(f.clients.total_out(), owed.iter().sum::<usize>());
-    assert!(!f.clients.has_too_slow());
-    f.clients.flush(f.poll.registry());
-    // About 285 000 in all, over 200 000; without the biggest (about
-    // 158 000) the rest fits in 180 000.
+    let owed: Vec<usize> = keys.iter().map(|&k| owed_by(&f, k)).collect();
+    let sum: usize = owed.iter().sum();
+    assert_eq!(f.table.total_out(), sum);
+    f.table.max_total_output = sum - 1;
+    assert!(!f.table.has_too_slow());
+    f.table.flush(f.poll.registry());
+    // Without the biggest, the rest fits in nine tenths of the budget.
     let mut cut = Vec::new();
-    while let Some((key, _, over_budget)) = f.clients.next_too_slow() {
+    while let Some((key, _, over_budget)) = f.table.next_too_slow() {
         assert!(over_budget);
         cut.push(key);
     }
-    cut.sort();
     assert_eq!(cut, vec![keys[1]], "owed {owed:?}");
-    let left: usize = keys
-        .iter()
-        .map(|&k| f.clients.get(k).unwrap().out.bytes())
-        .sum();
-    assert_eq!(f.clients.total_out(), left);
-    f.clients.kill(keys[2]);
-    f.clients.kill(keys[0]);
-    f.clients.kill(keys[1]);
-    assert_eq!(f.clients.total_out(), 0);
+    let left: usize = keys.iter().map(|&k| owed_by(&f, k)).sum();
+    assert_eq!(f.table.total_out(), left);
+    f.table.kill(keys[2]);
+    f.table.kill(keys[0]);
+    f.table.kill(keys[1]);
+    assert_eq!(f.table.total_out(), 0);
 }
