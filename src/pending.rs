@@ -7,19 +7,24 @@ use std::io::{self, Write};
 
 /// Writes from the front of `pending` until it is empty or `w` would
 /// block; what was written is removed.
+/// (The front is dropped once, at the end: linear in the bytes however
+/// many writes it takes.)
 pub fn write_pending(w: &mut impl Write, pending: &mut Vec<u8>) -> io::Result<()> {
-    while !pending.is_empty() {
-        match w.write(pending) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                pending.drain(..n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+    let mut written = 0;
+    let result = loop {
+        if written == pending.len() {
+            break Ok(());
         }
-    }
-    Ok(())
+        match w.write(&pending[written..]) {
+            Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => written += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => break Err(e),
+        }
+    };
+    pending.drain(..written);
+    result
 }
 
 #[cfg(test)]

@@ -68,12 +68,20 @@ pub enum Event {
     Fail(u16, &'static str),
 }
 
-/// Received bytes in, events out.
+/// Received bytes in, events out. Work is linear in the bytes: frames
+/// are read from an offset, and the buffer is compacted once per feed,
+/// not once per frame.
 #[derive(Debug, Default)]
 pub struct Decoder {
     buf: Vec<u8>,
+    /// Bytes at the front of `buf` already decoded.
+    consumed: usize,
     /// A fragmented text message being put together.
     message: Option<Vec<u8>>,
+    /// Bytes its frames took on the wire so far, headers included: what
+    /// the size limit counts, so that a message of empty fragments that
+    /// never ends is bounded too.
+    message_wire: usize,
     /// A failure or close was reported: nothing more is read.
     done: bool,
 }
@@ -82,13 +90,15 @@ impl Decoder {
     /// Adds received bytes.
     pub fn feed(&mut self, bytes: &[u8]) {
         if !self.done {
+            self.buf.drain(..self.consumed);
+            self.consumed = 0;
             self.buf.extend_from_slice(bytes);
         }
     }
 
     /// Bytes held for frames not yet complete.
     pub fn buffered(&self) -> usize {
-        self.buf.len() + self.message.as_ref().map_or(0, Vec::len)
+        self.buf.len() - self.consumed + self.message.as_ref().map_or(0, Vec::len)
     }
 
     /// The next event; `None` until more bytes arrive. A message or frame
@@ -98,13 +108,13 @@ impl Decoder {
             if self.done {
                 return None;
             }
-            let frame = match parse_frame(&self.buf, max_message) {
+            let frame = match parse_frame(&self.buf[self.consumed..], max_message) {
                 Parsed::More => return None,
                 Parsed::Bad(code, why) => return Some(self.fail(code, why)),
                 Parsed::Frame(f) => f,
             };
             let (fin, opcode, payload) = (frame.fin, frame.opcode, frame.payload);
-            self.buf.drain(..frame.len);
+            self.consumed += frame.len;
             match opcode {
                 OP_PING => return Some(Event::Ping(payload)),
                 OP_PONG => continue,
@@ -132,8 +142,15 @@ impl Decoder {
                 _ => {}
             }
             let mut message = self.message.take().unwrap_or_default();
+            if message.is_empty() {
+                self.message_wire = 0;
+            }
+            self.message_wire += frame.len;
             if message.len() + payload.len() > max_message {
                 return Some(self.fail(CLOSE_TOO_BIG, "message over the size limit"));
+            }
+            if !fin && self.message_wire > max_message {
+                return Some(self.fail(CLOSE_TOO_BIG, "a message in too many fragments"));
             }
             message.extend_from_slice(&payload);
             if !fin {
@@ -150,6 +167,7 @@ impl Decoder {
     fn fail(&mut self, code: u16, why: &'static str) -> Event {
         self.done = true;
         self.buf = Vec::new();
+        self.consumed = 0;
         self.message = None;
         Event::Fail(code, why)
     }
@@ -290,6 +308,47 @@ mod tests {
         let mut d = Decoder::default();
         d.feed(bytes);
         std::iter::from_fn(|| d.next_event(max)).collect()
+    }
+
+    /// Empty continuations of a message that never ends cost the size
+    /// limit like its bytes would: the connection fails, it is not kept
+    /// decoding fragments forever.
+    #[test]
+    fn a_message_of_endless_empty_fragments_fails() {
+        let mut bytes = client(OP_TEXT, false, b"{");
+        for _ in 0..100_000 {
+            bytes.extend(client(OP_CONTINUATION, false, b""));
+        }
+        let got = events(&bytes, 65536);
+        assert_eq!(
+            got,
+            vec![Event::Fail(
+                CLOSE_TOO_BIG,
+                "a message in too many fragments"
+            )]
+        );
+        // A message in a few fragments is fine.
+        let mut few = client(OP_TEXT, false, b"{\"a\"");
+        few.extend(client(OP_CONTINUATION, false, b":"));
+        few.extend(client(OP_CONTINUATION, true, b"1}"));
+        assert_eq!(
+            events(&few, 65536),
+            vec![Event::Text(b"{\"a\":1}".to_vec())]
+        );
+    }
+
+    /// Many tiny frames in one read are decoded from an offset, and what
+    /// was decoded is dropped at the next feed.
+    #[test]
+    fn tiny_frames_in_one_read_are_all_decoded() {
+        let mut d = Decoder::default();
+        let pong = client(OP_PONG, true, b"");
+        d.feed(&pong.repeat(200_000));
+        assert_eq!(d.next_event(65536), None, "pongs are dropped");
+        assert_eq!(d.buffered(), 0);
+        d.feed(&client(OP_PING, true, b"x"));
+        assert_eq!(d.buf.len(), 7, "compacted once, at the feed");
+        assert_eq!(d.next_event(65536), Some(Event::Ping(b"x".to_vec())));
     }
 
     #[test]
