@@ -14,6 +14,7 @@ pub use mp1::protocol::RequestFraming as Framing;
 use mp1::protocol::{
     decode_peer, encode_request, Frame, PeerMessage, Request, Splitter, Status, AUTO_FRAMING_WAIT,
 };
+use mp1::websocket::{decode_server_frame, masked_frame, OP_CLOSE, OP_TEXT};
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -763,17 +764,20 @@ impl<'a> Runner<'a> {
         }
         let mut splitter = std::mem::take(&mut self.clients[i].splitter);
         let result = loop {
-            let Some((opcode, payload, used)) = server_frame(&bytes[at..]) else {
-                break Ok(());
+            let f = match decode_server_frame(&bytes[at..]) {
+                Ok(Some(f)) => f,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(format!("c{i}: {e}")),
             };
-            at += used;
-            match opcode {
-                0x1 => {
+            let payload = &bytes[at + f.payload.start..at + f.payload.end];
+            at += f.len;
+            match f.opcode {
+                OP_TEXT => {
                     if let Err(e) = self.on_bytes(i, &mut splitter, payload, now) {
                         break Err(e);
                     }
                 }
-                0x8 => break Err(format!("c{i}: the server closed the WebSocket")),
+                OP_CLOSE => break Err(format!("c{i}: the server closed the WebSocket")),
                 _ => {}
             }
         };
@@ -904,27 +908,7 @@ impl<'a> Runner<'a> {
 /// Appends `payload` as one masked, final WebSocket text frame.
 fn ws_frame(payload: &[u8], out: &mut Vec<u8>) {
     let mask = [0x6d, 0x70, 0x31, 0x21];
-    mp1::websocket::masked_frame(mp1::websocket::OP_TEXT, true, mask, payload, out);
-}
-
-/// One unmasked server frame at the front of `bytes`: its opcode,
-/// payload and length; `None` until all of it has arrived.
-fn server_frame(bytes: &[u8]) -> Option<(u8, &[u8], usize)> {
-    let (b0, b1) = (*bytes.first()?, *bytes.get(1)?);
-    let (len, at) = match b1 & 0x7F {
-        126 => (
-            u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?]) as usize,
-            4,
-        ),
-        127 => {
-            let mut n = [0u8; 8];
-            n.copy_from_slice(bytes.get(2..10)?);
-            (u64::from_be_bytes(n) as usize, 10)
-        }
-        n => (n as usize, 2),
-    };
-    let payload = bytes.get(at..at + len)?;
-    Some((b0 & 0x0F, payload, at + len))
+    masked_frame(OP_TEXT, true, mask, payload, out);
 }
 
 /// A connecting client's first writable event means it connected (or
