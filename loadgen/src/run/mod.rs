@@ -1,21 +1,27 @@
-//! One load run on one mio loop: connect and log in the simulated clients
-//! in batches, handshake the simulated UDP peers with the server's bridge,
-//! then drive the closed- or open-loop chat workload and record every
-//! delivery.
+//! One load run on one mio loop, the core every transport shares: the
+//! run's parameters and outcome, connecting the simulated clients in
+//! batches, the closed and open loops, the delivery accounting (flights,
+//! latencies, the tally), the CPU window, and the poll loop that hands
+//! each event to its transport. The transports own their wire formats:
+//! `tcp` (MP1 over TCP), `websocket` (MP1 over WebSocket), `redis` (Redis
+//! pub/sub, the baseline) and `peers` (UDP peers through mp1d's bridge);
+//! `client` owns the TCP connection the first three share.
 
-use crate::accounting::{tally, Receiver, Tally};
+mod client;
+mod peers;
+mod redis;
+mod tcp;
+mod websocket;
+
+use crate::accounting::{tally, Tally};
 use crate::procfs;
 use crate::progress::Progress;
-use crate::resp;
+use client::{Client, Phase};
 use hdrhistogram::Histogram;
-use mio::net::{TcpStream, UdpSocket};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 pub use mp1::protocol::RequestFraming as Framing;
-use mp1::protocol::{
-    decode_peer, encode_request, Frame, PeerMessage, Request, Splitter, Status, AUTO_FRAMING_WAIT,
-};
-use mp1::websocket::{decode_server_frame, masked_frame, OP_CLOSE, OP_TEXT};
-use std::io::{self, Read};
+use peers::Peer;
+use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -23,8 +29,6 @@ use std::time::{Duration, Instant};
 const PEER_BASE: usize = 1 << 30;
 /// Tokens from this up to `PEER_BASE` are Redis publishers.
 const PUB_BASE: usize = 1 << 29;
-/// The Redis channel every simulated client subscribes to.
-const CHANNEL: &[u8] = b"mp1";
 
 /// What the simulated clients speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +39,15 @@ pub enum Protocol {
     /// channel; each sender PUBLISHes on its own second connection (a
     /// subscribed connection cannot publish); deliveries are `message`
     /// pushes carrying the same text an MP1 chat would.
+    Redis,
+}
+
+/// What the clients' connections carry, from `Params`: each has its own
+/// module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    Tcp,
+    WebSocket,
     Redis,
 }
 
@@ -82,6 +95,16 @@ pub struct Params {
     pub server_pids: Vec<u32>,
 }
 
+impl Params {
+    fn transport(&self) -> Transport {
+        match self.protocol {
+            Protocol::Redis => Transport::Redis,
+            Protocol::Mp1 if self.websocket => Transport::WebSocket,
+            Protocol::Mp1 => Transport::Tcp,
+        }
+    }
+}
+
 /// Server and generator CPU over the measured workload (not the logins),
 /// and the server's resident memory at its end.
 #[derive(Clone, Debug, Default)]
@@ -127,35 +150,6 @@ pub struct Outcome {
     pub usage: Usage,
 }
 
-enum Phase {
-    Connecting,
-    LoggingIn,
-    Ready,
-}
-
-struct Client {
-    stream: TcpStream,
-    /// Index into `Params::targets`.
-    target: usize,
-    phase: Phase,
-    started: Instant,
-    splitter: Splitter,
-    /// MP1 requests end with a line break.
-    newline: bool,
-    /// WebSocket: the server's 101 has been read.
-    ws_open: bool,
-    /// Redis: bytes of a value that has not fully arrived.
-    partial: Vec<u8>,
-    out: Vec<u8>,
-    rx: Receiver,
-}
-
-struct Peer {
-    socket: UdpSocket,
-    joined: bool,
-    rx: Receiver,
-}
-
 /// A chat in flight: its sender, intended send time, receivers still due.
 struct Flight {
     sender: usize,
@@ -174,6 +168,7 @@ pub fn run(p: &Params) -> Result<Outcome, String> {
 
 struct Runner<'a> {
     p: &'a Params,
+    transport: Transport,
     poll: Poll,
     events: Events,
     base: Instant,
@@ -203,6 +198,7 @@ impl<'a> Runner<'a> {
         }
         Ok(Runner {
             p,
+            transport: p.transport(),
             poll: Poll::new().map_err(|e| e.to_string())?,
             events: Events::with_capacity(4096),
             base: Instant::now(),
@@ -336,7 +332,9 @@ impl<'a> Runner<'a> {
                 0.05
             };
             self.turn(Some(Duration::from_secs_f64(wait)))?;
-            self.end_unanswered_logins()?;
+            if self.transport == Transport::Tcp {
+                self.end_unanswered_logins()?;
+            }
             ready = self
                 .clients
                 .iter()
@@ -357,128 +355,30 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
+    /// Connects client `i` with its transport's first words (a login, a
+    /// WebSocket upgrade, a SUBSCRIBE).
     fn start_client(&mut self, i: usize) -> Result<(), String> {
-        let mut out = Vec::new();
-        match self.p.protocol {
-            Protocol::Mp1 if self.p.websocket => {
-                let login = Request::Login {
-                    name: Some(format!("c{i}")),
-                };
-                let mut json = Vec::new();
-                encode_request(&login, false, &mut json);
-                out.extend_from_slice(
-                    format!(
-                        "GET /ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n\
-                         Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
-                         Sec-WebSocket-Key: bG9hZGdlbi1sb2FkZ2VuIQ==\r\n\r\n",
-                        self.p.targets[i % self.p.targets.len()]
-                    )
-                    .as_bytes(),
-                );
-                ws_frame(&json, &mut out);
-            }
-            Protocol::Mp1 => {
-                let login = Request::Login {
-                    name: Some(format!("c{i}")),
-                };
-                encode_request(&login, self.p.framing == Framing::Newline, &mut out);
-            }
-            Protocol::Redis => resp::command(&[b"SUBSCRIBE", CHANNEL], &mut out),
-        }
         let target = i % self.p.targets.len();
-        let client = self.connect(Token(i), target, out)?;
+        let hello = match self.transport {
+            Transport::Tcp => tcp::login(i, self.p.framing),
+            Transport::WebSocket => websocket::login(i, self.p.targets[target]),
+            Transport::Redis => redis::subscribe(),
+        };
+        let client = self.connect(Token(i), target, hello)?;
         self.clients.push(client);
-        if self.p.protocol == Protocol::Redis && i < self.p.senders {
+        if self.transport == Transport::Redis && i < self.p.senders {
             let publisher = self.connect(Token(PUB_BASE + i), target, Vec::new())?;
             self.publishers.push(publisher);
         }
         Ok(())
     }
 
-    /// `Framing::Auto`: a client whose bare `Login` went unanswered ends it
-    /// with a line break, and frames by lines from then on.
-    fn end_unanswered_logins(&mut self) -> Result<(), String> {
-        if self.p.framing != Framing::Auto || self.p.protocol != Protocol::Mp1 {
-            return Ok(());
-        }
-        for (i, c) in self.clients.iter_mut().enumerate() {
-            let waiting = matches!(c.phase, Phase::LoggingIn) && !c.newline;
-            if waiting && c.started.elapsed() >= AUTO_FRAMING_WAIT {
-                c.newline = true;
-                c.out.push(b'\n');
-                flush(c).map_err(|e| format!("c{i}: write: {e}"))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Opens a connection to `targets[target]` that sends `out` once
-    /// connected.
-    fn connect(&mut self, token: Token, target: usize, out: Vec<u8>) -> Result<Client, String> {
-        let addr = self.p.targets[target];
-        let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect {addr}: {e}"))?;
-        self.poll
-            .registry()
-            .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-            .map_err(|e| e.to_string())?;
-        Ok(Client {
-            stream,
-            target,
-            phase: Phase::Connecting,
-            started: Instant::now(),
-            splitter: Splitter::new(),
-            newline: self.p.framing == Framing::Newline,
-            ws_open: false,
-            partial: Vec::new(),
-            out,
-            rx: Receiver::default(),
-        })
-    }
-
-    fn join_peers(&mut self) -> Result<(), String> {
-        if self.p.peers == 0 {
-            return Ok(());
-        }
-        for i in 0..self.p.peers {
-            let std = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-            std.set_nonblocking(true).map_err(|e| e.to_string())?;
-            let mut socket = UdpSocket::from_std(std);
-            let me = socket.local_addr().map_err(|e| e.to_string())?;
-            self.poll
-                .registry()
-                .register(&mut socket, Token(PEER_BASE + i), Interest::READABLE)
-                .map_err(|e| e.to_string())?;
-            let hs = PeerMessage::Handshake {
-                ip: Some(me.ip().to_string()),
-                port: Some(me.port()),
-                name: format!("p{i}"),
-            };
-            socket
-                .send_to(&hs.encode(), self.p.bridge)
-                .map_err(|e| e.to_string())?;
-            self.peers.push(Peer {
-                socket,
-                joined: false,
-                rx: Receiver::default(),
-            });
-        }
-        let deadline = Instant::now() + self.p.connect_timeout;
-        loop {
-            let joined = self.peers.iter().filter(|p| p.joined).count();
-            self.progress
-                .show("peers", joined as u64, self.p.peers as u64);
-            if joined == self.p.peers {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "only {joined} of {} peers got a HandshakeResponse from the bridge at {} \
-                     (start mp1d with --peer-name NAME --broadcast 127.255.255.255)",
-                    self.p.peers, self.p.bridge
-                ));
-            }
-            self.turn(Some(Duration::from_millis(50)))?;
-        }
+    /// Client `i` is logged in (or subscribed).
+    fn logged_in(&mut self, i: usize) {
+        let c = &mut self.clients[i];
+        c.phase = Phase::Ready;
+        let us = c.started.elapsed().as_micros() as u64;
+        let _ = self.out.login_us.record(us.max(1));
     }
 
     /// Reads until nothing has arrived for `quiet` (the join storm ends).
@@ -560,27 +460,24 @@ impl<'a> Runner<'a> {
         while text.len() < self.p.payload {
             text.push('x');
         }
-        let c = match self.p.protocol {
-            Protocol::Mp1 if self.p.websocket => {
+        let c = match self.transport {
+            Transport::Tcp => {
                 let c = &mut self.clients[sender];
-                let mut json = Vec::new();
-                encode_request(&Request::SendChat { message: text }, false, &mut json);
-                ws_frame(&json, &mut c.out);
+                tcp::chat(text, c.newline, &mut c.out);
                 c
             }
-            Protocol::Mp1 => {
+            Transport::WebSocket => {
                 let c = &mut self.clients[sender];
-                let chat = Request::SendChat { message: text };
-                encode_request(&chat, c.newline, &mut c.out);
+                websocket::chat(text, &mut c.out);
                 c
             }
-            Protocol::Redis => {
+            Transport::Redis => {
                 let c = &mut self.publishers[sender];
-                resp::command(&[b"PUBLISH", CHANNEL, text.as_bytes()], &mut c.out);
+                redis::publish(&text, &mut c.out);
                 c
             }
         };
-        flush(c).map_err(|e| format!("c{sender}: write: {e}"))?;
+        c.flush().map_err(|e| format!("c{sender}: write: {e}"))?;
         if measured && self.first_measured_ns.is_none() {
             self.first_measured_ns = Some(sent_ns);
             self.cpu_at_start = Some(self.cpu_now());
@@ -621,7 +518,9 @@ impl<'a> Runner<'a> {
                 continue;
             }
             if writable {
-                self.on_writable(t)?;
+                let target = self.p.targets[self.clients[t].target];
+                let c = &mut self.clients[t];
+                c.on_writable(target).map_err(|e| format!("c{t}: {e}"))?;
             }
             if readable {
                 read += self.read_client(t)?;
@@ -630,198 +529,26 @@ impl<'a> Runner<'a> {
         Ok(read)
     }
 
-    fn on_writable(&mut self, i: usize) -> Result<(), String> {
-        let target = self.p.targets[self.clients[i].target];
-        on_writable(&mut self.clients[i], target).map_err(|e| format!("c{i}: {e}"))
-    }
-
-    /// A Redis publisher: finishes connecting, writes, and reads (and
-    /// drops) PUBLISH's receiver counts.
-    fn on_publisher(&mut self, i: usize, readable: bool, writable: bool) -> Result<usize, String> {
-        let target = self.p.targets[self.publishers[i].target];
-        let c = &mut self.publishers[i];
-        if writable {
-            on_writable(c, target).map_err(|e| format!("publisher {i}: {e}"))?;
-        }
-        let mut total = 0;
-        if !readable {
-            return Ok(0);
-        }
-        loop {
-            let n = match c.stream.read(&mut self.buf) {
-                Ok(0) => return Err(format!("publisher {i}: the server closed the connection")),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => break,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(format!("publisher {i}: read: {e}")),
-            };
-            total += n;
-            // Replies are ":N\r\n" receiver counts; an error starts "-".
-            if let Some(err) = self.buf[..n].iter().position(|&b| b == b'-') {
-                let end = n.min(err + 80);
-                let text = String::from_utf8_lossy(&self.buf[err..end]);
-                return Err(format!("publisher {i}: Redis said {}", text.trim_end()));
-            }
-        }
-        Ok(total)
-    }
-
+    /// Reads what client `i` has and hands it to the transport.
     fn read_client(&mut self, i: usize) -> Result<usize, String> {
         let mut total = 0;
         loop {
-            let n = match self.clients[i].stream.read(&mut self.buf) {
-                Ok(0) => return Err(format!("c{i}: the server closed the connection")),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(total),
-                Err(e) => return Err(format!("c{i}: read: {e}")),
+            let n = match self.clients[i].read(&mut self.buf) {
+                Ok(Some(n)) => n,
+                Ok(None) => return Ok(total),
+                Err(e) => return Err(format!("c{i}: {e}")),
             };
             total += n;
             let now = self.now_ns();
-            if self.p.protocol == Protocol::Redis {
-                self.on_resp(i, n, now)?;
-                if n < self.buf.len() {
-                    return Ok(total);
-                }
-                continue;
+            match self.transport {
+                Transport::Tcp => self.on_tcp(i, n, now)?,
+                Transport::WebSocket => self.on_ws(i, n, now)?,
+                Transport::Redis => self.on_resp(i, n, now)?,
             }
-            if self.p.websocket {
-                self.on_ws(i, n, now)?;
-                if n < self.buf.len() {
-                    return Ok(total);
-                }
-                continue;
-            }
-            // Out of `self` while the replies are handled.
-            let mut splitter = std::mem::take(&mut self.clients[i].splitter);
-            let buf = std::mem::take(&mut self.buf);
-            let handled = self.on_bytes(i, &mut splitter, &buf[..n], now);
-            self.clients[i].splitter = splitter;
-            self.buf = buf;
-            handled?;
             if n < self.buf.len() {
                 return Ok(total);
             }
         }
-    }
-
-    /// Handles the replies in `bytes`, read from client `i`.
-    fn on_bytes(
-        &mut self,
-        i: usize,
-        splitter: &mut Splitter,
-        bytes: &[u8],
-        now: u64,
-    ) -> Result<(), String> {
-        let mut frames = splitter.frames(bytes, 1 << 20);
-        while let Some(f) = frames.next_frame() {
-            let seen = match f {
-                Frame::Object(o) => classify(o),
-                Frame::Garbage | Frame::Oversized => {
-                    return Err(format!(
-                        "c{i}: the server sent something that is not a JSON object"
-                    ))
-                }
-                Frame::LineBreak => continue,
-            };
-            match seen {
-                Seen::Chat { seq, sender } => self.on_delivery(i, seq, sender, now),
-                Seen::LoginOk => {
-                    let c = &mut self.clients[i];
-                    c.phase = Phase::Ready;
-                    let us = c.started.elapsed().as_micros() as u64;
-                    let _ = self.out.login_us.record(us.max(1));
-                }
-                Seen::LoginRefused(why) => return Err(format!("c{i}: login refused: {why}")),
-                Seen::Disconnect(why) => {
-                    return Err(format!("c{i}: disconnected by the server: {why}"))
-                }
-                Seen::Other => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Handles the WebSocket bytes in `buf[..n]`, read from client `i`:
-    /// the server's 101, then frames whose text is MP1.
-    fn on_ws(&mut self, i: usize, n: usize, now: u64) -> Result<(), String> {
-        let mut bytes = std::mem::take(&mut self.clients[i].partial);
-        bytes.extend_from_slice(&self.buf[..n]);
-        let mut at = 0;
-        if !self.clients[i].ws_open {
-            let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
-                self.clients[i].partial = bytes;
-                return Ok(());
-            };
-            if !bytes.starts_with(b"HTTP/1.1 101") {
-                let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
-                return Err(format!("c{i}: no WebSocket: {head}"));
-            }
-            self.clients[i].ws_open = true;
-            at = end + 4;
-        }
-        let mut splitter = std::mem::take(&mut self.clients[i].splitter);
-        let result = loop {
-            let f = match decode_server_frame(&bytes[at..]) {
-                Ok(Some(f)) => f,
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(format!("c{i}: {e}")),
-            };
-            let payload = &bytes[at + f.payload.start..at + f.payload.end];
-            at += f.len;
-            match f.opcode {
-                OP_TEXT => {
-                    if let Err(e) = self.on_bytes(i, &mut splitter, payload, now) {
-                        break Err(e);
-                    }
-                }
-                OP_CLOSE => break Err(format!("c{i}: the server closed the WebSocket")),
-                _ => {}
-            }
-        };
-        self.clients[i].splitter = splitter;
-        bytes.drain(..at);
-        self.clients[i].partial = bytes;
-        result
-    }
-
-    /// Handles the Redis values in `buf[..n]`, read from client `i`.
-    fn on_resp(&mut self, i: usize, n: usize, now: u64) -> Result<(), String> {
-        let mut bytes = std::mem::take(&mut self.clients[i].partial);
-        bytes.extend_from_slice(&self.buf[..n]);
-        let mut at = 0;
-        let result = loop {
-            let (value, used) = match resp::next(&bytes[at..]) {
-                Ok(Some(v)) => v,
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(format!("c{i}: {e}")),
-            };
-            at += used;
-            match value {
-                resp::Value::Message(text) => {
-                    if let Some((seq, sender, _)) = parse_stamp(text) {
-                        // Redis also delivers to the sender's own
-                        // subscription; MP1 does not.
-                        if sender != i {
-                            self.on_delivery(i, seq, sender, now);
-                        }
-                    }
-                }
-                resp::Value::Subscribed => {
-                    let c = &mut self.clients[i];
-                    c.phase = Phase::Ready;
-                    let us = c.started.elapsed().as_micros() as u64;
-                    let _ = self.out.login_us.record(us.max(1));
-                }
-                resp::Value::Error(e) => break Err(format!("c{i}: Redis said {e}")),
-                resp::Value::Other => {}
-            }
-        };
-        bytes.drain(..at);
-        self.clients[i].partial = bytes;
-        result
     }
 
     fn on_delivery(&mut self, receiver: usize, seq: u64, sender: usize, now: u64) {
@@ -847,40 +574,6 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn read_peer(&mut self, i: usize) -> Result<usize, String> {
-        let mut total = 0;
-        loop {
-            let (n, _) = match self.peers[i].socket.recv_from(&mut self.buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(total),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("p{i}: {e}")),
-            };
-            total += n;
-            let now = self.now_ns();
-            match decode_peer(&self.buf[..n]) {
-                Ok(PeerMessage::HandshakeResponse { status, .. }) => {
-                    if status != Status::Ok {
-                        return Err(format!("peer p{i}: the bridge refused the name"));
-                    }
-                    self.peers[i].joined = true;
-                }
-                Ok(PeerMessage::SendChat { message, .. }) => {
-                    if let Some((seq, sender, _)) = parse_stamp(message.as_bytes()) {
-                        self.peers[i].rx.record(seq, sender);
-                        if let Some(f) = self.flights.get(seq as usize) {
-                            if f.measured {
-                                let us = now.saturating_sub(f.sent_ns) / 1000;
-                                let _ = self.out.peer_delivery_us.record(us.max(1));
-                            }
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
     fn finish(&mut self) {
         // Client i sends as sender i; peers only receive.
         let clients = self
@@ -897,72 +590,11 @@ impl<'a> Runner<'a> {
                 self.out.deliveries_per_s = self.out.delivery_us.len() as f64 / span;
             }
         }
-        for p in &mut self.peers {
-            let _ = p
-                .socket
-                .send_to(&PeerMessage::Disconnect.encode(), self.p.bridge);
-        }
+        self.leave_bridge();
     }
 }
 
-/// Appends `payload` as one masked, final WebSocket text frame.
-fn ws_frame(payload: &[u8], out: &mut Vec<u8>) {
-    let mask = [0x6d, 0x70, 0x31, 0x21];
-    masked_frame(OP_TEXT, true, mask, payload, out);
-}
-
-/// A connecting client's first writable event means it connected (or
-/// failed to); then whatever is pending is written.
-fn on_writable(c: &mut Client, target: SocketAddr) -> Result<(), String> {
-    if matches!(c.phase, Phase::Connecting) {
-        if let Ok(Some(e)) | Err(e) = c.stream.take_error() {
-            return Err(format!("connect to {target}: {e}"));
-        }
-        if c.stream.peer_addr().is_err() {
-            return Ok(()); // not connected yet
-        }
-        c.phase = Phase::LoggingIn;
-    }
-    flush(c).map_err(|e| format!("write: {e}"))
-}
-
-fn flush(c: &mut Client) -> io::Result<()> {
-    if matches!(c.phase, Phase::Connecting) {
-        return Ok(());
-    }
-    mp1::pending::write_pending(&mut c.stream, &mut c.out)
-}
-
-enum Seen {
-    Chat { seq: u64, sender: usize },
-    LoginOk,
-    LoginRefused(String),
-    Disconnect(String),
-    Other,
-}
-
-/// Classifies a server object cheaply: most are join announcements, so
-/// only the `mtp` prefix is looked at unless it is one we need.
-fn classify(o: &[u8]) -> Seen {
-    if o.starts_with(br#"{"mtp":"SendChatFromUser""#) {
-        return match find(o, b"\"message\":\"").and_then(|i| parse_stamp(&o[i..])) {
-            Some((seq, sender, _)) => Seen::Chat { seq, sender },
-            None => Seen::Other,
-        };
-    }
-    if o.starts_with(br#"{"mtp":"AssignUsername""#) {
-        return if find(o, br#""status":"OK""#).is_some() {
-            Seen::LoginOk
-        } else {
-            Seen::LoginRefused(String::from_utf8_lossy(o).into_owned())
-        };
-    }
-    if o.starts_with(br#"{"mtp":"Disconnect""#) {
-        return Seen::Disconnect(String::from_utf8_lossy(o).into_owned());
-    }
-    Seen::Other
-}
-
+/// The index just past `needle` in `hay`.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len())
         .position(|w| w == needle)
@@ -998,27 +630,5 @@ mod tests {
         assert_eq!(parse_stamp(b"s=12;k=3;t=999;xxxx"), Some((12, 3, 999)));
         assert_eq!(parse_stamp(b"c3: s=12;k=3;t=999;"), Some((12, 3, 999)));
         assert_eq!(parse_stamp(b"hello"), None);
-    }
-
-    #[test]
-    fn classify_by_prefix() {
-        assert!(matches!(
-            classify(
-                br#"{"mtp":"SendChatFromUser","data":{"name":"c1","message":"s=5;k=1;t=7;x"}}"#
-            ),
-            Seen::Chat { seq: 5, sender: 1 }
-        ));
-        assert!(matches!(
-            classify(br#"{"mtp":"AssignUsername","data":{"name":"c1"},"status":"OK"}"#),
-            Seen::LoginOk
-        ));
-        assert!(matches!(
-            classify(br#"{"mtp":"AssignUsername","data":{"name":"c1"},"status":"DuplicateError"}"#),
-            Seen::LoginRefused(_)
-        ));
-        assert!(matches!(
-            classify(br#"{"mtp":"ServerMessage","data":{"message":"x"}}"#),
-            Seen::Other
-        ));
     }
 }
