@@ -340,7 +340,8 @@ fn main() -> ExitCode {
     if clean {
         ExitCode::SUCCESS
     } else {
-        eprintln!("loadgen: TCP deliveries were lost, duplicated or reordered");
+        let transport = report::transport_name(o.params.transport_option());
+        eprintln!("loadgen: {transport} deliveries were lost, duplicated or reordered");
         ExitCode::from(1)
     }
 }

@@ -29,6 +29,7 @@ pub fn to_json(label: &str, o: &Outcome) -> Value {
     };
     json!({
         "label": label,
+        "transport": o.transport,
         "clients": o.clients,
         "peers": o.peers,
         "sent": o.sent,
@@ -131,11 +132,17 @@ pub fn summary(j: &Value) -> String {
     if let Some(cpu) = j["login_server_cpu_s"].as_f64() {
         let _ = writeln!(s, "  login storm       server CPU {cpu:.2} s");
     }
+    // `tcp` holds the clients' deliveries, whatever carried them.
     let t = &j["tcp"];
     let _ = writeln!(
         s,
-        "  TCP: {} of {} delivered, lost {}, duplicated {}, reordered {}",
-        t["received"], t["expected"], t["lost"], t["duplicates"], t["reordered"]
+        "  {}: {} of {} delivered, lost {}, duplicated {}, reordered {}",
+        transport_name(j["transport"].as_str().unwrap_or("tcp")),
+        t["received"],
+        t["expected"],
+        t["lost"],
+        t["duplicates"],
+        t["reordered"]
     );
     if j["peers"].as_u64().unwrap_or(0) > 0 {
         let u = &j["udp"];
@@ -178,6 +185,14 @@ pub fn summary(j: &Value) -> String {
         j["loadgen_busy"].as_f64().unwrap_or(0.0) * 100.0
     );
     s
+}
+
+/// What `--transport`'s value is called in what loadgen prints.
+pub fn transport_name(option: &str) -> &'static str {
+    match option {
+        "ws" => "WebSocket",
+        _ => "TCP",
+    }
 }
 
 /// The sweep table: one row per size.
@@ -367,5 +382,21 @@ fn fmt_us(v: f64) -> String {
         format!("{:.0} ms", v / 1000.0)
     } else {
         format!("{v:.0} µs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_the_transport_used() {
+        let counts = json!({"received": 9, "expected": 9, "lost": 0,
+                            "duplicates": 0, "reordered": 0});
+        let ws = summary(&json!({"transport": "ws", "clients": 10, "tcp": counts}));
+        assert!(ws.contains("  WebSocket: 9 of 9 delivered"), "{ws}");
+        assert!(!ws.contains("TCP"), "{ws}");
+        let tcp = summary(&json!({"transport": "tcp", "clients": 10, "tcp": counts}));
+        assert!(tcp.contains("  TCP: 9 of 9 delivered"), "{tcp}");
     }
 }

@@ -214,6 +214,7 @@ fn websocket_clients_lose_nothing() {
         "--json",
     ]);
     assert_eq!(code, Some(0), "{all}");
+    assert_eq!(j["transport"], "ws", "{j}");
     assert_eq!(j["tcp"]["expected"], 50 * 19, "{j}");
     assert_eq!(j["tcp"]["lost"], 0, "{j}");
     assert_eq!(j["delivery_us"]["count"], 30 * 19, "{j}");

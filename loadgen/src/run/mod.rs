@@ -96,6 +96,14 @@ pub struct Params {
 }
 
 impl Params {
+    /// The transport as `--transport` names it: `tcp` (Redis too) or `ws`.
+    pub fn transport_option(&self) -> &'static str {
+        match self.transport() {
+            Transport::WebSocket => "ws",
+            Transport::Tcp | Transport::Redis => "tcp",
+        }
+    }
+
     fn transport(&self) -> Transport {
         match self.protocol {
             Protocol::Redis => Transport::Redis,
@@ -120,6 +128,8 @@ pub struct Usage {
 
 /// What a run measured.
 pub struct Outcome {
+    /// `Params::transport_option`.
+    pub transport: &'static str,
     pub clients: usize,
     pub peers: usize,
     /// Connect + login latency per client, µs.
@@ -209,6 +219,7 @@ impl<'a> Runner<'a> {
             flights: Vec::new(),
             sent: Vec::new(),
             out: Outcome {
+                transport: p.transport_option(),
                 clients: p.clients,
                 peers: p.peers,
                 login_us: hist(),
