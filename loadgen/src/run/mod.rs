@@ -351,8 +351,8 @@ impl<'a> Runner<'a> {
                 .iter()
                 .filter(|c| matches!(c.phase, Phase::Ready))
                 .count();
-            self.progress
-                .show("login", ready as u64, self.p.clients as u64);
+            let (ready, all) = (ready as u64, self.p.clients as u64);
+            self.progress.show("login", ready, all, "clients");
             for (i, c) in self.clients.iter().enumerate() {
                 if !matches!(c.phase, Phase::Ready) && c.started.elapsed() > self.p.connect_timeout
                 {
@@ -420,7 +420,7 @@ impl<'a> Runner<'a> {
                 }
                 self.turn(Some(Duration::from_millis(100)))?;
             }
-            self.progress.show("closed", k + 1, total);
+            self.progress.show("closed", k + 1, total, "chats");
         }
         self.take_usage();
         // Let the peers' datagrams arrive too.
@@ -450,11 +450,11 @@ impl<'a> Runner<'a> {
                 continue;
             }
             self.turn(Some(Duration::from_nanos(intended - now)))?;
-            self.progress.show(
-                "open",
+            let (done_ms, total_ms) = (
                 now.saturating_sub(start) / 1_000_000,
                 (end - start) / 1_000_000,
             );
+            self.progress.show("open", done_ms, total_ms, "ms");
         }
         let drain_until = Instant::now() + self.p.drain;
         while Instant::now() < drain_until && self.flights.iter().any(|f| f.due > 0) {

@@ -63,8 +63,8 @@ impl Runner<'_> {
         loop {
             self.send_handshakes()?;
             let joined = self.peers.iter().filter(|p| p.joined).count();
-            self.progress
-                .show("peers", joined as u64, self.p.peers as u64);
+            let all = self.p.peers as u64;
+            self.progress.show("peers", joined as u64, all, "peers");
             if joined == self.p.peers {
                 return Ok(());
             }
