@@ -201,13 +201,9 @@ fn a_browser_closing_is_a_departure() {
 fn rule_breakers_are_told_and_closed() {
     let server = Mp1d::start(&["--http", "127.0.0.1:0", "--max-message-bytes", "1024"]);
     let http = server.http_addr();
-    let unmasked = {
-        let mut f = vec![0x81, 2];
-        f.extend_from_slice(b"{}");
-        f
-    };
     for (bytes, code) in [
-        (unmasked, 1002),
+        // A server's frame, which is unmasked.
+        (mp1::websocket::frame(0x1, b"{}"), 1002),
         (frame(0x1, true, &[0xC3, 0x28]), 1007),
         (frame(0x2, true, b"\x00\x01"), 1003),
         (frame(0x1, true, &vec![b' '; 2000]), 1009),
