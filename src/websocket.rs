@@ -293,6 +293,59 @@ pub fn close_frame(code: u16, reason: &str) -> Vec<u8> {
     frame(OP_CLOSE, &payload)
 }
 
+/// A frame a server sent, as a client reads it: where its payload lies in
+/// the bytes it was decoded from, and how many bytes the whole frame took.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ServerFrame {
+    pub fin: bool,
+    pub opcode: u8,
+    pub payload: std::ops::Range<usize>,
+    pub len: usize,
+}
+
+/// The server frame at the front of `buf`, for clients (loadgen, the
+/// tests): `Ok(None)` until all of it has arrived. Nothing is copied: the
+/// payload is a range of `buf`. A masked frame is an error, since a server
+/// must never send one (RFC 6455, 5.1).
+pub fn decode_server_frame(buf: &[u8]) -> Result<Option<ServerFrame>, &'static str> {
+    let (Some(&b0), Some(&b1)) = (buf.first(), buf.get(1)) else {
+        return Ok(None);
+    };
+    if b1 & 0x80 != 0 {
+        return Err("a masked frame from the server");
+    }
+    let Some((len, at)) = server_payload_len(b1 & 0x7F, &buf[2..]) else {
+        return Ok(None);
+    };
+    let end = usize::try_from(len)
+        .ok()
+        .and_then(|len| len.checked_add(at))
+        .ok_or("a frame longer than memory")?;
+    if buf.len() < end {
+        return Ok(None);
+    }
+    Ok(Some(ServerFrame {
+        fin: b0 & 0x80 != 0,
+        opcode: b0 & 0x0F,
+        payload: at..end,
+        len: end,
+    }))
+}
+
+/// A frame's payload length from its 7-bit field and the extended length
+/// bytes after it (`rest`), and where the payload starts; `None` until the
+/// extended length has arrived.
+fn server_payload_len(short: u8, rest: &[u8]) -> Option<(u64, usize)> {
+    match short {
+        126 => Some((
+            u64::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?)),
+            4,
+        )),
+        127 => Some((u64::from_be_bytes(rest.get(..8)?.try_into().ok()?), 10)),
+        n => Some((u64::from(n), 2)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,5 +513,53 @@ mod tests {
         two.extend(client(OP_TEXT, true, b"late"));
         assert_eq!(events(&two, 100), vec![Event::Close(1005)]);
         assert_eq!(&close_frame(1000, "bye")[..4], &[0x88, 0x05, 0x03, 0xE8]);
+    }
+}
+
+#[cfg(test)]
+mod client_tests {
+    use super::*;
+
+    #[test]
+    fn server_frames_decode_whole_and_not_before() {
+        // RFC 6455 5.7's unmasked "Hello".
+        let hello = [0x81, 0x05, b'H', b'e', b'l', b'l', b'o'];
+        let f = decode_server_frame(&hello).unwrap().unwrap();
+        assert_eq!(
+            f,
+            ServerFrame {
+                fin: true,
+                opcode: OP_TEXT,
+                payload: 2..7,
+                len: 7
+            }
+        );
+        // Each length encoding (7-bit, 16-bit, 64-bit), with a second
+        // frame behind it that must not be taken.
+        for n in [0, 125, 126, 65535, 65536] {
+            let payload: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let mut bytes = frame(OP_BINARY, &payload);
+            let whole = bytes.len();
+            bytes.extend(frame(OP_PING, b"next"));
+            let f = decode_server_frame(&bytes).unwrap().unwrap();
+            assert_eq!((f.opcode, f.len), (OP_BINARY, whole), "{n}");
+            assert_eq!(&bytes[f.payload], &payload[..], "{n}");
+            for cut in [0, 1, 2, 3, 9, whole - 1] {
+                if cut < whole {
+                    assert_eq!(decode_server_frame(&bytes[..cut]), Ok(None), "{n} at {cut}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_masked_server_frame_is_refused() {
+        let mut masked = Vec::new();
+        masked_frame(OP_TEXT, true, [1, 2, 3, 4], b"hi", &mut masked);
+        assert!(decode_server_frame(&masked).is_err());
+        // A fragment's first frame says it is not the last.
+        let mut first = frame(OP_TEXT, b"a");
+        first[0] &= 0x7F;
+        assert!(!decode_server_frame(&first).unwrap().unwrap().fin);
     }
 }

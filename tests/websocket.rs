@@ -67,23 +67,12 @@ impl Ws {
     /// The next server frame: (opcode, payload); `None` at EOF.
     fn frame(&mut self) -> Option<(u8, Vec<u8>)> {
         loop {
-            if self.buf.len() >= 2 {
-                assert_eq!(self.buf[1] & 0x80, 0, "server frames are unmasked");
-                let (len, at) = match self.buf[1] & 0x7F {
-                    126 if self.buf.len() >= 4 => {
-                        (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4)
-                    }
-                    126 => (usize::MAX, 0),
-                    127 => panic!("no frame that big here"),
-                    n => (n as usize, 2),
-                };
-                if len != usize::MAX && self.buf.len() >= at + len {
-                    assert_ne!(self.buf[0] & 0x80, 0, "server frames are final");
-                    let op = self.buf[0] & 0x0F;
-                    let payload = self.buf[at..at + len].to_vec();
-                    self.buf.drain(..at + len);
-                    return Some((op, payload));
-                }
+            let decoded = mp1::websocket::decode_server_frame(&self.buf);
+            if let Some(f) = decoded.expect("server frames are unmasked") {
+                assert!(f.fin, "server frames are final");
+                let payload = self.buf[f.payload].to_vec();
+                self.buf.drain(..f.len);
+                return Some((f.opcode, payload));
             }
             let mut chunk = [0u8; 4096];
             match self.s.read(&mut chunk) {
@@ -212,13 +201,9 @@ fn a_browser_closing_is_a_departure() {
 fn rule_breakers_are_told_and_closed() {
     let server = Mp1d::start(&["--http", "127.0.0.1:0", "--max-message-bytes", "1024"]);
     let http = server.http_addr();
-    let unmasked = {
-        let mut f = vec![0x81, 2];
-        f.extend_from_slice(b"{}");
-        f
-    };
     for (bytes, code) in [
-        (unmasked, 1002),
+        // A server's frame, which is unmasked.
+        (mp1::websocket::frame(0x1, b"{}"), 1002),
         (frame(0x1, true, &[0xC3, 0x28]), 1007),
         (frame(0x2, true, b"\x00\x01"), 1003),
         (frame(0x1, true, &vec![b' '; 2000]), 1009),

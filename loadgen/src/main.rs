@@ -37,7 +37,8 @@ USAGE: loadgen [OPTIONS]
   --clients N           simulated TCP clients (default 100)
   --peers N             simulated UDP peers handshaking with the server's
                         LAN bridge (default 0; start mp1d with --peer-name
-                        NAME --broadcast 127.255.255.255)
+                        NAME --broadcast 127.255.255.255); a handshake is
+                        sent again until answered, for --connect-timeout
   --bridge HOST:PORT    UDP address of the bridge (default: the target)
   --mode closed|open    closed: next chat when all got the previous one;
                         open: fixed rate, latency from the intended send
@@ -339,7 +340,8 @@ fn main() -> ExitCode {
     if clean {
         ExitCode::SUCCESS
     } else {
-        eprintln!("loadgen: TCP deliveries were lost, duplicated or reordered");
+        let transport = report::transport_name(o.params.transport_option());
+        eprintln!("loadgen: {transport} deliveries were lost, duplicated or reordered");
         ExitCode::from(1)
     }
 }

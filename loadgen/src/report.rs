@@ -29,6 +29,7 @@ pub fn to_json(label: &str, o: &Outcome) -> Value {
     };
     json!({
         "label": label,
+        "transport": o.transport,
         "clients": o.clients,
         "peers": o.peers,
         "sent": o.sent,
@@ -131,11 +132,17 @@ pub fn summary(j: &Value) -> String {
     if let Some(cpu) = j["login_server_cpu_s"].as_f64() {
         let _ = writeln!(s, "  login storm       server CPU {cpu:.2} s");
     }
+    // `tcp` holds the clients' deliveries, whatever carried them.
     let t = &j["tcp"];
     let _ = writeln!(
         s,
-        "  TCP: {} of {} delivered, lost {}, duplicated {}, reordered {}",
-        t["received"], t["expected"], t["lost"], t["duplicates"], t["reordered"]
+        "  {}: {} of {} delivered, lost {}, duplicated {}, reordered {}",
+        transport_name(j["transport"].as_str().unwrap_or("tcp")),
+        t["received"],
+        t["expected"],
+        t["lost"],
+        t["duplicates"],
+        t["reordered"]
     );
     if j["peers"].as_u64().unwrap_or(0) > 0 {
         let u = &j["udp"];
@@ -178,6 +185,14 @@ pub fn summary(j: &Value) -> String {
         j["loadgen_busy"].as_f64().unwrap_or(0.0) * 100.0
     );
     s
+}
+
+/// What `--transport`'s value is called in what loadgen prints.
+pub fn transport_name(option: &str) -> &'static str {
+    match option {
+        "ws" => "WebSocket",
+        _ => "TCP",
+    }
 }
 
 /// The sweep table: one row per size.
@@ -303,6 +318,19 @@ pub fn percentile_svg(curves: &[(String, &Histogram<u64>)]) -> String {
     s
 }
 
+/// The sweep plot's colours for p50 and p99.
+const P50: &str = "#1f77b4";
+const P99: &str = "#d62728";
+
+/// The baselines of a point's p50 and p99 labels, given where its two
+/// values are drawn: each just above its value, the p99 one a line higher
+/// still if it would otherwise overlap the p50 one (12-pixel text).
+fn label_ys(y50: f64, y99: f64) -> (f64, f64) {
+    let line = 14.0;
+    let p50 = y50 - 5.0;
+    (p50, (y99 - 5.0).min(p50 - line))
+}
+
 /// An SVG of p50/p99 latency against the number of clients (a sweep).
 pub fn sweep_svg(rows: &[Value]) -> String {
     let (w, h, m) = (720.0, 420.0, 60.0);
@@ -324,7 +352,7 @@ pub fn sweep_svg(rows: &[Value]) -> String {
         let v = max_v * i as f64 / 4.0;
         let _ = writeln!(s, "<line x1=\"{m}\" y1=\"{0:.1}\" x2=\"{1:.1}\" y2=\"{0:.1}\" stroke=\"#eee\"/><text x=\"{2}\" y=\"{3:.1}\" text-anchor=\"end\">{4}</text>", y(v), x(max_c), m - 6.0, y(v) + 4.0, fmt_us(v));
     }
-    for (label, series, color) in [("p50", &p50, "#1f77b4"), ("p99", &p99, "#d62728")] {
+    for (series, color) in [(&p50, P50), (&p99, P99)] {
         let line: Vec<String> = series
             .iter()
             .map(|(c, v)| format!("{:.1},{:.1}", x(*c), y(*v)))
@@ -335,7 +363,26 @@ pub fn sweep_svg(rows: &[Value]) -> String {
             line.join(" ")
         );
         for (c, v) in series.iter() {
-            let _ = writeln!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"{color}\">{} {}</text>", x(*c), y(*v), x(*c) + 5.0, y(*v) - 5.0, label, fmt_us(*v));
+            let _ = writeln!(
+                s,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{color}\"/>",
+                x(*c),
+                y(*v)
+            );
+        }
+    }
+    // Each point's two labels, the p99 one kept clear above the p50 one:
+    // where the two are close (few clients) they would print over each
+    // other.
+    for ((c, v50), (_, v99)) in p50.iter().zip(&p99) {
+        let (y50, y99) = label_ys(y(*v50), y(*v99));
+        for (label, v, at, color) in [("p50", v50, y50, P50), ("p99", v99, y99, P99)] {
+            let _ = writeln!(
+                s,
+                "<text x=\"{:.1}\" y=\"{at:.1}\" fill=\"{color}\">{label} {}</text>",
+                x(*c) + 5.0,
+                fmt_us(*v)
+            );
         }
     }
     for (c, _) in &p50 {
@@ -367,5 +414,51 @@ fn fmt_us(v: f64) -> String {
         format!("{:.0} ms", v / 1000.0)
     } else {
         format!("{v:.0} µs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The baseline of the `<text>` that says `label`.
+    fn text_y(svg: &str, label: &str) -> f64 {
+        let line = svg
+            .lines()
+            .find(|l| l.contains(&format!(">{label}</text>")))
+            .unwrap_or_else(|| panic!("no {label} in {svg}"));
+        let y = line.split(" y=\"").nth(1).unwrap();
+        y[..y.find('"').unwrap()].parse().unwrap()
+    }
+
+    #[test]
+    fn sweep_labels_do_not_overlap_where_p50_and_p99_are_close() {
+        // The closed-loop sweep in BENCHMARKS.md: at 100 clients p50 and
+        // p99 are 8 pixels apart on the plot.
+        let row = |clients, p50, p99| {
+            json!({"clients": clients,
+            "delivery_us": {"p50": p50, "p99": p99}})
+        };
+        let rows = [
+            row(100, 309, 1556),
+            row(1000, 3351, 8647),
+            row(5000, 18627, 42687),
+        ];
+        let svg = sweep_svg(&rows);
+        for (p50, p99) in [("p50 309 µs", "p99 1556 µs"), ("p50 19 ms", "p99 43 ms")] {
+            let (y50, y99) = (text_y(&svg, p50), text_y(&svg, p99));
+            assert!(y50 - y99 >= 13.0, "{p50} at {y50}, {p99} at {y99}");
+        }
+    }
+
+    #[test]
+    fn the_summary_names_the_transport_used() {
+        let counts = json!({"received": 9, "expected": 9, "lost": 0,
+                            "duplicates": 0, "reordered": 0});
+        let ws = summary(&json!({"transport": "ws", "clients": 10, "tcp": counts}));
+        assert!(ws.contains("  WebSocket: 9 of 9 delivered"), "{ws}");
+        assert!(!ws.contains("TCP"), "{ws}");
+        let tcp = summary(&json!({"transport": "tcp", "clients": 10, "tcp": counts}));
+        assert!(tcp.contains("  TCP: 9 of 9 delivered"), "{tcp}");
     }
 }

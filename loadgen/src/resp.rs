@@ -1,15 +1,18 @@
-//! Just enough RESP2 (the Redis protocol) to drive Redis pub/sub as the
-//! baseline mp1d is compared with: commands out, and from what comes back,
-//! the `message` pushes, the `subscribe` confirmations and errors.
+//! The Redis protocol (RESP2) as loadgen's pub/sub baseline needs it, over
+//! the codec the rest of mp1 uses: commands are encoded by the library's
+//! cluster connection, replies and pushes decoded by `redis-protocol`
+//! (ranges into the bytes read, nothing copied); all this adds is what
+//! loadgen cares about in them.
+
+use mp1::cluster::redis::Connection;
+use redis_protocol::resp2::decode::decode_range;
+use redis_protocol::resp2::types::RangeFrame;
 
 /// Appends `args` as one RESP command (an array of bulk strings).
 pub fn command(args: &[&[u8]], out: &mut Vec<u8>) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for a in args {
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
+    let mut c = Connection::default();
+    c.command((), args);
+    out.extend_from_slice(c.output());
 }
 
 /// One reply or push, as far as loadgen cares.
@@ -28,80 +31,26 @@ pub enum Value<'a> {
 /// Reads the value at the front of `buf`: `Ok(None)` until all of it has
 /// arrived, then the value and the bytes it took.
 pub fn next(buf: &[u8]) -> Result<Option<(Value<'_>, usize)>, String> {
-    let Some((head, mut at)) = line(buf, 0) else {
-        return Ok(None);
+    let (frame, used) = match decode_range(buf) {
+        Ok(Some(f)) => f,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(format!("not RESP: {e:?}")),
     };
-    let (kind, rest) = head.split_first().ok_or("empty RESP line")?;
-    match kind {
-        b'+' | b':' => Ok(Some((Value::Other, at))),
-        b'-' => {
-            let text = String::from_utf8_lossy(rest).into_owned();
-            Ok(Some((Value::Error(text), at)))
-        }
-        b'$' => match bulk(buf, 0)? {
-            Some((_, end)) => Ok(Some((Value::Other, end))),
-            None => Ok(None),
+    let bytes = |r: &RangeFrame| match r {
+        RangeFrame::BulkString((a, b)) => &buf[*a..*b],
+        _ => &[],
+    };
+    let value = match &frame {
+        RangeFrame::Error((a, b)) => Value::Error(String::from_utf8_lossy(&buf[*a..*b]).into()),
+        // Pushes are [kind, channel, payload-or-count].
+        RangeFrame::Array(items) => match (items.first().map(bytes), items.get(2)) {
+            (Some(b"message"), Some(payload)) => Value::Message(bytes(payload)),
+            (Some(b"subscribe"), _) => Value::Subscribed,
+            _ => Value::Other,
         },
-        b'*' => {
-            let n = number(rest)?;
-            // Pushes are [kind, channel, payload-or-count].
-            let mut items: [&[u8]; 3] = [&[]; 3];
-            for i in 0..n.max(0) as usize {
-                let Some((item, end)) = bulk(buf, at)? else {
-                    return Ok(None);
-                };
-                if let Some(slot) = items.get_mut(i) {
-                    *slot = item;
-                }
-                at = end;
-            }
-            let value = match items[0] {
-                b"message" => Value::Message(items[2]),
-                b"subscribe" => Value::Subscribed,
-                _ => Value::Other,
-            };
-            Ok(Some((value, at)))
-        }
-        _ => Err(format!("not RESP: {:?}", String::from_utf8_lossy(head))),
-    }
-}
-
-/// The line starting at `from` (without its CRLF) and the index after it.
-fn line(buf: &[u8], from: usize) -> Option<(&[u8], usize)> {
-    let end = buf[from..].windows(2).position(|w| w == b"\r\n")? + from;
-    Some((&buf[from..end], end + 2))
-}
-
-/// A bulk string (or an integer, inside a push) starting at `from`.
-fn bulk(buf: &[u8], from: usize) -> Result<Option<(&[u8], usize)>, String> {
-    let Some((head, at)) = line(buf, from) else {
-        return Ok(None);
+        _ => Value::Other,
     };
-    match head.split_first() {
-        Some((b'$', len)) => {
-            let len = number(len)?;
-            if len < 0 {
-                return Ok(Some((&[], at)));
-            }
-            let end = at + len as usize;
-            if buf.len() < end + 2 {
-                return Ok(None);
-            }
-            Ok(Some((&buf[at..end], end + 2)))
-        }
-        Some((b':', digits)) => Ok(Some((digits, at))),
-        _ => Err(format!(
-            "expected a bulk string, got {:?}",
-            String::from_utf8_lossy(head)
-        )),
-    }
-}
-
-fn number(digits: &[u8]) -> Result<i64, String> {
-    std::str::from_utf8(digits)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad RESP length {:?}", String::from_utf8_lossy(digits)))
+    Ok(Some((value, used)))
 }
 
 #[cfg(test)]

@@ -96,6 +96,28 @@ fn closed_and_open_loops_with_peers_lose_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// mp1d's bridge answers a limited number of greetings a second (50 by
+/// default, from all peers together): more peers than that join all the
+/// same, their unanswered handshakes sent again.
+#[test]
+fn more_peers_than_the_bridge_greets_a_second_all_join() {
+    let addr = start_mp1d().to_string();
+    let (code, j, all) = loadgen(&[
+        "--target",
+        &addr,
+        "--clients",
+        "4",
+        "--peers",
+        "60",
+        "--messages",
+        "5",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{all}");
+    assert_eq!(j["peers"], 60, "{j}");
+    assert_eq!(j["udp"]["lost"], 0, "{j}");
+}
+
 /// The CPU figures cover the measured window only: from the first measured
 /// send to the last delivery, not the logins, the settle before it or the
 /// one after. A process that burns one core stands in for the server, so
@@ -192,6 +214,7 @@ fn websocket_clients_lose_nothing() {
         "--json",
     ]);
     assert_eq!(code, Some(0), "{all}");
+    assert_eq!(j["transport"], "ws", "{j}");
     assert_eq!(j["tcp"]["expected"], 50 * 19, "{j}");
     assert_eq!(j["tcp"]["lost"], 0, "{j}");
     assert_eq!(j["delivery_us"]["count"], 30 * 19, "{j}");

@@ -1,11 +1,16 @@
 //! loadgen's accounting against a fake MP1 server that misbehaves on
 //! purpose: a dropped, a reordered or a duplicated delivery must be caught
 //! and reported (and make loadgen exit 1); a faithful server reports zeros.
+//! And its UDP peers against a fake bridge that turns handshakes away, as
+//! a rate-limited bridge does.
 
-use mp1::protocol::{decode_request, encode_line, Frame, Reply, Request, Splitter, Status};
+use mp1::protocol::{
+    decode_peer, decode_request, encode_line, Frame, PeerMessage, Reply, Request, Splitter, Status,
+};
 use serde_json::Value;
+use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
@@ -223,4 +228,72 @@ fn auto_framing_reaches_a_line_reading_server() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no login within"), "{err}");
+}
+
+/// Which handshakes a fake bridge answers, given whether it has seen this
+/// peer's address before and how many peers it has answered.
+type Answers = fn(seen_before: bool, answered: usize) -> bool;
+
+/// A bridge that answers the handshakes `answers` lets through, and
+/// nothing else (it relays no chats).
+fn fake_bridge(answers: Answers) -> String {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut seen = HashSet::<SocketAddr>::new();
+        let mut answered = HashSet::<SocketAddr>::new();
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let Ok(PeerMessage::Handshake { .. }) = decode_peer(&buf[..n]) else {
+                continue;
+            };
+            let seen_before = !seen.insert(from);
+            if answered.contains(&from) || answers(seen_before, answered.len()) {
+                answered.insert(from);
+                let ok = PeerMessage::HandshakeResponse {
+                    name: "br".into(),
+                    status: Status::Ok,
+                };
+                let _ = socket.send_to(&ok.encode(), from);
+            }
+        }
+    });
+    addr
+}
+
+/// A handshake the bridge dropped is sent again: every peer joins.
+#[test]
+fn peers_whose_first_handshake_was_dropped_join() {
+    let addr = fake_server(Fault::None);
+    let bridge = fake_bridge(|seen_before, _| seen_before);
+    let peers = [
+        "--peers",
+        "4",
+        "--bridge",
+        &bridge,
+        "--connect-timeout",
+        "5",
+    ];
+    let (code, j) = loadgen(&addr, &[CLOSED, &peers].concat());
+    assert_eq!(code, Some(0), "{j}");
+    assert_eq!(j["peers"], 4, "{j}");
+    assert_eq!(j["tcp"]["lost"], 0, "{j}");
+}
+
+/// A bridge that answered some peers and not the rest is rate limiting:
+/// the hint names its option, not how to start a bridge.
+#[test]
+fn peers_turned_away_are_blamed_on_the_greeting_limit() {
+    let addr = fake_server(Fault::None);
+    let bridge = fake_bridge(|_, answered| answered < 2);
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["--target", &addr, "--clients", "2", "--peers", "4"])
+        .args(["--bridge", &bridge, "--connect-timeout", "1.5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only 2 of 4 peers"), "{err}");
+    assert!(err.contains("--lan-greetings-per-second"), "{err}");
+    assert!(!err.contains("--peer-name"), "{err}");
 }

@@ -3,6 +3,7 @@
 //! SKIPPED) where redis-server is not installed.
 #![allow(dead_code)]
 
+use mp1::cluster::redis::{Connection, Reply};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -89,25 +90,26 @@ impl Redis {
             std::thread::sleep(Duration::from_millis(20));
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        if s.write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")
-            .is_err()
-        {
-            return false;
+        match call(&mut s, &[b"INFO", b"server"]) {
+            Some(Reply::BulkString(info)) => String::from_utf8_lossy(&info)
+                .contains(&format!("process_id:{}\r\n", self.child.id())),
+            _ => false,
         }
-        let mut text = String::new();
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = s.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            text.push_str(&String::from_utf8_lossy(&buf[..n]));
-            if text
-                .find("process_id:")
-                .is_some_and(|i| text[i..].contains("\r\n"))
-            {
-                break;
-            }
+    }
+}
+
+/// Sends one command and reads its reply, with the library's RESP codec;
+/// `None` if the connection fails or what answers is not Redis.
+pub fn call(s: &mut TcpStream, args: &[&[u8]]) -> Option<Reply> {
+    let mut c = Connection::default();
+    c.command((), args);
+    s.write_all(c.output()).ok()?;
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(((), reply)) = c.next_reply().ok()? {
+            return Some(reply);
         }
-        text.contains(&format!("process_id:{}\r\n", self.child.id()))
+        let n = s.read(&mut buf).ok().filter(|&n| n > 0)?;
+        c.feed(&buf[..n]);
     }
 }
