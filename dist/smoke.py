@@ -3,13 +3,16 @@
 
 usage: dist/smoke.py [--runner qemu-aarch64-static] path/to/mp1d
 
-Starts the server on 127.0.0.1 (a free port), logs in two clients (one bare,
-one newline framed), chats, whispers, asks the time, kicks, shuts the
-server down with SIGTERM, and checks every reply byte for byte. Exits 0 when
-all checks pass; prints each check.
+Starts the server on 127.0.0.1 (free ports) with its web face, logs in two
+clients (one bare, one newline framed), chats, whispers, asks the time,
+asks /healthz, chats with a browser-like user over WebSocket, kicks, shuts
+the server down with SIGTERM, and checks every reply byte for byte. Exits 0
+when all checks pass; prints each check.
 """
 import argparse
+import base64
 import json
+import os
 import re
 import signal
 import socket
@@ -81,6 +84,61 @@ class Client:
             return True
 
 
+class WebSocket:
+    """A minimal RFC 6455 client: masked text frames out, server frames in."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.s.sendall(
+            f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\n\r\n".encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.s.recv(4096)
+            if not chunk:
+                raise AssertionError("closed during the handshake")
+            self.buf += chunk
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        self.status = head.split(b"\r\n")[0].decode()
+
+    def send(self, mtp, data):
+        payload = json.dumps({"mtp": mtp, "data": data}).encode()
+        mask = os.urandom(4)
+        n = len(payload)
+        head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+        self.s.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def recv(self):
+        while True:
+            if len(self.buf) >= 2:
+                n, at = self.buf[1] & 0x7F, 2
+                if n == 126:
+                    n, at = int.from_bytes(self.buf[2:4], "big"), 4
+                if len(self.buf) >= at + n:
+                    opcode, payload = self.buf[0] & 0x0F, self.buf[at:at + n]
+                    self.buf = self.buf[at + n:]
+                    if opcode == 1:
+                        return json.loads(payload)
+                    continue
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise AssertionError("connection closed")
+            self.buf += chunk
+
+
+def http_get(port, path):
+    s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    reply = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return reply.decode()
+        reply += chunk
+
+
 def check(what, got, want):
     if got != want:
         print(f"FAIL {what}:\n  got  {got!r}\n  want {want!r}")
@@ -97,18 +155,21 @@ def main():
     ap.add_argument("--runner", default="")
     ap.add_argument("binary")
     a = ap.parse_args()
-    cmd = ([a.runner] if a.runner else []) + [a.binary, "--port", "0", "--bind", "127.0.0.1"]
+    cmd = ([a.runner] if a.runner else []) + [
+        a.binary, "--port", "0", "--bind", "127.0.0.1", "--http", "127.0.0.1:0"]
     srv = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    port = None
+    port = web = None
     t0 = time.time()
     for line in srv.stderr:
         m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
         if m:
             port = int(m.group(1))
+        m = re.search(r"HTTP on 127\.0\.0\.1:(\d+)", line)
+        if m:
+            web = int(m.group(1))
+        if (port and web) or time.time() - t0 > TIMEOUT:
             break
-        if time.time() - t0 > TIMEOUT:
-            break
-    if port is None:
+    if port is None or web is None:
         srv.kill()
         print("FAIL server did not start")
         sys.exit(1)
@@ -136,11 +197,31 @@ def main():
         alice.send("RequestLocalTime", {})
         t = alice.recv()
         check("local time is HH:MM:SS", bool(re.fullmatch(r"\d\d:\d\d:\d\d", t["data"]["time"])), True)
+        check("/healthz answers", http_get(web, "/healthz").split("\r\n")[0], "HTTP/1.1 200 OK")
+        carol = WebSocket(web)
+        check("a browser upgrades", carol.status, "HTTP/1.1 101 Switching Protocols")
+        carol.send("Login", {"name": "carol"})
+        check("carol logs in over WebSocket", carol.recv(),
+              {"mtp": "AssignUsername", "data": {"name": "carol"}, "status": "OK"})
+        check("carol sees her join", carol.recv(), sm("carol joined the server."))
+        check("alice sees carol join", alice.recv(), sm("carol joined the server."))
+        check("bob sees carol join", bob.recv(), sm("carol joined the server."))
+        carol.send("SendChat", {"message": "from the web"})
+        check("TCP user gets the browser's chat", alice.recv(),
+              {"mtp": "SendChatFromUser", "data": {"name": "carol", "message": "from the web"}})
+        check("and the other", bob.recv(),
+              {"mtp": "SendChatFromUser", "data": {"name": "carol", "message": "from the web"}})
+        alice.send("SendChat", {"message": "from TCP"})
+        check("the browser gets a TCP user's chat", carol.recv(),
+              {"mtp": "SendChatFromUser", "data": {"name": "alice", "message": "from TCP"}})
+        check("bob too", bob.recv(),
+              {"mtp": "SendChatFromUser", "data": {"name": "alice", "message": "from TCP"}})
         alice.send("KickUser", {"name": "bob"})
         check("kick answered", alice.recv(), {"mtp": "KickUser", "data": {"name": "bob"}, "status": "OK"})
         check("kicked user told", bob.recv(), {"mtp": "Disconnect", "data": {"message": "Kicked from the server."}})
         check("kicked user closed", bob.closed(), True)
         check("kick announced", alice.recv(), sm("bob has been kicked from the server."))
+        check("kick announced to the browser", carol.recv(), sm("bob has been kicked from the server."))
         srv.send_signal(signal.SIGTERM)
         check("SIGTERM says goodbye", alice.recv(), {"mtp": "Disconnect", "data": {"message": "Server closing."}})
         check("server exits 0", srv.wait(timeout=TIMEOUT), 0)

@@ -85,7 +85,7 @@ fn an_http_request_then_a_half_close_is_answered() {
     let server = Mp1d::start(&["--http", "127.0.0.1:0"]);
     let mut s = TcpStream::connect(server.http_addr()).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     s.shutdown(Shutdown::Write).unwrap();
     let mut reply = String::new();
@@ -103,7 +103,7 @@ fn a_complete_head_over_the_limit_is_refused() {
         let mut s = TcpStream::connect(server.http_addr()).unwrap();
         s.set_read_timeout(Some(WAIT)).unwrap();
         let filler = "a".repeat(size);
-        let req = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: {filler}\r\n\r\n");
+        let req = format!("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Filler: {filler}\r\n\r\n");
         s.write_all(req.as_bytes()).unwrap();
         let mut reply = String::new();
         let _ = s.read_to_string(&mut reply);
@@ -207,8 +207,39 @@ fn a_ping_flood_from_a_browser_that_never_reads_is_cut() {
 fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     let mut reply = String::new();
     s.read_to_string(&mut reply).unwrap();
     reply
+}
+
+/// A page on another host name that resolves to the server (DNS
+/// rebinding: `Host` and `Origin` both that name) is refused, unless the
+/// name is allowed with `--http-allowed-host`.
+#[test]
+fn a_rebound_host_name_is_refused_unless_allowed() {
+    let upgrade = |server: &Mp1d| {
+        let mut s = TcpStream::connect(server.http_addr()).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.write_all(
+            b"GET /ws HTTP/1.1\r\nHost: evil.example:8080\r\nOrigin: http://evil.example:8080\r\n\
+              Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    };
+    let server = Mp1d::start(&["--http", "127.0.0.1:0"]);
+    assert_eq!(upgrade(&server), "HTTP/1.1 403");
+    let page = http_get(server.http_addr(), "/");
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "by its own address");
+    let allowing = Mp1d::start(&[
+        "--http",
+        "127.0.0.1:0",
+        "--http-allowed-host",
+        "evil.example",
+    ]);
+    assert_eq!(upgrade(&allowing), "HTTP/1.1 101");
 }

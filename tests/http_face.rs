@@ -25,7 +25,7 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> String {
 fn get(addr: SocketAddr, path: &str) -> String {
     exchange(
         addr,
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes(),
     )
 }
 

@@ -52,6 +52,10 @@ OPTIONS:
   --http-origin ORIGIN    a page origin allowed to open the WebSocket, e.g.
                           https://chat.example.org; repeatable; * allows any
                           (default: only the page's own host)
+  --http-allowed-host NAME
+                          a host name the HTTP face answers to, besides IP
+                          addresses and localhost (a guard against DNS
+                          rebinding); repeatable; * allows any
   --http-timeout SECS     an HTTP connection is closed after this long
                           (default {http_timeout})
   --cluster redis://HOST[:PORT]
@@ -154,6 +158,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "--http",
     "--http-timeout",
     "--http-origin",
+    "--http-allowed-host",
     "--cluster",
     "--node-id",
     "--cluster-lease",
@@ -229,6 +234,7 @@ fn parse_args() -> Result<Command, String> {
                 "--http" => c.http = Some(v.parse().map_err(|_| format!("not ADDR:PORT: {v:?}"))?),
                 "--http-timeout" => c.http_timeout = seconds(&v)?,
                 "--http-origin" => c.http_origins.push(v.clone()),
+                "--http-allowed-host" => c.http_allowed_hosts.push(v.to_ascii_lowercase()),
                 "--cluster" => {
                     ClusterConfig::host_port(&v)?;
                     cluster = Some(v.clone())

@@ -73,6 +73,10 @@ pub struct Config {
     /// Origins whose pages may open a WebSocket (`*`: any); empty: only
     /// the page's own (same host).
     pub http_origins: Vec<String>,
+    /// Host names the HTTP face answers to besides IP addresses and
+    /// `localhost` (`*`: any): a page on another name that resolves here
+    /// (DNS rebinding) is refused.
+    pub http_allowed_hosts: Vec<String>,
     /// Serve one chat with other nodes through Redis (`--cluster`).
     pub cluster: Option<super::ClusterConfig>,
 }
@@ -128,6 +132,7 @@ impl Default for Config {
             http: None,
             http_timeout: Duration::from_secs(10),
             http_origins: Vec::new(),
+            http_allowed_hosts: Vec::new(),
             cluster: None,
         }
     }

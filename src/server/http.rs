@@ -115,13 +115,53 @@ fn upgrade(req: &httparse::Request, origins: &[String]) -> Result<Vec<u8>, Vec<u
     .into_bytes())
 }
 
+/// Whether a request naming `host` (its `Host` header) is for this
+/// server: an IP address or `localhost` always is; a name only when
+/// `allowed` lists it (or `*`). A page served from another name that
+/// resolves here (DNS rebinding) is thereby refused. A request with no
+/// `Host` (not a browser) is not refused for it.
+fn host_allowed(host: Option<&str>, allowed: &[String]) -> bool {
+    let Some(host) = host else {
+        return true;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => {
+            return v6
+                .split(']')
+                .next()
+                .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())
+        }
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    let name = name.to_ascii_lowercase();
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name == "localhost"
+        || allowed.iter().any(|a| a == "*" || *a == name)
+}
+
+/// What the server's HTTP face accepts beyond the defaults.
+#[derive(Clone, Copy)]
+struct Policy<'a> {
+    /// `--http-origin`.
+    origins: &'a [String],
+    /// `--http-allowed-host`.
+    hosts: &'a [String],
+}
+
 /// What the request head in `head` asks for; `None` until it is complete.
-fn route(head: &[u8], origins: &[String], metrics: impl FnOnce() -> String) -> Option<Answer> {
+fn route(head: &[u8], policy: Policy, metrics: impl FnOnce() -> String) -> Option<Answer> {
+    let origins = policy.origins;
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let parsed = req.parse(head);
     if matches!(parsed, Ok(httparse::Status::Complete(n)) if n > MAX_HEAD_BYTES) {
         return Some(Answer::Respond(too_large()));
+    }
+    if parsed.is_ok_and(|p| p.is_complete()) && !host_allowed(header(&req, "Host"), policy.hosts) {
+        return Some(Answer::Respond(text(
+            "403 Forbidden",
+            "this host name is not allowed (--http-allowed-host)\n",
+        )));
     }
     if let Ok(httparse::Status::Complete(n)) = parsed {
         let path = req.path.unwrap_or("").split('?').next().unwrap_or("");
@@ -232,7 +272,11 @@ impl Server {
         // answered 431 at once, complete or not.
         head.extend_from_slice(bytes);
         let head = std::mem::take(head);
-        let answer = route(&head, &self.config.http_origins, || self.render_metrics());
+        let policy = Policy {
+            origins: &self.config.http_origins,
+            hosts: &self.config.http_allowed_hosts,
+        };
+        let answer = route(&head, policy, || self.render_metrics());
         match answer {
             Some(Answer::Respond(r)) => self.answer_http(key, &r),
             Some(Answer::Upgrade { response, rest }) => {
@@ -323,7 +367,53 @@ mod tests {
     }
 
     fn route(head: &[u8], m: impl FnOnce() -> String) -> Option<Answer> {
-        super::route(head, &[], m)
+        super::route(head, policy(&[]), m)
+    }
+
+    fn policy(origins: &[String]) -> Policy<'_> {
+        Policy {
+            origins,
+            hosts: &[],
+        }
+    }
+
+    #[test]
+    fn another_host_name_is_refused_unless_allowed() {
+        let m = || String::new();
+        let get = |host: &str| format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        for host in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "[::1]:8080",
+            "10.1.2.3",
+            "LOCALHOST",
+        ] {
+            assert_eq!(
+                status(route(get(host).as_bytes(), m)),
+                "HTTP/1.1 200 OK",
+                "{host}"
+            );
+        }
+        let evil = get("evil.example:8080");
+        assert_eq!(status(route(evil.as_bytes(), m)), "HTTP/1.1 403 Forbidden");
+        let allowed = ["evil.example".to_string()];
+        let p = Policy {
+            origins: &[],
+            hosts: &allowed,
+        };
+        assert_eq!(
+            status(super::route(evil.as_bytes(), p, m)),
+            "HTTP/1.1 200 OK"
+        );
+        let any = ["*".to_string()];
+        let p = Policy {
+            origins: &[],
+            hosts: &any,
+        };
+        assert_eq!(
+            status(super::route(evil.as_bytes(), p, m)),
+            "HTTP/1.1 200 OK"
+        );
     }
 
     #[test]
@@ -331,12 +421,16 @@ mod tests {
         let m = || String::new();
         let req = |extra: &str| {
             format!(
-                "GET /ws HTTP/1.1\r\nHost: chat:8080\r\nUpgrade: websocket\r\n\
+                "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUpgrade: websocket\r\n\
                  Connection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\n\
                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{extra}\r\n"
             )
         };
-        match super::route(req("Origin: http://chat:8080\r\n").as_bytes(), &[], m) {
+        match super::route(
+            req("Origin: http://127.0.0.1:8080\r\n").as_bytes(),
+            policy(&[]),
+            m,
+        ) {
             Some(Answer::Upgrade { response, rest }) => {
                 let r = String::from_utf8(response).unwrap();
                 assert!(r.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{r}");
@@ -347,12 +441,12 @@ mod tests {
         }
         let foreign = req("Origin: http://evil.example\r\n");
         assert_eq!(
-            status(super::route(foreign.as_bytes(), &[], m)),
+            status(super::route(foreign.as_bytes(), policy(&[]), m)),
             "HTTP/1.1 403 Forbidden"
         );
         let allowed = ["http://evil.example".to_string()];
         assert_eq!(
-            status(super::route(foreign.as_bytes(), &allowed, m)),
+            status(super::route(foreign.as_bytes(), policy(&allowed), m)),
             "HTTP/1.1 101 Switching Protocols"
         );
         let old = req("").replace("Version: 13", "Version: 8");
@@ -361,7 +455,7 @@ mod tests {
             "HTTP/1.1 426 Upgrade Required"
         );
         assert_eq!(
-            status(route(b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n", m)),
+            status(route(b"GET /ws HTTP/1.1\r\nHost: localhost\r\n\r\n", m)),
             "HTTP/1.1 400 Bad Request"
         );
         let page = route(b"GET / HTTP/1.1\r\n\r\n", m);
@@ -371,7 +465,8 @@ mod tests {
     #[test]
     fn routes_and_errors() {
         let m = || "m 1\n".to_string();
-        let Some(Answer::Respond(ok)) = route(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", m)
+        let Some(Answer::Respond(ok)) =
+            route(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n", m)
         else {
             panic!("no answer")
         };
