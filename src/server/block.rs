@@ -69,6 +69,11 @@ impl Block {
     pub fn filled(&self) -> usize {
         self.filled.get()
     }
+
+    /// Bytes allocated for it.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
 }
 
 impl Drop for Block {

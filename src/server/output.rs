@@ -146,6 +146,22 @@ impl OutQueue {
     pub fn slots(&self) -> usize {
         self.chunks.len()
     }
+
+    /// Bytes of the blocks the queue keeps alive (tests): what holding
+    /// its ranges costs in memory.
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        let mut blocks: Vec<*const Block> =
+            self.chunks.iter().map(|c| Rc::as_ptr(&c.block)).collect();
+        blocks.dedup();
+        blocks
+            .iter()
+            .map(|&b| {
+                // SAFETY: each pointer comes from an Rc the queue holds.
+                unsafe { (*b).capacity() }
+            })
+            .sum()
+    }
 }
 
 #[cfg(test)]

@@ -236,3 +236,31 @@ fn over_the_total_budget_the_biggest_owers_are_marked() {
     f.table.kill(keys[1]);
     assert_eq!(f.table.total_out(), 0);
 }
+
+/// A client that stopped reading, whose small replies are queued between
+/// another client's large ones, keeps alive only what it owes: a reply to
+/// one client is not a range of a shared 64 KiB block (which one 60-byte
+/// reply would pin whole, invisible to every limit).
+#[test]
+fn small_replies_to_a_stalled_client_hold_only_their_own_bytes() {
+    let mut f = Fixture::new(1 << 30);
+    let (stalled, _) = f.connect(Framing::Newline);
+    let (busy, _) = f.connect(Framing::Newline);
+    f.stall(stalled, 0);
+    let before = f.table.get(stalled).unwrap().out.held();
+    let small = line(&"t".repeat(59));
+    let large = line(&"w".repeat(4000));
+    for _ in 0..200 {
+        f.table.queue(stalled, &small);
+        for _ in 0..16 {
+            f.table.queue(busy, &large);
+        }
+        f.table.flush(f.poll.registry());
+        f.receive(1, 16 * large.len());
+    }
+    let held = f.table.get(stalled).unwrap().out.held() - before;
+    assert!(
+        held <= 200 * (small.len() + 64),
+        "200 replies of 60 bytes hold {held} bytes"
+    );
+}
