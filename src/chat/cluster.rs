@@ -1,8 +1,9 @@
-//! The chat as one node of several: the cluster's users beside this
-//! node's connections, requests turned into proposals, and the shared
-//! log's events applied in its order. What a client sees is decided here,
-//! as on a single node; only who holds which name, who is admin and who is
-//! muted comes from the log.
+//! The chat's shared state and the engine's side of it, for a single node
+//! and a cluster alike: other nodes' users beside this node's
+//! connections, requests turned into proposals, and the engine's events
+//! applied in its order (on a single node the engine is local and decides
+//! at once). What a client sees is decided here; who holds which name,
+//! who is admin and who is muted comes from the engine.
 
 use super::{announce, departure, Chat, ConnId, Effect, User, KICKED, NODE_ITSELF};
 use crate::cluster::{Departure, Event, Member, Proposal, Refusal};
@@ -53,6 +54,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    pub(crate) fn new(node: &str) -> Shared {
+        Shared {
+            node: node.to_string(),
+            next_sid: 0,
+            remote: HashMap::new(),
+            admin: None,
+            joining: HashMap::new(),
+            stale: None,
+        }
+    }
+
     pub(crate) fn new_sid(&mut self) -> u32 {
         self.next_sid = self.next_sid.wrapping_add(1);
         self.next_sid
@@ -67,25 +79,18 @@ impl Chat {
     /// From now on the chat is one node, `node`, of a cluster: see the
     /// module doc of [`Chat`].
     pub fn join_cluster(&mut self, node: &str) {
-        self.shared = Some(Box::new(Shared {
-            node: node.to_string(),
-            next_sid: 0,
-            remote: HashMap::new(),
-            admin: None,
-            joining: HashMap::new(),
-            stale: None,
-        }));
+        self.shared = Shared::new(node);
+        self.engine = None;
     }
 
     fn shared(&mut self) -> &mut Shared {
-        self.shared.as_mut().expect("in a cluster")
+        &mut self.shared
     }
 
     /// `conn`'s session id, cluster-wide.
     pub(super) fn sid_of(&self, conn: ConnId) -> String {
-        let node = self.shared.as_ref().map_or("", |s| s.node.as_str());
         let sid = self.session(conn).map_or(0, |s| s.sid);
-        format!("{node}/{sid}")
+        format!("{}/{sid}", self.shared.node)
     }
 
     /// Every user of the cluster in login order.
@@ -95,22 +100,21 @@ impl Chat {
             .iter()
             .filter_map(|&c| self.user(c).map(|u| (u.seq, u.name.as_str())))
             .collect();
-        if let Some(s) = &self.shared {
-            all.extend(s.remote.iter().map(|(n, r)| (r.seq, n.as_str())));
-        }
+        all.extend(self.shared.remote.iter().map(|(n, r)| (r.seq, n.as_str())));
         all.sort();
         all.into_iter().map(|(_, n)| n.to_string()).collect()
     }
 
     /// Hands the engine the change `conn` asked for, made from its
     /// session id.
-    pub(super) fn propose(
-        &self,
+    pub(super) fn propose_for(
+        &mut self,
         conn: ConnId,
         out: &mut Vec<Effect>,
         proposal: impl FnOnce(String) -> Proposal,
     ) {
-        out.push(Effect::Propose(conn, proposal(self.sid_of(conn))));
+        let p = proposal(self.sid_of(conn));
+        self.propose(conn, p, out);
     }
 
     /// A login is proposed once at a time per connection; the connection is
@@ -132,7 +136,7 @@ impl Chat {
             addr,
             restore: None,
         };
-        out.push(Effect::Propose(conn, p));
+        self.propose(conn, p, out);
     }
 
     /// The connection is gone: its user stays in the cluster's namespace
@@ -153,7 +157,7 @@ impl Chat {
             };
             let name = user.name;
             self.shared().remote.insert(name.clone(), remote);
-            out.push(Effect::Propose(conn, Proposal::Logout { name, sid }));
+            self.propose(conn, Proposal::Logout { name, sid }, out);
         }
         if let Some(s) = self.sessions.get_mut(conn) {
             *s = None;
@@ -181,6 +185,10 @@ impl Chat {
             } => self.left(name, why, by, new_admin, out),
             Event::Rename { old, new } => self.renamed(old, new, out),
             Event::Chat { name, message } => {
+                if self.bridge.is_some() {
+                    let (from, message) = (name.clone(), message.clone());
+                    out.push(Effect::Lan(super::LanOut::Chat { from, message }));
+                }
                 let except = self.names.get(&name).copied();
                 let reply = Reply::SendChatFromUser { name, message };
                 out.push(Effect::Broadcast { except, reply });
@@ -287,7 +295,7 @@ impl Chat {
     }
 
     fn joined(&mut self, m: Member, admin: bool, out: &mut Vec<Effect>) {
-        let shared = self.shared.as_mut().expect("in a cluster");
+        let shared = &mut self.shared;
         let ours = m.node == shared.node;
         let waiting = if ours {
             shared.joining.remove(&m.sid)
@@ -313,7 +321,7 @@ impl Chat {
         if ours && conn.is_none() {
             // Its connection left while the login was in flight.
             let p = Proposal::Logout { name, sid: m.sid };
-            out.push(Effect::Propose(NODE_ITSELF, p));
+            self.propose(NODE_ITSELF, p, out);
         }
     }
 
@@ -413,10 +421,11 @@ impl Chat {
     /// login order and admin role they had), and wait for the others' to
     /// come back through the new log; [`Chat::settle`] ends the wait.
     fn reset(&mut self, out: &mut Vec<Effect>) {
-        let shared = self.shared.as_mut().expect("in a cluster");
+        let shared = &mut self.shared;
         shared.joining.clear();
         shared.stale = Some(shared.remote.keys().cloned().collect());
         let admin = shared.admin.clone();
+        let mut again = Vec::new();
         for &conn in &self.members {
             let Some(user) = self.user(conn) else {
                 continue;
@@ -431,14 +440,17 @@ impl Chat {
                     .unwrap_or_default(),
                 restore: Some((user.seq, was_admin)),
             };
-            out.push(Effect::Propose(conn, p));
+            again.push((conn, p));
+        }
+        for (conn, p) in again {
+            self.propose(conn, p, out);
         }
     }
 
     /// A user registered again after Redis came back empty: nobody is told,
     /// unless this node had not known them.
     fn came_back(&mut self, m: Member, admin: bool, out: &mut Vec<Effect>) {
-        let shared = self.shared.as_mut().expect("in a cluster");
+        let shared = &mut self.shared;
         let known = shared.stale.as_mut().is_some_and(|s| s.remove(&m.name));
         let ours = m.node == shared.node && self.names.contains_key(&m.name);
         if !ours {
@@ -459,7 +471,7 @@ impl Chat {
     /// back is gone, and if the admin is among them, the earliest login
     /// takes over.
     pub fn settle(&mut self, out: &mut Vec<Effect>) {
-        let Some(stale) = self.shared.as_mut().and_then(|s| s.stale.take()) else {
+        let Some(stale) = self.shared.stale.take() else {
             return;
         };
         let mut gone: Vec<String> = stale.into_iter().collect();
@@ -474,7 +486,7 @@ impl Chat {
             .is_some_and(|a| self.names.contains_key(a) || self.shared().remote.contains_key(a));
         if !present {
             self.shared().admin = None;
-            out.push(Effect::Propose(NODE_ITSELF, Proposal::Elect));
+            self.propose(NODE_ITSELF, Proposal::Elect, out);
         }
     }
 

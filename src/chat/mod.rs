@@ -27,18 +27,23 @@
 //! to the bridge. Order matters: a client sees its replies in the order of
 //! the effects. The chat never needs to know whether bytes were written.
 //!
-//! ## In a cluster
+//! ## One path, one node or many
 //!
-//! After [`Chat::join_cluster`], requests that change shared state (login,
-//! rename, chat, whisper, the admin commands, leaving) do not change it
-//! here: they become [`Effect::Propose`], which the loop hands to the
-//! cluster's engine. Every node applies the engine's events in the same
-//! order through [`Chat::apply`] (the proposer's own replies come from its
-//! event too, so a client sees the log's order), and a refused proposal
-//! comes back through [`Chat::refused`]. See `cluster.rs`.
+//! Requests that change shared state (login, rename, chat, whisper, the
+//! admin commands, leaving) do not change it here: they become a
+//! [`Proposal`] to an engine, which decides; every change reaches the chat
+//! as an [`Event`] applied through [`Chat::apply`] (the proposer's own
+//! replies come from its event too, so a client sees the engine's order),
+//! and a refused proposal comes back through [`Chat::refused`]. On a single
+//! node the engine is a [`LocalEngine`] inside the chat, which decides at
+//! once; after [`Chat::join_cluster`] proposals become
+//! [`Effect::Propose`], which the loop hands to the cluster's engine. That
+//! hand-off ([`Chat::propose`]) is the only place the two differ. See
+//! `cluster.rs`.
 
 mod cluster;
 
+use crate::cluster::local::{Decision, LocalEngine};
 use crate::cluster::{Departure, Proposal};
 use crate::protocol::name::is_valid_name;
 use crate::protocol::{AdminCommand, DecodeError, Reply, Request, Status};
@@ -135,15 +140,17 @@ pub struct Chat {
     names: HashMap<String, ConnId>,
     /// Logged-in connections, unordered and dense, for fan-out.
     members: Vec<ConnId>,
-    admin: Option<ConnId>,
-    next_seq: u64,
     local_time: Box<dyn Fn() -> String>,
     /// The bridge's own name on the LAN, when mp1d bridges one.
     bridge: Option<String>,
     /// LAN peers known to the bridge, in the order they appeared.
     lan: Vec<LanUser>,
-    /// The cluster's view, when this node is one of several.
-    shared: Option<Box<cluster::Shared>>,
+    /// The shared state as this node sees it: the other nodes' users, the
+    /// admin, logins in flight.
+    shared: cluster::Shared,
+    /// The engine that decides proposals at once, on a single node; none
+    /// in a cluster (the loop hands proposals to the cluster's).
+    engine: Option<LocalEngine>,
 }
 
 fn chrono_local_time() -> String {
@@ -157,12 +164,11 @@ impl Chat {
             sessions: Vec::new(),
             names: HashMap::new(),
             members: Vec::new(),
-            admin: None,
-            next_seq: 0,
             local_time: Box::new(chrono_local_time),
             bridge: None,
             lan: Vec::new(),
-            shared: None,
+            shared: cluster::Shared::new("local"),
+            engine: Some(LocalEngine::default()),
         }
     }
 
@@ -183,18 +189,12 @@ impl Chat {
     }
 
     pub fn admin(&self) -> Option<&str> {
-        if let Some(shared) = &self.shared {
-            return shared.admin.as_deref();
-        }
-        self.admin.and_then(|a| self.name_of(a))
+        self.shared.admin.as_deref()
     }
 
     /// Logged-in names in login order, then LAN peers'.
     pub fn online_names(&self) -> Vec<String> {
-        if self.shared.is_some() {
-            return self.cluster_names();
-        }
-        let mut names = self.user_names();
+        let mut names = self.cluster_names();
         names.extend(self.lan.iter().map(|l| l.name.clone()));
         names
     }
@@ -203,10 +203,7 @@ impl Chat {
     /// bridge itself: one namespace for both.
     pub fn is_taken(&self, name: &str) -> bool {
         self.names.contains_key(name)
-            || self
-                .shared
-                .as_ref()
-                .is_some_and(|s| s.remote.contains_key(name))
+            || self.shared.remote.contains_key(name)
             || self.bridge.as_deref() == Some(name)
             || self.lan.iter().any(|l| l.name == name)
     }
@@ -293,7 +290,7 @@ impl Chat {
         if self.sessions.len() <= conn {
             self.sessions.resize_with(conn + 1, || None);
         }
-        let sid = self.shared.as_mut().map_or(0, |s| s.new_sid());
+        let sid = self.shared.new_sid();
         self.sessions[conn] = Some(Session {
             addr,
             user: None,
@@ -302,19 +299,9 @@ impl Chat {
     }
 
     /// The connection is gone (dropped, timed out, cut off). A logged-in
-    /// user is announced as having left.
+    /// user is announced as having left (once the engine says so).
     pub fn disconnect(&mut self, conn: ConnId, out: &mut Vec<Effect>) {
-        if self.shared.is_some() {
-            self.leave_cluster(conn, out);
-            return;
-        }
-        if let Some(user) = self.logout(conn) {
-            announce(out, departure(&user.name, Departure::Left));
-            self.succeed_admin(conn, out);
-        }
-        if let Some(s) = self.sessions.get_mut(conn) {
-            *s = None;
-        }
+        self.leave_cluster(conn, out);
     }
 
     /// Handles one decoded (or undecodable) message from `conn`.
@@ -398,38 +385,7 @@ impl Chat {
             out.push(Effect::Send(conn, Reply::AssignUsername { name, status }));
             return;
         }
-        if self.shared.is_some() {
-            self.propose_login(conn, name, out);
-            return;
-        }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.names.insert(name.clone(), conn);
-        let slot = self.members.len();
-        self.members.push(conn);
-        if let Some(Some(s)) = self.sessions.get_mut(conn) {
-            s.user = Some(User {
-                name: name.clone(),
-                seq,
-                muted: false,
-                slot,
-            });
-        }
-        out.push(Effect::Send(
-            conn,
-            Reply::AssignUsername {
-                name: name.clone(),
-                status: Status::Ok,
-            },
-        ));
-        announce(out, format!("{name} joined the server."));
-        if self.admin.is_none() {
-            self.admin = Some(conn);
-            out.push(Effect::Send(
-                conn,
-                Reply::server_message("You are the admin."),
-            ));
-        }
+        self.propose_login(conn, name, out);
     }
 
     /// Validates a requested name: `InvalidUsername`, `DuplicateError`
@@ -455,23 +411,9 @@ impl Chat {
             Some(u) => u.name.clone(),
             None => return,
         };
-        if status == Status::Ok && old != name && self.shared.is_some() {
+        if status == Status::Ok && old != name {
             let new = name;
-            self.propose(conn, out, |sid| Proposal::Rename { old, new, sid });
-        } else if status == Status::Ok && old != name {
-            self.names.remove(&old);
-            self.names.insert(name.clone(), conn);
-            if let Some(u) = self.user_mut(conn) {
-                u.name = name.clone();
-            }
-            out.push(Effect::Send(
-                conn,
-                Reply::SetUsername {
-                    name: name.clone(),
-                    status,
-                },
-            ));
-            announce(out, format!("{old} has changed username to {name}."));
+            self.propose_for(conn, out, |sid| Proposal::Rename { old, new, sid });
         } else {
             out.push(Effect::Send(conn, Reply::SetUsername { name, status }));
         }
@@ -484,7 +426,7 @@ impl Chat {
             .and_then(|&c| self.session(c))
             .map(|s| s.addr);
         let peer = || self.lan.iter().find(|l| l.name == name).map(|l| l.addr);
-        let remote = || self.shared.as_ref().and_then(|s| s.addr_of(&name));
+        let remote = || self.shared.addr_of(&name);
         let reply = match user.or_else(peer).or_else(remote) {
             Some(addr) => Reply::ProvideUserInfo {
                 ip: addr.ip().to_string(),
@@ -525,20 +467,7 @@ impl Chat {
             return;
         }
         let name = self.name_of(conn).unwrap_or_default().to_string();
-        if self.shared.is_some() {
-            self.propose(conn, out, |sid| Proposal::Chat { name, sid, message });
-            return;
-        }
-        if self.bridge.is_some() {
-            out.push(Effect::Lan(LanOut::Chat {
-                from: name.clone(),
-                message: message.clone(),
-            }));
-        }
-        out.push(Effect::Broadcast {
-            except: Some(conn),
-            reply: Reply::SendChatFromUser { name, message },
-        });
+        self.propose_for(conn, out, |sid| Proposal::Chat { name, sid, message });
     }
 
     fn whisper(&mut self, conn: ConnId, to: Vec<String>, message: String, out: &mut Vec<Effect>) {
@@ -552,44 +481,28 @@ impl Chat {
             return;
         }
         let from = self.name_of(conn).unwrap_or_default().to_string();
-        if self.shared.is_some() {
-            // Redis checks each name once (the script skips repeats).
-            let p = |sid| Proposal::Whisper {
-                from,
-                sid,
-                to,
-                message,
-            };
-            self.propose(conn, out, p);
+        // LAN peers are not the engine's: their whispers go to the bridge.
+        let (lan, to): (Vec<String>, Vec<String>) = to
+            .into_iter()
+            .partition(|n| !self.names.contains_key(n) && self.lan.iter().any(|l| l.name == *n));
+        let mut seen = HashSet::new();
+        for name in lan.into_iter().filter(|n| seen.insert(n.clone())) {
+            out.push(Effect::Lan(LanOut::Whisper {
+                from: from.clone(),
+                to: name,
+                message: message.clone(),
+            }));
+        }
+        if to.is_empty() {
             return;
         }
-        // A set, not a scan of the names seen so far: linear in `to`.
-        let mut seen: HashSet<&str> = HashSet::with_capacity(to.len());
-        for name in &to {
-            if !seen.insert(name.as_str()) {
-                continue;
-            }
-            match self.names.get(name) {
-                Some(&target) => out.push(Effect::Send(
-                    target,
-                    Reply::WhisperFromUser {
-                        from: from.clone(),
-                        message: message.clone(),
-                    },
-                )),
-                None if self.lan.iter().any(|l| l.name == *name) => {
-                    out.push(Effect::Lan(LanOut::Whisper {
-                        from: from.clone(),
-                        to: name.clone(),
-                        message: message.clone(),
-                    }))
-                }
-                None => out.push(Effect::Send(
-                    conn,
-                    Reply::server_message(format!("UserDoesNotExist: {name}")),
-                )),
-            }
-        }
+        let p = |sid| Proposal::Whisper {
+            from,
+            sid,
+            to,
+            message,
+        };
+        self.propose_for(conn, out, p);
     }
 
     fn admin_command(
@@ -599,76 +512,14 @@ impl Chat {
         name: String,
         out: &mut Vec<Effect>,
     ) {
-        if self.shared.is_some() {
-            let by = self.name_of(conn).unwrap_or_default().to_string();
-            let p = |sid| Proposal::Admin {
-                by,
-                sid,
-                command,
-                target: name,
-            };
-            self.propose(conn, out, p);
-            return;
-        }
-        let target = self.names.get(&name).copied();
-        let status = match (self.admin == Some(conn), target) {
-            (false, _) => Status::NotAdminError,
-            (true, None) => Status::UserDoesNotExist,
-            (true, Some(target)) => self.apply_admin(conn, command, target),
-        };
-        let reply = Reply::Admin {
+        let by = self.name_of(conn).unwrap_or_default().to_string();
+        let p = |sid| Proposal::Admin {
+            by,
+            sid,
             command,
-            name: name.clone(),
-            status,
+            target: name,
         };
-        out.push(Effect::Send(conn, reply));
-        if status != Status::Ok {
-            return;
-        }
-        match command {
-            AdminCommand::KickUser => {
-                let target = target.expect("OK implies the target exists");
-                self.kick(target, out);
-            }
-            AdminCommand::MuteUser => announce(out, format!("{name} has been muted.")),
-            AdminCommand::UnmuteUser => announce(out, format!("{name} has been unmuted.")),
-            AdminCommand::SetAsAdmin => announce(out, format!("{name} is now the admin.")),
-        }
-    }
-
-    /// Checks and applies a mute, unmute or admin transfer (kick is applied
-    /// by the caller, after the reply).
-    fn apply_admin(&mut self, admin: ConnId, command: AdminCommand, target: ConnId) -> Status {
-        match command {
-            AdminCommand::KickUser => Status::Ok,
-            AdminCommand::MuteUser | AdminCommand::UnmuteUser => {
-                let mute = command == AdminCommand::MuteUser;
-                let Some(user) = self.user_mut(target) else {
-                    return Status::UserDoesNotExist;
-                };
-                if user.muted == mute {
-                    return if mute {
-                        Status::UserAlreadyMuted
-                    } else {
-                        Status::UserAlreadyUnmuted
-                    };
-                }
-                user.muted = mute;
-                Status::Ok
-            }
-            AdminCommand::SetAsAdmin if target == admin => Status::AlreadyAdmin,
-            AdminCommand::SetAsAdmin => {
-                self.admin = Some(target);
-                Status::Ok
-            }
-        }
-    }
-
-    fn kick(&mut self, target: ConnId, out: &mut Vec<Effect>) {
-        if let Some(user) = self.close(target, KICKED, out) {
-            announce(out, departure(&user.name, Departure::Kicked));
-            self.succeed_admin(target, out);
-        }
+        self.propose_for(conn, out, p);
     }
 
     /// Tells `conn` why the server closes it, closes it and forgets it;
@@ -696,20 +547,22 @@ impl Chat {
         Some(user)
     }
 
-    /// If `gone` was the admin, hands the role to the earliest login left.
-    fn succeed_admin(&mut self, gone: ConnId, out: &mut Vec<Effect>) {
-        if self.admin != Some(gone) {
+    /// Hands `p` to the engine: on a single node it is decided at once,
+    /// and its events and refusals applied before this returns; in a
+    /// cluster the loop hands it on ([`Effect::Propose`]).
+    fn propose(&mut self, conn: ConnId, p: Proposal, out: &mut Vec<Effect>) {
+        let Some(mut engine) = self.engine.take() else {
+            out.push(Effect::Propose(conn, p));
             return;
-        }
-        let next = self
-            .members
-            .iter()
-            .filter_map(|&c| self.user(c).map(|u| (u.seq, c)))
-            .min();
-        self.admin = next.map(|(_, c)| c);
-        if let Some((_, c)) = next {
-            let name = self.name_of(c).unwrap_or_default().to_string();
-            announce(out, format!("{name} is now the admin."));
+        };
+        let mut decisions = Vec::new();
+        engine.decide(p, &mut decisions);
+        self.engine = Some(engine);
+        for d in decisions {
+            match d {
+                Decision::Event(e) => self.apply(e, out),
+                Decision::Refused(why, p) => self.refused(conn, p, why, out),
+            }
         }
     }
 }

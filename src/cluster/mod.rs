@@ -10,6 +10,7 @@
 //! `Chat`.
 
 pub mod backplane;
+pub mod local;
 pub mod redis;
 pub mod scripts;
 
