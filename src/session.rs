@@ -6,7 +6,7 @@
 //! It is driven from any byte transport, in the manner of quinn-proto's
 //! `Connection`:
 //! - bytes in: for each batch of received bytes, start a fresh
-//!   [`Cursor`] and call [`Session::next_input`] with the same bytes until
+//!   [`Cursor`] and call [`Session::poll_input`] with the same bytes until
 //!   it returns `None`, acting on each [`Input`] before asking for the next
 //!   (replies to it may be framed in between). A request may close the
 //!   connection: then stop asking; the rest of the bytes is dropped;
@@ -105,7 +105,7 @@ impl Session {
 
     /// The next input in `bytes` (see the module doc), or `None` when
     /// they are used up or the session has cut its connection.
-    pub fn next_input(&mut self, bytes: &[u8], at: &mut Cursor, limits: &Limits) -> Option<Input> {
+    pub fn poll_input(&mut self, bytes: &[u8], at: &mut Cursor, limits: &Limits) -> Option<Input> {
         loop {
             if self.cut {
                 return None;

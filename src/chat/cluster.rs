@@ -165,7 +165,7 @@ impl Chat {
     }
 
     /// Applies one event of the shared log.
-    pub fn apply(&mut self, event: Event, out: &mut Vec<Effect>) {
+    pub(super) fn apply(&mut self, event: Event, out: &mut Vec<Effect>) {
         match event {
             Event::Snapshot { users, admin } => self.load(users, admin),
             Event::Resync { users, admin } => self.resync(users, admin, out),
@@ -470,7 +470,7 @@ impl Chat {
     /// The wait after Redis came back empty is over: whoever did not come
     /// back is gone, and if the admin is among them, the earliest login
     /// takes over.
-    pub fn settle(&mut self, out: &mut Vec<Effect>) {
+    pub(super) fn settle(&mut self, out: &mut Vec<Effect>) {
         let Some(stale) = self.shared.stale.take() else {
             return;
         };
@@ -491,7 +491,13 @@ impl Chat {
     }
 
     /// The engine turned a proposal down: tell the client that asked.
-    pub fn refused(&mut self, conn: ConnId, p: Proposal, why: Refusal, out: &mut Vec<Effect>) {
+    pub(super) fn refused(
+        &mut self,
+        conn: ConnId,
+        p: Proposal,
+        why: Refusal,
+        out: &mut Vec<Effect>,
+    ) {
         let own_sid = self.session(conn).map(|_| self.sid_of(conn));
         let current = |sid: &str| own_sid.as_deref() == Some(sid);
         let send = |out: &mut Vec<Effect>, reply| out.push(Effect::Send(conn, reply));

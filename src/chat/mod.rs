@@ -4,28 +4,32 @@
 //! [`Effect`]s saying what to send to whom and which connections to close.
 //! Every row of the server table of docs/PROTOCOL.md lives here.
 //!
-//! ## Driving it (in the manner of quinn-proto's `Connection`)
+//! ## Driving it (the project's one sans-IO style, after quinn-proto)
 //!
-//! Input goes in through four kinds of call, each given an output vector
-//! to append [`Effect`]s to; nothing is sent by the chat itself:
-//! - [`Chat::connect`] when a connection is accepted (no effects; the
+//! Input goes in through `handle_*` calls; nothing is sent by the chat
+//! itself: what to send to whom comes out of [`Chat::poll_effect`], one
+//! [`Effect`] at a time, until it says `None`.
+//! - [`Chat::handle_connect`] when a connection is accepted (the
 //!   connection may log in from then on);
-//! - [`Chat::handle`] for each request the connection's session decoded,
-//!   in the order it arrived (a decode error goes in too: the chat answers
-//!   it);
-//! - [`Chat::disconnect`] when a connection is gone or is being closed by
-//!   the server (announces the departure and any admin handover; calling it
-//!   for a connection the chat has forgotten is a no-op);
-//! - `lan_*` for what the LAN bridge heard, and [`Chat::is_taken`] when the
-//!   bridge asks whether a name is free.
+//! - [`Chat::handle_request`] for each request the connection's session
+//!   decoded, in the order it arrived (a decode error goes in too: the chat
+//!   answers it);
+//! - [`Chat::handle_disconnect`] when a connection is gone or is being
+//!   closed by the server (announces the departure and any admin handover;
+//!   for a connection the chat has forgotten it does nothing);
+//! - `handle_lan_*` for what the LAN bridge heard, and [`Chat::is_taken`]
+//!   when the bridge asks whether a name is free;
+//! - in a cluster, [`Chat::handle_event`] and [`Chat::handle_refusal`] for
+//!   what the cluster's engine decided.
 //!
 //! After each call, carry out the effects in order before the next call:
-//! `Send` and `Broadcast` queue an encoded reply (a broadcast goes to
-//! [`Chat::members`] as they are *at that moment*, except the one named);
-//! `Close` stops reading the connection and flushes it (the chat has
-//! already forgotten it: do not call `disconnect` for it again); `Lan` goes
-//! to the bridge. Order matters: a client sees its replies in the order of
-//! the effects. The chat never needs to know whether bytes were written.
+//! `Send` and `Broadcast` queue an encoded reply (a broadcast goes to the
+//! recipients it names); `Close` stops reading the connection and flushes
+//! it (the chat has already forgotten it: do not hand in its disconnect);
+//! `Lan` goes to the bridge; `Propose` to the cluster's engine. Order
+//! matters: a client sees its replies in the order of the effects. The
+//! chat never needs to know whether bytes were written, and keeps no
+//! clock: the only time it needs is the wall clock's `RequestLocalTime`.
 //!
 //! ## One path, one node or many
 //!
@@ -44,10 +48,10 @@
 mod cluster;
 
 use crate::cluster::local::{Decision, LocalEngine};
-use crate::cluster::{Departure, Proposal};
+use crate::cluster::{Departure, Event, Proposal, Refusal};
 use crate::protocol::name::is_valid_name;
 use crate::protocol::{AdminCommand, DecodeError, Reply, Request, Status};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 
 /// The server loop's handle for one connection (its slab key).
@@ -151,6 +155,9 @@ pub struct Chat {
     /// The engine that decides proposals at once, on a single node; none
     /// in a cluster (the loop hands proposals to the cluster's).
     engine: Option<LocalEngine>,
+    /// Effects not polled yet, and the buffer the handlers write into.
+    pending: VecDeque<Effect>,
+    scratch: Vec<Effect>,
 }
 
 fn chrono_local_time() -> String {
@@ -169,6 +176,8 @@ impl Chat {
             lan: Vec::new(),
             shared: cluster::Shared::new("local"),
             engine: Some(LocalEngine::default()),
+            pending: VecDeque::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -176,6 +185,76 @@ impl Chat {
     pub fn with_clock(mut self, clock: impl Fn() -> String + 'static) -> Chat {
         self.local_time = Box::new(clock);
         self
+    }
+
+    /// The next thing to do, in order; `None` when everything asked for
+    /// so far has been handed out.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.pending.pop_front()
+    }
+
+    /// Whether effects wait to be polled.
+    pub fn has_effects(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Runs a handler that writes effects, queueing them for polling.
+    fn emit<R>(&mut self, handler: impl FnOnce(&mut Chat, &mut Vec<Effect>) -> R) -> R {
+        let mut out = std::mem::take(&mut self.scratch);
+        let r = handler(self, &mut out);
+        self.pending.extend(out.drain(..));
+        self.scratch = out;
+        r
+    }
+
+    /// Handles one decoded (or undecodable) message from `conn`.
+    pub fn handle_request(&mut self, conn: ConnId, msg: Result<Request, DecodeError>) {
+        self.emit(|c, out| c.request(conn, msg, out))
+    }
+
+    /// The connection is gone (dropped, timed out, cut off).
+    pub fn handle_disconnect(&mut self, conn: ConnId) {
+        self.emit(|c, out| c.disconnect(conn, out))
+    }
+
+    /// Applies one event the cluster's engine decided.
+    pub fn handle_event(&mut self, event: Event) {
+        self.emit(|c, out| c.apply(event, out))
+    }
+
+    /// The cluster's engine turned `p` down.
+    pub fn handle_refusal(&mut self, conn: ConnId, p: Proposal, why: Refusal) {
+        self.emit(|c, out| c.refused(conn, p, why, out))
+    }
+
+    /// The wait after the cluster's Redis came back empty is over.
+    pub fn handle_settle(&mut self) {
+        self.emit(|c, out| c.settle(out))
+    }
+
+    /// A LAN peer handshook with the bridge.
+    pub fn handle_lan_join(&mut self, name: &str, addr: SocketAddr) {
+        self.emit(|c, out| c.lan_join(name, addr, out))
+    }
+
+    /// A LAN peer left or timed out.
+    pub fn handle_lan_leave(&mut self, addr: SocketAddr) {
+        self.emit(|c, out| c.lan_leave(addr, out))
+    }
+
+    pub fn handle_lan_rename(&mut self, addr: SocketAddr, new: &str) {
+        self.emit(|c, out| c.lan_rename(addr, new, out))
+    }
+
+    /// Chat from the LAN reaches every server user.
+    pub fn handle_lan_chat(&mut self, from: &str, message: String) {
+        self.emit(|c, out| c.lan_chat(from, message, out))
+    }
+
+    /// A LAN peer whispers a server user through the bridge. False if no
+    /// server user has that name.
+    pub fn handle_lan_whisper(&mut self, from: &str, to: &str, message: String) -> bool {
+        self.emit(|c, out| c.lan_whisper(from, to, message, out))
     }
 
     /// Logged-in connections, for fan-out. Order is not meaningful.
@@ -215,7 +294,7 @@ impl Chat {
     }
 
     /// A LAN peer handshook with the bridge.
-    pub fn lan_join(&mut self, name: &str, addr: SocketAddr, out: &mut Vec<Effect>) {
+    fn lan_join(&mut self, name: &str, addr: SocketAddr, out: &mut Vec<Effect>) {
         self.lan.retain(|l| l.addr != addr);
         self.lan.push(LanUser {
             name: name.to_string(),
@@ -225,14 +304,14 @@ impl Chat {
     }
 
     /// A LAN peer left or timed out.
-    pub fn lan_leave(&mut self, addr: SocketAddr, out: &mut Vec<Effect>) {
+    fn lan_leave(&mut self, addr: SocketAddr, out: &mut Vec<Effect>) {
         if let Some(i) = self.lan.iter().position(|l| l.addr == addr) {
             let gone = self.lan.remove(i);
             announce(out, format!("{} left the LAN.", gone.name));
         }
     }
 
-    pub fn lan_rename(&mut self, addr: SocketAddr, new: &str, out: &mut Vec<Effect>) {
+    fn lan_rename(&mut self, addr: SocketAddr, new: &str, out: &mut Vec<Effect>) {
         if let Some(l) = self.lan.iter_mut().find(|l| l.addr == addr) {
             let old = std::mem::replace(&mut l.name, new.to_string());
             announce(out, format!("{old} has changed username to {new}."));
@@ -240,7 +319,7 @@ impl Chat {
     }
 
     /// Chat from the LAN reaches every server user.
-    pub fn lan_chat(&mut self, from: &str, message: String, out: &mut Vec<Effect>) {
+    fn lan_chat(&mut self, from: &str, message: String, out: &mut Vec<Effect>) {
         out.push(Effect::Broadcast {
             except: None,
             reply: Reply::SendChatFromUser {
@@ -252,7 +331,7 @@ impl Chat {
 
     /// A LAN peer whispers a server user through the bridge (the `to`
     /// extension). False if no server user has that name.
-    pub fn lan_whisper(
+    fn lan_whisper(
         &mut self,
         from: &str,
         to: &str,
@@ -286,7 +365,7 @@ impl Chat {
     }
 
     /// A new connection from `addr`; it must log in before anything else.
-    pub fn connect(&mut self, conn: ConnId, addr: SocketAddr) {
+    pub fn handle_connect(&mut self, conn: ConnId, addr: SocketAddr) {
         if self.sessions.len() <= conn {
             self.sessions.resize_with(conn + 1, || None);
         }
@@ -300,17 +379,12 @@ impl Chat {
 
     /// The connection is gone (dropped, timed out, cut off). A logged-in
     /// user is announced as having left (once the engine says so).
-    pub fn disconnect(&mut self, conn: ConnId, out: &mut Vec<Effect>) {
+    fn disconnect(&mut self, conn: ConnId, out: &mut Vec<Effect>) {
         self.leave_cluster(conn, out);
     }
 
     /// Handles one decoded (or undecodable) message from `conn`.
-    pub fn handle(
-        &mut self,
-        conn: ConnId,
-        msg: Result<Request, DecodeError>,
-        out: &mut Vec<Effect>,
-    ) {
+    fn request(&mut self, conn: ConnId, msg: Result<Request, DecodeError>, out: &mut Vec<Effect>) {
         let req = match msg {
             Ok(req) => req,
             Err(e) => {

@@ -9,7 +9,11 @@ pub(super) fn addr(port: u16) -> SocketAddr {
 
 struct Fixture {
     chat: Chat,
-    out: Vec<Effect>,
+}
+
+/// Every effect the chat has for the loop now, in order.
+pub(super) fn effects(chat: &mut Chat) -> Vec<Effect> {
+    std::iter::from_fn(|| chat.poll_effect()).collect()
 }
 
 pub(super) fn sm(s: &str) -> Reply {
@@ -31,20 +35,18 @@ impl Fixture {
                 max_whisper_recipients: 4,
             })
             .with_clock(|| "08:30:55".into()),
-            out: Vec::new(),
         }
     }
 
     /// Sends raw JSON from `conn`, returning the effects.
     fn send(&mut self, conn: ConnId, json: &str) -> Vec<Effect> {
-        self.out.clear();
         self.chat
-            .handle(conn, decode_request(json.as_bytes()), &mut self.out);
-        std::mem::take(&mut self.out)
+            .handle_request(conn, decode_request(json.as_bytes()));
+        effects(&mut self.chat)
     }
 
     fn login(&mut self, conn: ConnId, name: &str) -> Vec<Effect> {
-        self.chat.connect(conn, addr(40000 + conn as u16));
+        self.chat.handle_connect(conn, addr(40000 + conn as u16));
         self.send(
             conn,
             &format!(r#"{{"mtp":"Login","data":{{"name":"{name}"}}}}"#),
@@ -52,9 +54,8 @@ impl Fixture {
     }
 
     fn drop_conn(&mut self, conn: ConnId) -> Vec<Effect> {
-        let mut out = Vec::new();
-        self.chat.disconnect(conn, &mut out);
-        out
+        self.chat.handle_disconnect(conn);
+        effects(&mut self.chat)
     }
 }
 
@@ -128,7 +129,7 @@ fn login_rejections_keep_the_connection() {
 #[test]
 fn anything_before_login_is_refused() {
     let mut f = Fixture::new();
-    f.chat.connect(3, addr(1));
+    f.chat.handle_connect(3, addr(1));
     assert_eq!(
         f.send(3, r#"{"mtp":"SendChat","data":{"message":"hi"}}"#),
         vec![Effect::Send(3, sm("Not logged in: send Login first."))]
@@ -398,7 +399,7 @@ fn disconnect_and_drop() {
         Effect::Send(5, sm("You are the admin."))
     );
     // A connection that never logged in leaves silently.
-    f.chat.connect(6, addr(9));
+    f.chat.handle_connect(6, addr(9));
     assert_eq!(f.drop_conn(6), vec![]);
 }
 

@@ -23,18 +23,18 @@
 //!
 //! ## Driving it (in the manner of quinn-proto's `Connection`)
 //!
-//! Input: [`Peer::on_datagram`] for every datagram received (with its
-//! source and the time), [`Peer::on_timeout`] once [`Peer::next_timeout`]
+//! Input: [`Peer::handle_datagram`] for every datagram received (with its
+//! source and the time), [`Peer::handle_timeout`] once [`Peer::poll_timeout`]
 //! has passed, and the user's calls ([`Peer::join`], [`Peer::chat`],
 //! [`Peer::whisper`], [`Peer::rename`], [`Peer::add_peer`],
-//! [`Peer::leave`]). `on_datagram` asks, through its callback, whether a
+//! [`Peer::leave`]). `handle_datagram` asks, through its callback, whether a
 //! name is taken outside the LAN (mp1d's users); answer from the caller's
 //! own namespace, `false` when there is none.
 //!
-//! After any input, in this order: drain [`Peer::drain_transmits`] and
+//! After any input, in this order: drain [`Peer::poll_transmits`] and
 //! send each datagram (a send that would block may be queued and retried;
-//! a lost datagram is what UDP does anyway); drain [`Peer::drain_events`]
-//! and show or apply each; then read [`Peer::next_timeout`] again, since any
+//! a lost datagram is what UDP does anyway); drain [`Peer::poll_events`]
+//! and show or apply each; then read [`Peer::poll_timeout`] again, since any
 //! input may move it. Time only ever comes in from the caller.
 
 pub mod net;
@@ -258,12 +258,12 @@ impl Peer {
     }
 
     /// Datagrams to send, in order.
-    pub fn drain_transmits(&mut self) -> std::vec::Drain<'_, Transmit> {
+    pub fn poll_transmits(&mut self) -> std::vec::Drain<'_, Transmit> {
         self.out.drain(..)
     }
 
     /// Events for the user, in order.
-    pub fn drain_events(&mut self) -> std::vec::Drain<'_, PeerEvent> {
+    pub fn poll_events(&mut self) -> std::vec::Drain<'_, PeerEvent> {
         self.events.drain(..)
     }
 
@@ -434,8 +434,8 @@ impl Peer {
         self.next_refresh = None;
     }
 
-    /// The next instant [`Peer::on_timeout`] has work to do.
-    pub fn next_timeout(&self) -> Option<Instant> {
+    /// The next instant [`Peer::handle_timeout`] has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
         let phase = match &self.phase {
             Phase::Discovering { until, .. } | Phase::Handshaking { until, .. } => Some(*until),
             _ => None,
@@ -452,7 +452,7 @@ impl Peer {
 
     /// Advances timers: ends the discovery and handshake windows, commits
     /// renames, re-discovers and drops silent peers.
-    pub fn on_timeout(&mut self, now: Instant) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         match self.phase.clone() {
             Phase::Discovering { name, until } if until <= now => self.handshake(name, now),
             Phase::Handshaking { name, until } if until <= now => {
@@ -486,7 +486,7 @@ impl Peer {
 
     /// Handles one received datagram. `taken` says whether a name is held
     /// outside this peer's view (a bridge's server users).
-    pub fn on_datagram(
+    pub fn handle_datagram(
         &mut self,
         from: SocketAddr,
         bytes: &[u8],

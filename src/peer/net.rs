@@ -76,7 +76,7 @@ impl PeerNode {
             match self.socket.recv_from(&mut self.buf) {
                 Ok((n, from)) => {
                     log::trace!("udp <- {from}: {}", String::from_utf8_lossy(&self.buf[..n]));
-                    self.peer.on_datagram(from, &self.buf[..n], now, taken)
+                    self.peer.handle_datagram(from, &self.buf[..n], now, taken)
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -90,14 +90,14 @@ impl PeerNode {
         }
     }
 
-    pub fn drain_events(&mut self) -> Vec<PeerEvent> {
-        self.peer.drain_events().collect()
+    pub fn poll_events(&mut self) -> Vec<PeerEvent> {
+        self.peer.poll_events().collect()
     }
 
     /// Sends everything the peer owes, in batches; what the socket will
     /// not take waits for a writable event.
     pub fn flush(&mut self, registry: &Registry) {
-        for t in self.peer.drain_transmits() {
+        for t in self.peer.poll_transmits() {
             log::trace!("udp -> {}: {}", t.to, String::from_utf8_lossy(&t.bytes));
             self.pending.push_back(t);
         }

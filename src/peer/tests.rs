@@ -45,10 +45,10 @@ impl Lan {
         loop {
             let mut moving = Vec::new();
             for (i, p) in self.peers.iter_mut().enumerate() {
-                for t in p.drain_transmits() {
+                for t in p.poll_transmits() {
                     moving.push((i, t));
                 }
-                self.events[i].extend(p.drain_events());
+                self.events[i].extend(p.poll_events());
             }
             if moving.is_empty() {
                 return;
@@ -60,7 +60,7 @@ impl Lan {
                 for p in self.peers.iter_mut() {
                     let me = p.me();
                     if me == t.to || (t.to == bcast() && me.port() == PORT) {
-                        p.on_datagram(from, &t.bytes, self.now, &|_| false);
+                        p.handle_datagram(from, &t.bytes, self.now, &|_| false);
                     }
                 }
             }
@@ -71,7 +71,7 @@ impl Lan {
         self.now += by;
         let now = self.now;
         for p in self.peers.iter_mut() {
-            p.on_timeout(now);
+            p.handle_timeout(now);
         }
         self.settle();
     }
@@ -213,8 +213,8 @@ fn handshake_duplicate_error_when_discovery_missed_it() {
         name: "server_user".into(),
     }
     .encode();
-    p.on_datagram(addr(3, PORT), &hs, lan.now, &|n| n == "server_user");
-    let t: Vec<Transmit> = p.drain_transmits().collect();
+    p.handle_datagram(addr(3, PORT), &hs, lan.now, &|n| n == "server_user");
+    let t: Vec<Transmit> = p.poll_transmits().collect();
     assert_eq!(
         decode_peer(&t[0].bytes).unwrap(),
         PeerMessage::HandshakeResponse {
@@ -298,9 +298,9 @@ fn whisper_disconnect_and_strangers() {
         name: None,
     }
     .encode();
-    lan.peers[0].on_datagram(addr(3, PORT), &chat, lan.now, &|_| false);
+    lan.peers[0].handle_datagram(addr(3, PORT), &chat, lan.now, &|_| false);
     assert!(matches!(
-        lan.peers[0].drain_events().next(),
+        lan.peers[0].poll_events().next(),
         Some(PeerEvent::Dropped { .. })
     ));
     lan.peers[1].leave();
@@ -439,12 +439,12 @@ fn bad_datagrams_and_own_echo_are_dropped() {
     let mut p = Peer::new(addr(1, PORT), config);
     let now = Instant::now();
     p.join("ana", now);
-    let own: Vec<Transmit> = p.drain_transmits().collect();
-    p.on_datagram(addr(1, PORT), &own[0].bytes, now, &|_| false);
-    assert_eq!(p.drain_events().count(), 0);
-    p.on_datagram(addr(2, PORT), b"{not json", now, &|_| false);
-    p.on_datagram(addr(2, PORT), &vec![b' '; 2000], now, &|_| false);
-    let events: Vec<_> = p.drain_events().collect();
+    let own: Vec<Transmit> = p.poll_transmits().collect();
+    p.handle_datagram(addr(1, PORT), &own[0].bytes, now, &|_| false);
+    assert_eq!(p.poll_events().count(), 0);
+    p.handle_datagram(addr(2, PORT), b"{not json", now, &|_| false);
+    p.handle_datagram(addr(2, PORT), &vec![b' '; 2000], now, &|_| false);
+    let events: Vec<_> = p.poll_events().collect();
     assert_eq!(events.len(), 2);
     assert!(events
         .iter()
@@ -505,9 +505,9 @@ fn pair_and_stranger() -> (Lan, SocketAddr) {
 /// answered, and what it was told.
 fn poke(lan: &mut Lan, from: SocketAddr, msg: PeerMessage) -> (Vec<SocketAddr>, Vec<PeerEvent>) {
     let now = lan.now;
-    lan.peers[0].on_datagram(from, &msg.encode(), now, &|_| false);
-    let to = lan.peers[0].drain_transmits().map(|t| t.to).collect();
-    (to, lan.peers[0].drain_events().collect())
+    lan.peers[0].handle_datagram(from, &msg.encode(), now, &|_| false);
+    let to = lan.peers[0].poll_transmits().map(|t| t.to).collect();
+    (to, lan.peers[0].poll_events().collect())
 }
 
 /// A greeting that claims a known peer's address is taken as coming from

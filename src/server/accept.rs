@@ -120,7 +120,7 @@ impl Server {
         let (addr, websocket) = (conn.addr, conn.is_websocket());
         let generation = self.table.generation(key).expect("just added");
         self.counters.accepted += 1;
-        self.chat.connect(key, addr);
+        self.chat.handle_connect(key, addr);
         if !self.config.login_timeout.is_zero() {
             let at = Instant::now() + self.config.login_timeout;
             self.el.timers.set(at, Timer::Login(key, generation));

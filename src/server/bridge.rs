@@ -81,7 +81,7 @@ impl Server {
         let Some(node) = self.bridge.as_mut() else {
             return;
         };
-        for event in node.drain_events() {
+        for event in node.poll_events() {
             match event {
                 PeerEvent::Joined { name } => info!("joined the LAN as {name:?}"),
                 PeerEvent::NameTaken { name } => {
@@ -101,18 +101,14 @@ impl Server {
                     node.peer.join(&next, Instant::now());
                     self.chat.set_bridge(Some(next));
                 }
-                PeerEvent::PeerJoined { name, addr } => {
-                    self.chat.lan_join(&name, addr, &mut self.effects)
-                }
-                PeerEvent::PeerLeft { addr, .. } => self.chat.lan_leave(addr, &mut self.effects),
-                PeerEvent::PeerRenamed { new, addr, .. } => {
-                    self.chat.lan_rename(addr, &new, &mut self.effects)
-                }
+                PeerEvent::PeerJoined { name, addr } => self.chat.handle_lan_join(&name, addr),
+                PeerEvent::PeerLeft { addr, .. } => self.chat.handle_lan_leave(addr),
+                PeerEvent::PeerRenamed { new, addr, .. } => self.chat.handle_lan_rename(addr, &new),
                 PeerEvent::Chat { from, message, .. } => {
                     if self.config.log_chat {
                         info!("LAN chat {from}: {message}");
                     }
-                    self.chat.lan_chat(&from, message, &mut self.effects)
+                    self.chat.handle_lan_chat(&from, message)
                 }
                 PeerEvent::Whisper {
                     from,
@@ -123,10 +119,7 @@ impl Server {
                     if self.config.log_chat {
                         info!("LAN whisper {from} -> {user}: {message}");
                     }
-                    if !self
-                        .chat
-                        .lan_whisper(&from, &user, message, &mut self.effects)
-                    {
+                    if !self.chat.handle_lan_whisper(&from, &user, message) {
                         let node = self.bridge.as_mut().expect("bridge exists");
                         let why = format!("UserDoesNotExist: {user}");
                         node.peer.whisper(&from, &why);
@@ -162,8 +155,8 @@ impl Server {
         let Some(node) = self.bridge.as_mut() else {
             return;
         };
-        if node.peer.next_timeout().is_some_and(|t| t <= now) {
-            node.peer.on_timeout(now);
+        if node.peer.poll_timeout().is_some_and(|t| t <= now) {
+            node.peer.handle_timeout(now);
             self.on_lan_events();
         }
         if let Some(node) = self.bridge.as_mut() {
@@ -175,7 +168,7 @@ impl Server {
     /// Makes sure the loop wakes for the peer's next deadline: a timer is
     /// set unless an earlier one is already pending.
     fn arm_bridge_timer(&mut self) {
-        let Some(next) = self.bridge.as_ref().and_then(|n| n.peer.next_timeout()) else {
+        let Some(next) = self.bridge.as_ref().and_then(|n| n.peer.poll_timeout()) else {
             return;
         };
         if self.bridge_wake.arm(next) {

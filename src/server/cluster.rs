@@ -479,7 +479,7 @@ impl Server {
         match o {
             Output::Event(e) => {
                 let reset = matches!(e, crate::cluster::Event::Reset);
-                self.chat.apply(e, &mut self.effects);
+                self.chat.handle_event(e);
                 self.apply_effects();
                 if reset {
                     let lease = self
@@ -493,7 +493,7 @@ impl Server {
                 }
             }
             Output::Refused(conn, p, why) => {
-                self.chat.refused(conn, p, why, &mut self.effects);
+                self.chat.handle_refusal(conn, p, why);
                 self.apply_effects();
             }
             Output::Warn(w) => warn!("{w}"),
@@ -522,7 +522,7 @@ impl Server {
     }
 
     pub(super) fn on_settle_timer(&mut self) {
-        self.chat.settle(&mut self.effects);
+        self.chat.handle_settle();
         self.apply_effects();
         self.pump_cluster();
     }
@@ -534,7 +534,7 @@ impl Server {
             return;
         }
         for key in self.table.open_keys() {
-            self.chat.disconnect(key, &mut self.effects);
+            self.chat.handle_disconnect(key);
         }
         self.apply_effects();
         self.pump_cluster();

@@ -113,7 +113,7 @@ impl Server {
                     let echo = websocket::close_frame(websocket::CLOSE_NORMAL, "");
                     self.table.queue_ws_control(key, &echo);
                     self.begin_close(key);
-                    self.chat.disconnect(key, &mut self.effects);
+                    self.chat.handle_disconnect(key);
                     self.apply_effects();
                 }
                 WsEvent::Fail(code, why) => {
@@ -160,7 +160,7 @@ impl Server {
                 return;
             }
             let conn = self.table.get_mut(key).expect("open");
-            let Some(input) = conn.session.next_input(bytes, &mut at, &self.limits) else {
+            let Some(input) = conn.session.poll_input(bytes, &mut at, &self.limits) else {
                 break;
             };
             self.on_session_input(key, input);
@@ -173,7 +173,7 @@ impl Server {
                 if self.config.log_chat {
                     log_chat(self.chat.name_of(key), &request);
                 }
-                self.chat.handle(key, request, &mut self.effects);
+                self.chat.handle_request(key, request);
                 self.apply_effects();
                 self.flush_if_heavy();
             }
@@ -216,16 +216,14 @@ impl Server {
     /// Carries out what the chat decided, then cuts the slow consumers
     /// that fan-out found, which may decide more.
     pub(super) fn apply_effects(&mut self) {
-        while !self.effects.is_empty() {
-            let mut effects = std::mem::take(&mut self.effects);
-            for effect in effects.drain(..) {
+        loop {
+            while let Some(effect) = self.chat.poll_effect() {
                 self.apply(effect);
             }
-            // Keep the allocation.
-            if self.effects.is_empty() {
-                self.effects = effects;
-            }
             self.cut_slow_consumers();
+            if !self.chat.has_effects() {
+                return;
+            }
         }
     }
 
@@ -302,7 +300,7 @@ impl Server {
         self.encode(&Reply::disconnect(why));
         self.table.queue_forced(key, &self.encoded);
         self.begin_close(key);
-        self.chat.disconnect(key, &mut self.effects);
+        self.chat.handle_disconnect(key);
         self.apply_effects();
     }
 
@@ -325,7 +323,7 @@ impl Server {
             return false;
         }
         for key in lost {
-            self.chat.disconnect(key, &mut self.effects);
+            self.chat.handle_disconnect(key);
         }
         self.apply_effects();
         self.table.has_dirty()

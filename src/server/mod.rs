@@ -45,7 +45,7 @@ pub use cluster::ClusterConfig;
 pub use config::{BridgeConfig, Config, FramingMode};
 pub use sys::raise_nofile_limit;
 
-use crate::chat::{Chat, ChatConfig, ConnId, Effect};
+use crate::chat::{Chat, ChatConfig, ConnId};
 use crate::peer::net::PeerNode;
 use crate::session::Limits;
 use connection::Phase;
@@ -126,7 +126,6 @@ pub struct Server {
     scratch: Vec<u8>,
     /// Reused encoding buffer.
     encoded: Vec<u8>,
-    effects: Vec<Effect>,
     accept_paused: bool,
     accept_backoff: Duration,
     shutdown_deadline: Option<Instant>,
@@ -203,7 +202,6 @@ impl Server {
             chat,
             scratch: vec![0; SCRATCH_BYTES],
             encoded: Vec::with_capacity(256),
-            effects: Vec::new(),
             accept_paused: false,
             accept_backoff: accept::BACKOFF_MIN,
             shutdown_deadline: None,
@@ -473,12 +471,12 @@ impl Server {
     }
 
     fn free_dead(&mut self) {
-        let (chat, effects) = (&mut self.chat, &mut self.effects);
+        let chat = &mut self.chat;
         self.table.free_dead(self.el.registry(), |key| {
             // Only shutdown leaves users logged in until here, and then
             // there is nobody left to tell that they left.
-            chat.disconnect(key, effects);
-            effects.clear();
+            chat.handle_disconnect(key);
+            while chat.poll_effect().is_some() {}
         });
     }
 }

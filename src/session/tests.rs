@@ -21,7 +21,7 @@ enum Seen {
 fn read(s: &mut Session, bytes: &[u8]) -> Vec<Seen> {
     let mut at = Cursor::default();
     let mut seen = Vec::new();
-    while let Some(input) = s.next_input(bytes, &mut at, &LIMITS) {
+    while let Some(input) = s.poll_input(bytes, &mut at, &LIMITS) {
         seen.push(match input {
             Input::Request(Ok(r)) => Seen::Request(r.mtp().to_string()),
             Input::Request(Err(_)) => Seen::Bad,

@@ -76,7 +76,7 @@ pub fn run(opts: PeerOptions) -> Ended {
         let now = Instant::now();
         let timeout = node
             .peer
-            .next_timeout()
+            .poll_timeout()
             .map(|t| t.saturating_duration_since(now));
         if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() != io::ErrorKind::Interrupted {
@@ -90,10 +90,10 @@ pub fn run(opts: PeerOptions) -> Ended {
         {
             node.on_readable(now, &|_| false);
         }
-        if node.peer.next_timeout().is_some_and(|t| t <= now) {
-            node.peer.on_timeout(now);
+        if node.peer.poll_timeout().is_some_and(|t| t <= now) {
+            node.peer.handle_timeout(now);
         }
-        for event in node.drain_events() {
+        for event in node.poll_events() {
             if let Some(line) = display::peer_event(&event, opts.verbose) {
                 screen.show(&line);
             }

@@ -61,12 +61,12 @@ impl TestPeer {
             if now >= until {
                 break;
             }
-            if self.node.peer.next_timeout().is_some_and(|t| t <= now) {
-                self.node.peer.on_timeout(now);
+            if self.node.peer.poll_timeout().is_some_and(|t| t <= now) {
+                self.node.peer.handle_timeout(now);
             }
             self.node.flush(self.poll.registry());
             let mut wait = until - now;
-            if let Some(t) = self.node.peer.next_timeout() {
+            if let Some(t) = self.node.peer.poll_timeout() {
                 wait = wait.min(t.saturating_duration_since(now));
             }
             self.poll
@@ -75,7 +75,7 @@ impl TestPeer {
             if !self.events.is_empty() {
                 self.node.on_readable(Instant::now(), &|_| false);
             }
-            self.seen.extend(self.node.drain_events());
+            self.seen.extend(self.node.poll_events());
         }
         self.node.flush(self.poll.registry());
     }

@@ -2,7 +2,7 @@
 //! become proposals, and what clients see comes from the log's events.
 
 use super::*;
-use crate::chat::tests::{addr, all, sm};
+use crate::chat::tests::{addr, all, effects, sm};
 use crate::chat::ChatConfig;
 use crate::protocol::decode_request;
 
@@ -18,21 +18,19 @@ impl Node {
     }
 
     fn send(&mut self, conn: ConnId, json: &str) -> Vec<Effect> {
-        let mut out = Vec::new();
         self.chat
-            .handle(conn, decode_request(json.as_bytes()), &mut out);
-        out
+            .handle_request(conn, decode_request(json.as_bytes()));
+        effects(&mut self.chat)
     }
 
     fn apply(&mut self, e: Event) -> Vec<Effect> {
-        let mut out = Vec::new();
-        self.chat.apply(e, &mut out);
-        out
+        self.chat.handle_event(e);
+        effects(&mut self.chat)
     }
 
     /// `conn` asks to log in as `name`: the proposal it makes.
     fn ask_login(&mut self, conn: ConnId, name: &str) -> Proposal {
-        self.chat.connect(conn, addr(40000 + conn as u16));
+        self.chat.handle_connect(conn, addr(40000 + conn as u16));
         let out = self.send(
             conn,
             &format!(r#"{{"mtp":"Login","data":{{"name":"{name}"}}}}"#),
@@ -127,7 +125,7 @@ fn remote_users_share_the_namespace_list_and_user_info() {
     assert!(n.chat.is_taken("zed"));
     let dup = n.send(2, r#"{"mtp":"Login","data":{"name":"zed"}}"#);
     assert!(dup.is_empty(), "conn 2 never connected: {dup:?}");
-    n.chat.connect(2, addr(2));
+    n.chat.handle_connect(2, addr(2));
     let dup = n.send(2, r#"{"mtp":"Login","data":{"name":"zed"}}"#);
     assert_eq!(
         dup,
@@ -234,8 +232,8 @@ fn a_leaver_holds_its_name_until_the_log_says_it_left() {
     let mut n = Node::new("a");
     let p = n.ask_login(1, "ana");
     n.apply(join(&p, "a", 1, true));
-    let mut out = Vec::new();
-    n.chat.disconnect(1, &mut out);
+    n.chat.handle_disconnect(1);
+    let out = effects(&mut n.chat);
     assert!(
         matches!(&out[..], [Effect::Propose(1, Proposal::Logout { name, .. })] if name == "ana"),
         "{out:?}"
@@ -256,8 +254,8 @@ fn a_leaver_holds_its_name_until_the_log_says_it_left() {
 fn a_login_whose_connection_left_in_flight_is_logged_out() {
     let mut n = Node::new("a");
     let p = n.ask_login(1, "ana");
-    let mut out = Vec::new();
-    n.chat.disconnect(1, &mut out);
+    n.chat.handle_disconnect(1);
+    let out = effects(&mut n.chat);
     assert!(out.is_empty(), "{out:?}");
     let out = n.apply(join(&p, "a", 1, false));
     assert!(
@@ -270,8 +268,8 @@ fn a_login_whose_connection_left_in_flight_is_logged_out() {
 fn refusals_answer_the_client_that_asked() {
     let mut n = Node::new("a");
     let p = n.ask_login(1, "ana");
-    let mut out = Vec::new();
-    n.chat.refused(1, p.clone(), Refusal::Taken, &mut out);
+    n.chat.handle_refusal(1, p.clone(), Refusal::Taken);
+    let out = effects(&mut n.chat);
     assert_eq!(
         out,
         [Effect::Send(
@@ -283,15 +281,16 @@ fn refusals_answer_the_client_that_asked() {
         )]
     );
     let p = n.ask_login(1, "ana");
-    out.clear();
-    n.chat.refused(1, p, Refusal::Unavailable, &mut out);
+    n.chat.handle_refusal(1, p, Refusal::Unavailable);
+    let out = effects(&mut n.chat);
     assert_eq!(out, [Effect::Send(1, sm(UNAVAILABLE))]);
     // A refusal meant for a session that is gone reaches nobody.
     let p = n.ask_login(1, "ana");
-    n.chat.disconnect(1, &mut Vec::new());
-    n.chat.connect(1, addr(1));
-    out.clear();
-    n.chat.refused(1, p, Refusal::Taken, &mut out);
+    n.chat.handle_disconnect(1);
+    effects(&mut n.chat);
+    n.chat.handle_connect(1, addr(1));
+    n.chat.handle_refusal(1, p, Refusal::Taken);
+    let out = effects(&mut n.chat);
     assert!(out.is_empty(), "{out:?}");
 }
 
@@ -322,8 +321,8 @@ fn after_redis_comes_back_empty_users_register_again_quietly() {
     assert!(n
         .apply(back("zed", "other", "other/1".into(), 1, false))
         .is_empty());
-    let mut out = Vec::new();
-    n.chat.settle(&mut out);
+    n.chat.handle_settle();
+    let out = effects(&mut n.chat);
     assert_eq!(out, [all("gone left the server.")]);
     assert_eq!(n.chat.admin(), Some("ana"));
     assert_eq!(n.chat.online_names(), ["zed", "ana"]);
@@ -338,8 +337,8 @@ fn a_user_whose_name_was_taken_during_a_reset_is_told_and_closed() {
     let [Effect::Propose(1, restore)] = &out[..] else {
         panic!("{out:?}")
     };
-    let mut out = Vec::new();
-    n.chat.refused(1, restore.clone(), Refusal::Taken, &mut out);
+    n.chat.handle_refusal(1, restore.clone(), Refusal::Taken);
+    let out = effects(&mut n.chat);
     assert_eq!(
         out,
         [
