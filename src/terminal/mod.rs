@@ -14,6 +14,7 @@ pub mod line_editor;
 pub mod peer_chat;
 
 use line_editor::{Key, LineEditor, RawMode};
+use std::io::IsTerminal;
 use std::io::{self, Read, Write};
 use std::sync::{mpsc, Arc};
 
@@ -100,8 +101,7 @@ pub struct Screen {
 impl Screen {
     /// Starts the stdin thread, which wakes `waker` whenever it read.
     pub fn new(waker: mio::Waker, prompt: &str) -> Screen {
-        // SAFETY: isatty only inspects the descriptors.
-        let tty = unsafe { libc::isatty(0) == 1 && libc::isatty(1) == 1 };
+        let tty = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
         let editor = if tty {
             RawMode::enable()
                 .ok()
