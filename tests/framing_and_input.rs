@@ -560,25 +560,7 @@ fn the_port_is_free_as_soon_as_shutdown_begins() {
 /// shuts it down.
 #[test]
 fn an_unread_log_never_stops_the_server() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mp1d"))
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--log-level", "debug"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped()) // held, never read
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + WAIT;
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "mp1d did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut child, addr) = Mp1d::start_with_unread_log(&["--log-level", "debug"]);
     // Each login logs several lines: far more than a pipe holds (64 KiB).
     let mut clients = Vec::new();
     for i in 0..800 {

@@ -94,6 +94,34 @@ impl Mp1d {
         }
     }
 
+    /// Starts mp1d whose stderr, once it said where it listens, is held
+    /// and never read again: a log nobody reads. Returns the process and
+    /// its address; the pipe is closed when the process is.
+    pub fn start_with_unread_log(args: &[&str]) -> (Child, SocketAddr) {
+        #[allow(clippy::zombie_processes)] // the caller kills and waits
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mp1d"))
+            .args(["--port", "0", "--bind", "127.0.0.1"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mp1d starts");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "mp1d exited");
+            if let Some(i) = line.find("listening on ") {
+                let addr = line[i + 13..].split_whitespace().next().unwrap();
+                let addr = addr.parse().unwrap();
+                // Held, never read: the pipe fills.
+                child.stderr = Some(stderr.into_inner());
+                return (child, addr);
+            }
+        }
+    }
+
     pub fn connect(&self) -> Client {
         Client::connect(self.addr)
     }
