@@ -26,6 +26,7 @@ fn missing() -> Option<String> {
     (!selenium.status.success()).then(|| "python3-selenium is not installed".to_string())
 }
 
+#[cfg_attr(not(have_browser), ignore = "needs chromium, chromium-driver and python3-selenium (.ci/run installs them)")]
 #[test]
 fn two_browsers_and_a_terminal_chat() {
     if let Some(why) = missing() {

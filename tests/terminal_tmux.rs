@@ -95,6 +95,7 @@ impl Drop for Tmux {
     }
 }
 
+#[cfg_attr(not(have_tmux), ignore = "tmux is not installed (.ci/run installs it)")]
 #[test]
 fn two_people_chat_in_terminals() {
     let Some(tmux) = Tmux::new("chat") else {
@@ -148,6 +149,7 @@ fn two_people_chat_in_terminals() {
 /// Home and End as tmux sends them (`ESC[1~`, `ESC[4~`), and a line wider
 /// than the terminal: a message arriving, and Enter, leave no row of it
 /// behind.
+#[cfg_attr(not(have_tmux), ignore = "tmux is not installed (.ci/run installs it)")]
 #[test]
 fn home_end_and_a_wrapped_line_in_a_narrow_terminal() {
     let Some(tmux) = Tmux::new("narrow") else {
