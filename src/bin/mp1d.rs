@@ -46,6 +46,12 @@ OPTIONS:
                           (default 255.255.255.255)
   --peer IP:PORT          a LAN peer to handshake with directly; repeatable
   --max-lan-peers N       LAN peers the bridge knows at most (default 64)
+  --lan-greetings-per-second N
+                          LAN greetings (Discovery, Handshake) the bridge
+                          answers a second, from all peers together; a
+                          peer that gets no answer retries (default 50)
+  --lan-greeting-burst N  greetings answered at once before that rate applies
+                          (default: four times the rate, 200)
   --http ADDR:PORT        also serve the chat page (/), browsers over
                           WebSocket (/ws), /metrics (Prometheus) and /healthz
                           over HTTP there (default: off)
@@ -141,6 +147,8 @@ const VALUE_OPTIONS: &[&str] = &[
     "--broadcast",
     "--peer",
     "--max-lan-peers",
+    "--lan-greetings-per-second",
+    "--lan-greeting-burst",
     "--log-level",
     "--log-lines-per-second",
     "--http",
@@ -160,6 +168,8 @@ fn parse_args() -> Result<Command, String> {
     let mut broadcast = Vec::new();
     let mut peers = Vec::new();
     let mut max_lan_peers = None;
+    let mut greetings: Option<u32> = None;
+    let mut greeting_burst: Option<u32> = None;
     let mut cluster: Option<String> = None;
     let mut node_id: Option<String> = None;
     let mut lease = Duration::from_secs(3);
@@ -215,6 +225,8 @@ fn parse_args() -> Result<Command, String> {
                 }
                 "--peer" => peers.push(v.parse().map_err(|_| format!("not IP:PORT: {v:?}"))?),
                 "--max-lan-peers" => max_lan_peers = Some(number(&v, 1, 100_000)?),
+                "--lan-greetings-per-second" => greetings = Some(number(&v, 1, 1_000_000)?),
+                "--lan-greeting-burst" => greeting_burst = Some(number(&v, 1, 1_000_000)?),
                 "--log-lines-per-second" => c.log_lines_per_second = number(&v, 0, 1_000_000)?,
                 "--http" => c.http = Some(v.parse().map_err(|_| format!("not ADDR:PORT: {v:?}"))?),
                 "--http-timeout" => c.http_timeout = seconds(&v)?,
@@ -250,6 +262,13 @@ fn parse_args() -> Result<Command, String> {
         if let Some(n) = max_lan_peers {
             b.max_peers = n;
         }
+        if let Some(n) = greetings {
+            b.greetings_per_second = n;
+            b.greeting_burst = n.saturating_mul(4);
+        }
+        if let Some(n) = greeting_burst {
+            b.greeting_burst = n;
+        }
         if !mp1::protocol::name::is_valid_name(&b.name) {
             return Err(format!("--peer-name: not a valid name: {:?}", b.name));
         }
@@ -257,8 +276,12 @@ fn parse_args() -> Result<Command, String> {
         || !broadcast.is_empty()
         || !peers.is_empty()
         || max_lan_peers.is_some()
+        || greetings.is_some()
+        || greeting_burst.is_some()
     {
-        return Err("--peer-port, --broadcast, --peer and --max-lan-peers need --peer-name".into());
+        return Err("--peer-port, --broadcast, --peer, --max-lan-peers and the \
+                    --lan-greeting options need --peer-name"
+            .into());
     }
     c.bridge = bridge;
     if let Some(url) = cluster {

@@ -91,6 +91,11 @@ pub struct BridgeConfig {
     /// LAN peers known at most (each costs a datagram per chat if the
     /// broadcast does not reach it).
     pub max_peers: usize,
+    /// Greetings (`Discovery`, `Handshake`) answered a second on average,
+    /// from all LAN peers together...
+    pub greetings_per_second: u32,
+    /// ...and at once (the token bucket's size).
+    pub greeting_burst: u32,
 }
 
 impl BridgeConfig {
@@ -101,6 +106,8 @@ impl BridgeConfig {
             broadcast: Vec::new(),
             peers: Vec::new(),
             max_peers: 64,
+            greetings_per_second: 50,
+            greeting_burst: 200,
         }
     }
 }

@@ -145,7 +145,12 @@ pub fn peer_event(e: &PeerEvent, verbose: bool) -> Option<String> {
         PeerEvent::Dropped { from, why } if verbose => {
             format!("! dropped a datagram from {from}: {why}")
         }
-        PeerEvent::Dropped { .. } | PeerEvent::OnlineListRequested { .. } => return None,
+        PeerEvent::GreetingsDropped { count } if verbose => {
+            format!("! {count} greetings over the rate limit not answered")
+        }
+        PeerEvent::Dropped { .. }
+        | PeerEvent::GreetingsDropped { .. }
+        | PeerEvent::OnlineListRequested { .. } => return None,
     })
 }
 
