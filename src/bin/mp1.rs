@@ -58,7 +58,15 @@ fn main() -> ExitCode {
     let rest: Vec<_> = args.collect();
     let ended = match mode.as_deref() {
         Some("connect") => match connect_args(rest) {
-            Ok(Some((addr, name, framing))) => client::run(addr, &name, framing),
+            Ok(Some((target, name, framing))) => match resolve(&target) {
+                Ok(addr) => client::run(addr, &name, framing),
+                // Typed right, but the name does not resolve (now): a
+                // run-time failure, not a usage error.
+                Err(e) => {
+                    eprintln!("mp1: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
             Ok(None) => return help(CONNECT_USAGE),
             Err(e) => return usage(&e, CONNECT_USAGE),
         },
@@ -98,7 +106,8 @@ fn value(p: &mut lexopt::Parser, opt: &str) -> Result<String, String> {
         .map_err(|_| format!("{opt}: not UTF-8"))
 }
 
-type ConnectArgs = (SocketAddr, String, client::Framing);
+/// HOST[:PORT] (resolved later), the name, the framing.
+type ConnectArgs = (String, String, client::Framing);
 
 fn connect_args(args: Vec<OsString>) -> Result<Option<ConnectArgs>, String> {
     use lexopt::prelude::*;
@@ -120,7 +129,7 @@ fn connect_args(args: Vec<OsString>) -> Result<Option<ConnectArgs>, String> {
     }
     let name = name.ok_or("--name NAME is required")?;
     let target = target.unwrap_or_else(|| "127.0.0.1".to_string());
-    Ok(Some((resolve(&target)?, name, framing)))
+    Ok(Some((target, name, framing)))
 }
 
 /// HOST, HOST:PORT, a bare IPv6 address or [IPv6]:PORT; port 15151 when
