@@ -59,6 +59,10 @@ OPTIONS:
   --http-origin ORIGIN    a page origin allowed to open the WebSocket, e.g.
                           https://chat.example.org; repeatable; * allows any
                           (default: only the page's own host)
+  --http-trust-proxy ADDR a reverse proxy (IP address) whose Forwarded or
+                          X-Forwarded-For header names the browser's address,
+                          for logs, /who and limits; repeatable (default: none,
+                          the headers are ignored)
   --http-timeout SECS     an HTTP connection is closed after this long
                           (default {http_timeout})
   --cluster redis://HOST[:PORT]
@@ -203,6 +207,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "--http",
     "--http-timeout",
     "--http-origin",
+    "--http-trust-proxy",
     "--cluster",
     "--node-id",
     "--cluster-lease",
@@ -293,6 +298,9 @@ fn parse_args() -> Result<Command, String> {
                 }
                 "--http-timeout" => c.http_timeout = seconds(&v)?,
                 "--http-origin" => c.http_origins.push(v.clone()),
+                "--http-trust-proxy" => c
+                    .http_trust_proxy
+                    .push(v.parse().map_err(|_| format!("not an IP address: {v:?}"))?),
                 "--cluster" => {
                     ClusterConfig::host_port(&v)?;
                     cluster = Some(v.clone())

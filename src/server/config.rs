@@ -73,6 +73,9 @@ pub struct Config {
     /// Origins whose pages may open a WebSocket (`*`: any); empty: only
     /// the page's own (same host).
     pub http_origins: Vec<String>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name
+    /// the browser's address (`--http-trust-proxy`); empty: none.
+    pub http_trust_proxy: Vec<IpAddr>,
     /// Serve one chat with other nodes through Redis (`--cluster`).
     pub cluster: Option<super::ClusterConfig>,
 }
@@ -135,6 +138,7 @@ impl Default for Config {
             http: None,
             http_timeout: Duration::from_secs(10),
             http_origins: Vec::new(),
+            http_trust_proxy: Vec::new(),
             cluster: None,
         }
     }

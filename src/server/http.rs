@@ -322,7 +322,7 @@ impl Server {
             match answer {
                 Some(Answer::Respond(r)) => conn.response = r,
                 Some(Answer::Upgrade { response, rest }) => {
-                    self.become_websocket(key, &response, &rest);
+                    self.become_websocket(key, &response, &rest, &head);
                     return false;
                 }
                 None => conn.head = head,
@@ -333,13 +333,15 @@ impl Server {
 
     /// Hands an upgraded connection to the client table: from now on it
     /// is an MP1 client whose bytes come in WebSocket frames.
-    fn become_websocket(&mut self, key: usize, response: &[u8], rest: &[u8]) {
+    fn become_websocket(&mut self, key: usize, response: &[u8], rest: &[u8], head: &[u8]) {
         let http = self.http.as_mut().expect("HTTP is on");
         let mut conn = http.conns.remove(key);
         let _ = self.el.registry().deregister(&mut conn.stream);
         let Ok(addr) = conn.stream.peer_addr() else {
             return;
         };
+        // Behind a trusted reverse proxy: the browser's address.
+        let addr = super::forwarded::client_addr(head, addr, &self.config.http_trust_proxy);
         if self.clients.len() >= self.config.max_clients {
             let full = text("503 Service Unavailable", "server full\n");
             let _ = io::Write::write(&mut conn.stream, &full);
