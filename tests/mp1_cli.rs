@@ -24,6 +24,8 @@ fn each_mode_has_its_own_help() {
         (&["connect", "--name", "x", "-h"][..], "USAGE: mp1 connect"),
         (&["peer", "--help"][..], "USAGE: mp1 peer"),
         (&["peer", "-h"][..], "--broadcast ADDR"),
+        // As the README's one-machine demo does it.
+        (&["peer", "-h"][..], "on one machine each needs its own"),
         (&["--help"][..], "mp1 connect --help"),
     ] {
         let (code, out, err) = mp1(args);

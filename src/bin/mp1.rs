@@ -42,7 +42,10 @@ mp1 peer: chat on a LAN with no server, peer to peer over UDP
 USAGE: mp1 peer --name NAME [OPTIONS]
 
   --name NAME          the name to join as (a taken one asks for another)
-  --port P             UDP port, the same for every peer (default 15151)
+  --port P             UDP port (default 15151). Broadcast reaches only the
+                       peers on the same port: on a LAN give every peer the
+                       same one; on one machine each needs its own, and
+                       --peer to reach the others
   --bind IP            local address (default all)
   --broadcast ADDR     broadcast address, repeatable (default
                        255.255.255.255; on one machine 127.255.255.255)

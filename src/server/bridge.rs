@@ -42,7 +42,7 @@ impl Server {
             io::Error::new(e.kind(), format!("UDP port {port} for the LAN bridge: {e}"))
         })?;
         node.register(self.el.registry(), BRIDGE)?;
-        info!("bridging the LAN as {:?} on UDP {}", b.name, node.peer.me());
+        info!("bridging the LAN as {:?} on {}", b.name, node.describe());
         let now = Instant::now();
         if !node.peer.join(&b.name, now) {
             return Err(io::Error::new(
