@@ -179,6 +179,12 @@ where
     }
 }
 
+/// The largest byte budget an option takes: 1 TiB, or what a 32-bit
+/// `usize` holds (armv7).
+fn max_bytes() -> usize {
+    usize::try_from(1u64 << 40).unwrap_or(usize::MAX)
+}
+
 /// Options that take a value.
 const VALUE_OPTIONS: &[&str] = &[
     "--port",
@@ -269,8 +275,10 @@ fn parse_args() -> Result<Command, String> {
                 "--max-unparsable" => c.max_unparsable = number(&v, 1, u32::MAX)?,
                 "--login-timeout" => c.login_timeout = seconds(&v)?,
                 "--idle-timeout" => c.idle_timeout = seconds(&v)?,
-                "--max-output-bytes" => c.max_output_bytes = number(&v, 1024, 1 << 40)?,
-                "--max-total-output-bytes" => c.max_total_output_bytes = number(&v, 1024, 1 << 40)?,
+                "--max-output-bytes" => c.max_output_bytes = number(&v, 1024, max_bytes())?,
+                "--max-total-output-bytes" => {
+                    c.max_total_output_bytes = number(&v, 1024, max_bytes())?
+                }
                 "--close-timeout" => c.close_timeout = seconds(&v)?,
                 "--shutdown-timeout" => c.shutdown_timeout = seconds(&v)?,
                 "--peer-name" => bridge = Some(BridgeConfig::new(&v)),
