@@ -20,7 +20,12 @@ fn two_browsers_and_a_terminal_chat() {
     let addr = server.addr.to_string();
     run_script(
         "chat.py",
-        &[&url, env!("CARGO_BIN_EXE_mp1"), &addr, out.to_str().unwrap()],
+        &[
+            &url,
+            env!("CARGO_BIN_EXE_mp1"),
+            &addr,
+            out.to_str().unwrap(),
+        ],
     );
     for shot in ["chat.png", "chat-phone.png", "kicked.png"] {
         assert_png(&out, shot);

@@ -68,7 +68,10 @@ fn bad_options_are_refused_clearly() {
             "framing must be auto, newline or bare",
         ),
         (&["--login-timeout", "-1"][..], "expected seconds from 0"),
-        (&["--bind", "no/where"][..], "not an IP address or host name"),
+        (
+            &["--bind", "no/where"][..],
+            "not an IP address or host name",
+        ),
         (&["--http", "localhost"][..], "not HOST:PORT"),
         (&["--peer", "1.2.3.4"][..], "not IP:PORT"),
         (&["--broadcast", "127.255.255.255"][..], "need --peer-name"),
@@ -117,7 +120,14 @@ fn an_http_port_in_use_names_http() {
 fn host_names_are_resolved_at_start_up() {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_mp1d"))
-        .args(["--bind", "localhost", "--port", "0", "--http", "localhost:0"])
+        .args([
+            "--bind",
+            "localhost",
+            "--port",
+            "0",
+            "--http",
+            "localhost:0",
+        ])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -136,7 +146,10 @@ fn host_names_are_resolved_at_start_up() {
 
     let (code, _, err) = mp1d(&["--bind", "nosuch.invalid"]);
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.contains("--bind: cannot resolve nosuch.invalid"), "{err}");
+    assert!(
+        err.contains("--bind: cannot resolve nosuch.invalid"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -96,7 +96,10 @@ fn a_peer_port_in_use_suggests_another() {
 fn a_name_that_does_not_resolve_is_a_run_time_error() {
     let (code, out, err) = mp1(&["connect", "nosuch.invalid", "--name", "x"]);
     assert_eq!(code, Some(1), "{err}");
-    assert!(err.starts_with("mp1: cannot resolve nosuch.invalid"), "{err}");
+    assert!(
+        err.starts_with("mp1: cannot resolve nosuch.invalid"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!out.contains("USAGE") && !err.contains("USAGE"), "{err}");
 }

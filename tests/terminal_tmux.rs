@@ -95,7 +95,7 @@ impl Drop for Tmux {
     }
 }
 
-#[cfg_attr(not(have_tmux), ignore = "tmux is not installed (.ci/run installs it)")]
+#[cfg_attr(not(have_tmux), ignore = "tmux is not installed")]
 #[test]
 fn two_people_chat_in_terminals() {
     let Some(tmux) = Tmux::new("chat") else {
@@ -149,7 +149,7 @@ fn two_people_chat_in_terminals() {
 /// Home and End as tmux sends them (`ESC[1~`, `ESC[4~`), and a line wider
 /// than the terminal: a message arriving, and Enter, leave no row of it
 /// behind.
-#[cfg_attr(not(have_tmux), ignore = "tmux is not installed (.ci/run installs it)")]
+#[cfg_attr(not(have_tmux), ignore = "tmux is not installed")]
 #[test]
 fn home_end_and_a_wrapped_line_in_a_narrow_terminal() {
     let Some(tmux) = Tmux::new("narrow") else {
@@ -212,7 +212,7 @@ fn home_end_and_a_wrapped_line_in_a_narrow_terminal() {
 /// A refused whisper is marked where it stands, not left looking sent;
 /// the admin sees each of their actions once; one Ctrl-D at the name
 /// prompt leaves.
-#[cfg_attr(not(have_tmux), ignore = "tmux is not installed (.ci/run installs it)")]
+#[cfg_attr(not(have_tmux), ignore = "tmux is not installed")]
 #[test]
 fn refusals_are_marked_in_place_and_actions_said_once() {
     let Some(tmux) = Tmux::new("refused") else {
@@ -227,7 +227,10 @@ fn refusals_are_marked_in_place_and_actions_said_once() {
     tmux.wait_for("ann", "* carlos joined the server.");
 
     tmux.keys("ann", &["/msg nobody hi", "Enter"]);
-    let screen = tmux.wait_for("ann", "[me -> nobody] hi  [not delivered to nobody: not online]");
+    let screen = tmux.wait_for(
+        "ann",
+        "[me -> nobody] hi  [not delivered to nobody: not online]",
+    );
     assert_eq!(screen.matches("[me -> nobody] hi").count(), 1, "{screen}");
     assert!(!screen.contains("UserDoesNotExist"), "{screen}");
 
@@ -240,7 +243,10 @@ fn refusals_are_marked_in_place_and_actions_said_once() {
     assert!(!screen.contains("carlos has been muted"), "{screen}");
 
     // A taken name asks for another; Ctrl-D there leaves at once.
-    tmux.start("again", &format!("{bin} connect {addr} --name ann; echo exit=$?; sleep 30"));
+    tmux.start(
+        "again",
+        &format!("{bin} connect {addr} --name ann; echo exit=$?; sleep 30"),
+    );
     tmux.wait_for("again", "name>");
     tmux.keys("again", &["C-d"]);
     let screen = tmux.wait_for("again", "exit=1");

@@ -116,17 +116,28 @@ impl Nginx {
             )
         };
         let mut site = certs(read("mp1-web.conf"));
-        site = swap(site, "listen 443 ssl;", &format!("listen {FRONT}:{web} ssl;"));
+        site = swap(
+            site,
+            "listen 443 ssl;",
+            &format!("listen {FRONT}:{web} ssl;"),
+        );
         site = swap(site, "listen 80;", &format!("listen {FRONT}:{plain};"));
         site = swap(site, "listen [::]:443 ssl;", "");
         site = swap(site, "listen [::]:80;", "");
         site = swap(
             site,
             "proxy_pass http://127.0.0.1:8080;",
-            &format!("proxy_bind {PROXY};\n        proxy_pass http://{};", server.http_addr()),
+            &format!(
+                "proxy_bind {PROXY};\n        proxy_pass http://{};",
+                server.http_addr()
+            ),
         );
         let mut stream = certs(read("mp1-stream.conf"));
-        stream = swap(stream, "listen 15152 ssl;", &format!("listen {FRONT}:{mp1} ssl;"));
+        stream = swap(
+            stream,
+            "listen 15152 ssl;",
+            &format!("listen {FRONT}:{mp1} ssl;"),
+        );
         stream = swap(stream, "listen [::]:15152 ssl;", "");
         stream = swap(stream, "127.0.0.1:15151", &server.addr.to_string());
         let module = "/usr/lib/nginx/modules/ngx_stream_module.so";

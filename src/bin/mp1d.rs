@@ -150,8 +150,7 @@ fn ip_or_name(v: &str, name: &mut Option<String>) -> Result<std::net::IpAddr, St
 fn is_host_name(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 253
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
@@ -461,7 +460,10 @@ fn listen_failure(config: &Config, e: &std::io::Error) -> String {
         } else {
             ""
         };
-        format!("cannot listen on {}:{}: {text}{hint}", config.bind, config.port)
+        format!(
+            "cannot listen on {}:{}: {text}{hint}",
+            config.bind, config.port
+        )
     }
 }
 

@@ -662,7 +662,8 @@ impl Peer {
             .told
             .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
         if g.dropped > 0 && due {
-            self.events.push(PeerEvent::GreetingsDropped { count: g.dropped });
+            self.events
+                .push(PeerEvent::GreetingsDropped { count: g.dropped });
             g.dropped = 0;
             g.told = Some(now);
         }

@@ -68,7 +68,10 @@ pub fn refusal(message: &str) -> Option<Refusal> {
 pub fn refused(line: &str, all: Option<&str>, missing: &[String]) -> String {
     match all {
         Some(why) => format!("{line}  [not sent: {why}]"),
-        None => format!("{line}  [not delivered to {}: not online]", missing.join(",")),
+        None => format!(
+            "{line}  [not delivered to {}: not online]",
+            missing.join(",")
+        ),
     }
 }
 
@@ -219,7 +222,9 @@ mod tests {
         );
         assert_eq!(
             refusal("Message too long: the limit is 5 characters."),
-            Some(Refusal::All("Message too long: the limit is 5 characters".into()))
+            Some(Refusal::All(
+                "Message too long: the limit is 5 characters".into()
+            ))
         );
         assert_eq!(refusal("bob joined the server."), None);
         assert_eq!(

@@ -59,7 +59,11 @@ pub fn run(opts: PeerOptions) -> Ended {
     }
     let mut name_prompt = NamePrompt::default();
     if node.peer.join(&opts.name, Instant::now()) {
-        screen.show(&format!("* on {}; joining as {}...", node.describe(), opts.name));
+        screen.show(&format!(
+            "* on {}; joining as {}...",
+            node.describe(),
+            opts.name
+        ));
     } else {
         screen.show(&format!("* on {}", node.describe()));
         screen.show(&display::invalid_name(&opts.name));
