@@ -11,12 +11,11 @@
 
 mod common;
 use common::browser::{assert_png, out_dir, run_script};
+use common::terminal::Mp1;
 use common::{msg, Client, Mp1d};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -200,70 +199,21 @@ http {{
 
 /// An MP1 client over TLS: `openssl s_client`, checking nginx's
 /// certificate against the test's, one JSON object a line each way.
-struct TlsClient {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<String>,
+fn tls_client(nginx: &Nginx) -> Mp1 {
+    let mut command = Command::new("openssl");
+    command
+        .args(["s_client", "-quiet", "-verify_return_error", "-CAfile"])
+        .arg(&nginx.cert)
+        .args(["-verify_ip", FRONT, "-connect"])
+        .arg(format!("{FRONT}:{}", nginx.mp1));
+    Mp1::from_command(command)
 }
 
-impl TlsClient {
-    fn connect(nginx: &Nginx) -> TlsClient {
-        #[allow(clippy::zombie_processes)] // Drop kills and waits
-        let mut child = Command::new("openssl")
-            .args(["s_client", "-quiet", "-verify_return_error", "-CAfile"])
-            .arg(&nginx.cert)
-            .args(["-verify_ip", FRONT, "-connect"])
-            .arg(format!("{FRONT}:{}", nginx.mp1))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("openssl runs");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        TlsClient {
-            child,
-            stdin,
-            lines,
-        }
-    }
-
-    fn send(&mut self, text: &str) {
-        writeln!(self.stdin, "{text}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    /// The next reply of kind `mtp`, skipping others.
-    fn expect(&mut self, mtp: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no {mtp} over TLS"));
-            let v: Value = serde_json::from_str(&line).unwrap();
-            if v["mtp"] == mtp {
-                return v;
-            }
-        }
-    }
-}
-
-impl Drop for TlsClient {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The next reply of kind `mtp` over TLS, skipping others.
+fn expect_tls(tls: &mut Mp1, mtp: &str) -> Value {
+    let want = format!("\"mtp\":\"{mtp}\"");
+    tls.expect_where(|l| l.contains(&want), mtp);
+    serde_json::from_str(tls.seen.last().unwrap()).unwrap()
 }
 
 /// The next reply of kind `mtp` for a plain TCP client, skipping others.
@@ -285,12 +235,12 @@ fn mp1_over_tls_through_nginx_with_a_plain_tcp_user() {
     let server = Mp1d::start(&["--http", "127.0.0.1:0"]);
     let nginx = Nginx::start(&server, "mp1");
     let mut plain = server.login("plain");
-    let mut tls = TlsClient::connect(&nginx);
-    tls.send(&msg("Login", json!({"name": "secure"})));
-    let v = tls.expect("AssignUsername");
+    let mut tls = tls_client(&nginx);
+    tls.type_line(&msg("Login", json!({"name": "secure"})));
+    let v = expect_tls(&mut tls, "AssignUsername");
     assert_eq!(v["status"], "OK", "{v}");
 
-    tls.send(&msg("SendChat", json!({"message": "hello over TLS"})));
+    tls.type_line(&msg("SendChat", json!({"message": "hello over TLS"})));
     let v = expect(&mut plain, "SendChatFromUser");
     assert_eq!(
         (v["data"]["name"].as_str(), v["data"]["message"].as_str()),
@@ -300,7 +250,7 @@ fn mp1_over_tls_through_nginx_with_a_plain_tcp_user() {
         "WhisperToUser",
         json!({"to": ["secure"], "message": "psst, in the clear to mp1d"}),
     ));
-    let v = tls.expect("WhisperFromUser");
+    let v = expect_tls(&mut tls, "WhisperFromUser");
     assert_eq!(v["data"]["message"], "psst, in the clear to mp1d");
     assert_eq!(v["data"]["from"], "plain");
 }
