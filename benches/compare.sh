@@ -62,23 +62,23 @@ for s in "${SERVERS[@]}"; do
 done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-PORT=16500
+PORT=""
 # loadgen's --target and --server-pid options for the server under test.
 TARGETS=""
 PIDS=""
 start_server() {
-    PORT=$((PORT + 1))
+    PORT=$(free_port)
     TARGETS="--target 127.0.0.1:$PORT"
     case $1 in
     cluster[1-9])
-        # Redis on PORT, node i on PORT+i; all on CPU 0 like any server.
+        # Redis on PORT, each node on a free port; all on CPU 0 like any server.
         local nodes=${1#cluster} redis_port=$PORT i
         start_redis "$redis_port"
         wait_listening "$redis_port" redis || return 1
         PIDS="--server-pid $SRV_PID"
         TARGETS=""
         for i in $(seq 1 "$nodes"); do
-            PORT=$((PORT + 1))
+            PORT=$(free_port)
             taskset -c 0 "$ROOT/target/release/mp1d" --bind 127.0.0.1 --port $PORT \
                 --max-clients 20000 --log-level warn --cluster "redis://127.0.0.1:$redis_port" \
                 --node-id "node$i" 2>>"$LOG" &
@@ -91,7 +91,7 @@ start_server() {
     redis) start_redis $PORT ;;
     mp1d-ws)
         # Clients come to the --http face; the TCP port stays unused.
-        taskset -c 0 "$ROOT/target/release/mp1d" --bind 127.0.0.1 --port $((PORT + 2000)) \
+        taskset -c 0 "$ROOT/target/release/mp1d" --bind 127.0.0.1 --port 0 \
             --http 127.0.0.1:$PORT --max-clients 20000 --log-level warn 2>>"$LOG" &
         SRV_PID=$! ;;
     mp1d*)

@@ -39,12 +39,12 @@ PORT=0
 start_server() {
     case $1 in
     mp1d)
-        PORT=15353
+        PORT=$(free_port)
         taskset -c 0 "$MP1D" --bind 127.0.0.1 --port $PORT --max-clients 20000 --log-level warn \
             2>>"$LOG" &
         SRV_PID=$! ;;
     redis)
-        PORT=16379
+        PORT=$(free_port)
         start_redis $PORT ;;
     esac
     wait_listening $PORT "$1"

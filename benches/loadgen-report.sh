@@ -10,10 +10,12 @@ cargo build --release --workspace --manifest-path "$ROOT/Cargo.toml" >/dev/null 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 MP1D="$ROOT/target/release/mp1d"
 LOADGEN="$ROOT/target/release/loadgen"
-PORT=15901
+# free_port
+. "$ROOT/benches/servers.sh"
+PORT=""
 PID=""
 start() {
-    PORT=$((PORT + 1))
+    PORT=$(free_port)
     taskset -c 0 "$MP1D" --bind 127.0.0.1 --port $PORT --max-clients 20000 --log-level warn "$@" &
     PID=$!
     sleep 0.3
@@ -38,7 +40,7 @@ for n in 100 1000 5000; do
 done
 
 echo "## UDP peers through the bridge"
-start --peer-name br --broadcast 127.255.255.255
+start --peer-name br --broadcast 127.255.255.255 --max-lan-peers 256
 sleep 1.6
 taskset -c 1 "$LOADGEN" --target 127.0.0.1:$PORT --clients 1000 --peers 200 --messages 200 \
     --server-pid "$PID" | tee "$OUT/peers.txt"

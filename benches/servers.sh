@@ -1,6 +1,13 @@
-# Sourced by benches/compare.sh and benches/fanbench-compare.sh: what both
-# need to run a server under test on loopback, pinned to CPU 0, and stop it
-# by its PID. The caller sets LOG (a file) and OUTDIR before sourcing.
+# Sourced by benches/compare.sh, benches/fanbench-compare.sh and
+# benches/loadgen-report.sh: what they need to run a server under test on
+# loopback, pinned to CPU 0, and stop it by its PID. The caller sets LOG (a
+# file) and OUTDIR before sourcing.
+
+# A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick):
+# a run never collides with another server on this machine.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$LOG" >&2; }
 

@@ -6,6 +6,9 @@
 #   dist/small-box.sh                        # aarch64 musl, armv7, x86_64 musl
 #   dist/small-box.sh aarch64-unknown-linux-musl
 #
+# Ends with the README's size table rows ("Running on a small box"): the
+# figures there are pasted from this output, not typed.
+#
 # Installs what it needs when it can (rustup targets; Debian's
 # qemu-user-static and gcc-arm-linux-gnueabihf). A target whose standard
 # library cannot be installed is skipped with a message; any other failure
@@ -22,6 +25,7 @@ apt_install() {
 }
 
 status=0
+rows=()
 for t in "${TARGETS[@]}"; do
     echo "== $t"
     if ! rustup target list --installed 2>/dev/null | grep -qx "$t"; then
@@ -45,11 +49,26 @@ for t in "${TARGETS[@]}"; do
     fi
     bin="target/$t/small/mp1d"
     size=$(stat -c %s "$bin")
-    echo "$t: $bin $size bytes ($(awk -v s="$size" 'BEGIN{printf "%.2f", s/1048576}') MiB); $(file -b "$bin" | cut -d, -f1-2,4-5)"
+    mib=$(awk -v s="$size" 'BEGIN{printf "%.2f", s/1048576}')
+    echo "$t: $bin $size bytes ($mib MiB); $(file -b "$bin" | cut -d, -f1-2,4-5)"
+    case $(file -b "$bin") in
+    *static-pie*) linking=static-pie ;;
+    *statically*) linking=static ;;
+    *) linking=dynamic ;;
+    esac
+    case $t in *-gnu*) linking="$linking (glibc)" ;; esac
+    rows+=("| $t | $(printf "%'d" "$size" 2>/dev/null || echo "$size") bytes ($mib MiB) | $linking |")
     if python3 dist/smoke.py ${runner:+--runner "$runner"} "$bin"; then
         echo "PASS $t"
     else
         echo "FAIL $t: smoke test"; status=1
     fi
 done
+if [ ${#rows[@]} -gt 0 ]; then
+    echo
+    echo "README rows ($(date -u +%F), $(git rev-parse --short HEAD 2>/dev/null || echo unknown)):"
+    echo "| target | binary | linking |"
+    echo "|---|---:|---|"
+    printf '%s\n' "${rows[@]}"
+fi
 exit $status

@@ -213,3 +213,81 @@ fn mp1_peer_reaches_server_users_through_the_bridge() {
     dana.type_line("/msg nobody x");
     dana.expect("msg failed: no peer or server user nobody (/list asks the bridges again)");
 }
+
+/// Sockets that handshake with `bridge` as peers `p0`, `p1`, ..., each
+/// again every second until answered, as a peer whose greeting was lost
+/// would. Returns how many were answered within `within`.
+fn crowd_handshakes(bridge: std::net::SocketAddr, n: usize, within: Duration) -> usize {
+    use mp1::protocol::{decode_peer, PeerMessage};
+    use std::net::UdpSocket;
+    use std::time::Instant;
+    let crowd: Vec<UdpSocket> = (0..n)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        })
+        .collect();
+    let mut answered = vec![false; n];
+    let start = Instant::now();
+    let mut next_try = start;
+    while start.elapsed() < within && answered.iter().any(|a| !a) {
+        if Instant::now() >= next_try {
+            for (i, s) in crowd.iter().enumerate().filter(|(i, _)| !answered[*i]) {
+                let hs = PeerMessage::Handshake {
+                    ip: None,
+                    port: None,
+                    name: format!("p{i}"),
+                };
+                s.send_to(&hs.encode(), bridge).unwrap();
+            }
+            next_try += Duration::from_secs(1);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        for (i, s) in crowd.iter().enumerate() {
+            let mut buf = [0u8; 2048];
+            while let Ok((len, _)) = s.recv_from(&mut buf) {
+                if let Ok(PeerMessage::HandshakeResponse { .. }) = decode_peer(&buf[..len]) {
+                    answered[i] = true;
+                }
+            }
+        }
+    }
+    answered.iter().filter(|a| **a).count()
+}
+
+/// The README's bridge load test: two hundred peers greet at once. The
+/// bridge's greeting limit is a token bucket whose burst takes them all
+/// (it used to be fifty a second, no burst: three quarters waited for
+/// retries that classic peers never send).
+#[test]
+fn a_crowd_of_peers_greeting_at_once_is_answered() {
+    let server = Mp1d::start(&["--peer-name", "br", "--max-lan-peers", "256"]);
+    server.wait_log("joined the LAN as");
+    let answered = crowd_handshakes(server_udp(&server), 200, Duration::from_millis(2500));
+    assert_eq!(answered, 200);
+}
+
+/// Past the limit, greetings go unanswered and mp1d says so (once a
+/// second, counted) and names the option.
+#[test]
+fn greetings_over_the_limit_are_logged_with_the_option() {
+    let server = Mp1d::start(&[
+        "--peer-name",
+        "br",
+        "--lan-greetings-per-second",
+        "5",
+        "--lan-greeting-burst",
+        "10",
+    ]);
+    server.wait_log("joined the LAN as");
+    let answered = crowd_handshakes(server_udp(&server), 20, Duration::from_millis(500));
+    assert_eq!(answered, 10, "the burst, and no more at once");
+    let line = server.wait_log("greetings (Discovery/Handshake) over the rate limit");
+    assert!(line.contains("--lan-greetings-per-second"), "{line}");
+    // Retrying, the rest get in at five a second.
+    assert_eq!(
+        crowd_handshakes(server_udp(&server), 10, Duration::from_millis(3500)),
+        10
+    );
+}

@@ -68,7 +68,11 @@ fn bad_options_are_refused_clearly() {
             "framing must be auto, newline or bare",
         ),
         (&["--login-timeout", "-1"][..], "expected seconds from 0"),
-        (&["--bind", "nowhere"][..], "not an IP address"),
+        (
+            &["--bind", "no/where"][..],
+            "not an IP address or host name",
+        ),
+        (&["--http", "localhost"][..], "not HOST:PORT"),
         (&["--peer", "1.2.3.4"][..], "not IP:PORT"),
         (&["--broadcast", "127.255.255.255"][..], "need --peer-name"),
         (&["--peer-name", "has space"][..], "not a valid name"),
@@ -92,6 +96,60 @@ fn a_port_in_use_fails_with_the_reason() {
         "{err}"
     );
     assert!(err.contains("pick another port with --port"), "{err}");
+}
+
+/// The HTTP port in use is named as --http's, not as the MP1 port (which
+/// was free).
+#[test]
+fn an_http_port_in_use_names_http() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let http = taken.local_addr().unwrap().to_string();
+    let (code, _, err) = mp1d(&["--bind", "127.0.0.1", "--port", "0", "--http", &http]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!("cannot listen for --http: HTTP on {http}")),
+        "{err}"
+    );
+    assert!(err.contains("with --http)"), "{err}");
+    assert!(!err.contains("--port"), "{err}");
+}
+
+/// Host names for --bind and --http are resolved at start-up; one that
+/// does not resolve is a run-time failure (1), not a usage error (2).
+#[test]
+fn host_names_are_resolved_at_start_up() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mp1d"))
+        .args([
+            "--bind",
+            "localhost",
+            "--port",
+            "0",
+            "--http",
+            "localhost:0",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut said = String::new();
+    while !said.contains("HTTP on") {
+        match lines.next() {
+            Some(Ok(l)) => said += &(l + "\n"),
+            _ => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(said.contains("listening on 127.0.0.1:"), "{said}");
+    assert!(said.contains("HTTP on 127.0.0.1:"), "{said}");
+
+    let (code, _, err) = mp1d(&["--bind", "nosuch.invalid"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("--bind: cannot resolve nosuch.invalid"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -91,6 +91,7 @@ fn check_framing(c: &Client, newline: bool) {
 /// Every bullet of "clients of every node see one chat": one namespace,
 /// one admin, kick/mute/unmute across nodes, whispers, the online list
 /// and user info cluster-wide, in login order; admin handover.
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn three_nodes_serve_one_chat() {
     let Some(redis) = common::redis::start("three_nodes_serve_one_chat") else {
@@ -231,6 +232,7 @@ fn three_nodes_serve_one_chat() {
 
 /// The same name claimed on two nodes at the same moment, many times:
 /// one `OK`, one `DuplicateError`, every time; renames likewise.
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn simultaneous_claims_of_one_name_on_two_nodes() {
     let Some(redis) = common::redis::start("simultaneous_claims_of_one_name_on_two_nodes") else {
@@ -273,6 +275,7 @@ fn simultaneous_claims_of_one_name_on_two_nodes() {
 /// The admin and the next in line leave at the same moment, on two
 /// nodes, many times: the role lands on the earliest login left, and
 /// everyone sees the same announcements in the same order.
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn admin_and_successor_leaving_at_once() {
     let Some(redis) = common::redis::start("admin_and_successor_leaving_at_once") else {
@@ -321,6 +324,7 @@ fn admin_and_successor_leaving_at_once() {
 /// Chats, joins and renames from all three nodes at once: every client
 /// sees them in one order (the ones it did not send itself), each chat
 /// once, each sender's in the order sent.
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn one_order_on_every_node() {
     let Some(redis) = common::redis::start("one_order_on_every_node") else {
@@ -425,6 +429,7 @@ fn one_order_on_every_node() {
 
 /// A node killed with the admin on it: within the lease its users are
 /// announced as gone on the other nodes, once each, and the role passes.
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn a_killed_node_is_noticed_within_the_lease() {
     let Some(redis) = common::redis::start("a_killed_node_is_noticed_within_the_lease") else {
@@ -471,6 +476,7 @@ fn a_killed_node_is_noticed_within_the_lease() {
 /// A node killed and restarted at once with the same id finds its earlier
 /// life's lease still running: it waits it out (not an error), its old
 /// users are announced as gone, and it serves again.
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn a_node_restarted_at_once_waits_out_its_old_lease() {
     let Some(redis) = common::redis::start("a_node_restarted_at_once_waits_out_its_old_lease")
@@ -493,6 +499,7 @@ fn a_node_restarted_at_once_waits_out_its_old_lease() {
 /// A node cut off for longer than its lease (stopped, then resumed) finds
 /// itself expelled: its clients get a Disconnect saying why, and the
 /// others saw them leave.
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn an_expelled_node_tells_its_clients_why() {
     let Some(redis) = common::redis::start("an_expelled_node_tells_its_clients_why") else {
@@ -522,6 +529,7 @@ fn an_expelled_node_tells_its_clients_why() {
 /// reconnect and register their users again, names stay held once, and no
 /// chat is delivered twice or out of order; a chat sent while Redis was
 /// away is answered with a ServerMessage saying so.
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn redis_restarted_in_the_middle_of_a_chat_stream() {
     let Some(mut redis) = common::redis::start("redis_restarted_in_the_middle_of_a_chat_stream")
@@ -610,6 +618,7 @@ fn redis_restarted_in_the_middle_of_a_chat_stream() {
 /// Redis stopped for a while, then started: requests that need it get a
 /// ServerMessage, those that do not are answered, connections stay open;
 /// when it is back, everything works again and the log said what happened.
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn redis_stopped_then_started() {
     let Some(mut redis) = common::redis::start("redis_stopped_then_started") else {
@@ -718,6 +727,7 @@ fn start_up_errors_name_the_problem() {
 
 /// A node shut down (SIGTERM) logs its users out on its way: the others
 /// see them leave at once, not after the lease (30 s here).
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn a_node_shut_down_says_goodbye() {
     let Some(redis) = common::redis::start("a_node_shut_down_says_goodbye") else {
@@ -737,6 +747,7 @@ fn a_node_shut_down_says_goodbye() {
 /// is paused while they happen and the stream is trimmed to nothing) are
 /// not silently missed: the node catches up from a snapshot and its
 /// clients are told what changed.
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn a_node_that_missed_trimmed_events_catches_up() {
     let Some(redis) = common::redis::start("a_node_that_missed_trimmed_events_catches_up") else {

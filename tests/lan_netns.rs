@@ -142,6 +142,7 @@ fn skip_reason() -> Option<String> {
     None
 }
 
+#[cfg_attr(not(have_netns), ignore = "needs root and iproute2")]
 #[test]
 fn broadcast_lan_with_three_peers_and_a_bridging_server() {
     if let Some(why) = skip_reason() {
@@ -261,6 +262,7 @@ fn broadcast_lan_with_three_peers_and_a_bridging_server() {
     drop(server);
 }
 
+#[cfg_attr(not(have_netns), ignore = "needs root and iproute2")]
 #[test]
 fn terminal_peers_find_each_other_by_broadcast() {
     use common::terminal::Mp1;

@@ -24,6 +24,8 @@ fn each_mode_has_its_own_help() {
         (&["connect", "--name", "x", "-h"][..], "USAGE: mp1 connect"),
         (&["peer", "--help"][..], "USAGE: mp1 peer"),
         (&["peer", "-h"][..], "--broadcast ADDR"),
+        // As the README's one-machine demo does it.
+        (&["peer", "-h"][..], "on one machine each needs its own"),
         (&["--help"][..], "mp1 connect --help"),
     ] {
         let (code, out, err) = mp1(args);
@@ -86,4 +88,18 @@ fn a_peer_port_in_use_suggests_another() {
         "{err}"
     );
     assert!(err.contains("pick another with --port"), "{err}");
+}
+
+/// A host name that does not resolve is typed right: a run-time error (one
+/// line, status 1), not a usage error with the whole usage text.
+#[test]
+fn a_name_that_does_not_resolve_is_a_run_time_error() {
+    let (code, out, err) = mp1(&["connect", "nosuch.invalid", "--name", "x"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.starts_with("mp1: cannot resolve nosuch.invalid"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!out.contains("USAGE") && !err.contains("USAGE"), "{err}");
 }

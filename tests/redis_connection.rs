@@ -62,6 +62,7 @@ fn log_in(c: &mut Connection<usize>, tag: usize, name: &str, node: &str, sid: &s
     mp1::cluster::scripts::login(c, tag, name, &login);
 }
 
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn claims_scripts_and_streams() {
     let Some(redis) = common::redis::start("claims_scripts_and_streams") else {
@@ -140,6 +141,7 @@ fn items(r: &Reply) -> Vec<String> {
 /// Login and logout as the cluster does them: one namespace, the first
 /// login is admin, the admin role passes to the earliest login left, and
 /// every change is one event in the stream, in order.
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn logins_and_logouts_keep_one_namespace_and_one_admin() {
     use mp1::cluster::scripts::{logout, EVENTS};
@@ -181,6 +183,7 @@ fn logins_and_logouts_keep_one_namespace_and_one_admin() {
 
 /// Two nodes claim the same name at the same moment, many times over:
 /// exactly one wins each time.
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn simultaneous_logins_of_one_name_have_one_winner() {
     let Some(redis) = common::redis::start("simultaneous_logins_of_one_name_have_one_winner")
@@ -212,6 +215,7 @@ fn simultaneous_logins_of_one_name_have_one_winner() {
 /// Chat and the admin commands as the cluster checks them: muted users
 /// cannot chat, only the admin commands, each status as MP1 names it, and
 /// a kicked admin hands the role on.
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn chat_and_admin_commands_are_checked_in_redis() {
     use mp1::cluster::scripts::{admin_command, chat, EVENTS};
@@ -266,6 +270,7 @@ fn chat_and_admin_commands_are_checked_in_redis() {
 
 /// Renames keep the login order and the admin role; whispers name who is
 /// missing and reach the rest once each.
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn renames_and_whispers() {
     use mp1::cluster::scripts::{rename, whisper, ADMIN, EVENTS, USERS_ORDER};
@@ -307,6 +312,7 @@ fn renames_and_whispers() {
 /// role passes on; while the lease holds, nothing happens. A node that
 /// starts with the id of a live one is refused, and a heartbeat with an
 /// old epoch (Redis came back empty) says so.
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn a_dead_node_is_reaped_once() {
     use mp1::cluster::scripts::{hello, tick, ADMIN, EVENTS};

@@ -31,7 +31,9 @@ fn every_command_reads_naturally() {
     ana.type_line("/msg bob,ghost psst");
     ana.expect("[me -> bob,ghost] psst");
     bob.expect("[ana -> me] psst");
-    ana.expect("* UserDoesNotExist: ghost");
+    // No positive answer comes for a chat; a refusal marks the line (in
+    // place on a terminal, again below it through a pipe).
+    ana.expect("[me -> bob,ghost] psst  [not delivered to ghost: not online]");
     bob.type_line("/w ana back at you");
     ana.expect("[bob -> me] back at you");
     ana.type_line("/list");
@@ -61,11 +63,11 @@ fn every_command_reads_naturally() {
     ana.type_line("/mute ghost");
     ana.expect("mute failed: no user ghost");
     ana.type_line("/mute bobby");
-    ana.expect("* muted bobby");
+    let before = ana.expect("* muted bobby");
     ana.type_line("/mute bobby");
     ana.expect("mute failed: bobby is already muted");
     bob.type_line("can anyone hear me");
-    bob.expect("* You are muted.");
+    bob.expect("bobby: can anyone hear me  [not sent: you are muted]");
     ana.type_line("/unmute bobby");
     ana.expect("* unmuted bobby");
     ana.type_line("/unmute bobby");
@@ -87,12 +89,51 @@ fn every_command_reads_naturally() {
     bob.expect("* kicked ana");
     ana.expect("* disconnected: Kicked from the server.");
     assert_eq!(ana.wait_exit(), Some(1));
-    bob.expect("* ana has been kicked from the server.");
 
     // /quit: Goodbye and exit 0.
     bob.type_line("/quit");
     bob.expect("* disconnected: Goodbye.");
     assert_eq!(bob.wait_exit(), Some(0));
+    // The admin saw each action once: its answer, not the announcement
+    // to everyone as well; the others see the announcement.
+    let saw = |c: &Mp1, line: &str| c.seen.iter().any(|l| l == line);
+    for (admin, other, line) in [
+        (&ana, &bob, "* bobby has been muted."),
+        (&ana, &bob, "* bobby has been unmuted."),
+        (&ana, &bob, "* bobby is now the admin."),
+    ] {
+        assert!(!saw(admin, line), "{line}: {:?}", admin.seen);
+        assert!(saw(other, line), "{line}: {:?}", other.seen);
+    }
+    assert!(!saw(&bob, "* ana has been kicked from the server."));
+    assert!(before.iter().all(|l| l != "* bobby has been muted."));
+}
+
+/// One Ctrl-D (end of input) at the name prompt leaves, and a run that
+/// never logged in exits non-zero.
+#[test]
+fn leaving_without_logging_in_exits_non_zero() {
+    let server = Mp1d::start(&[]);
+    let _ana = connect(&server, "ana");
+    let addr = server.addr.to_string();
+    let mut c = Mp1::spawn(&["connect", &addr, "--name", "ana"]);
+    c.expect("name ana is taken; type another name");
+    c.end_input();
+    assert_eq!(c.wait_exit(), Some(1));
+    assert!(
+        c.seen.contains(&"mp1: never logged in".to_string()),
+        "{:?}",
+        c.seen
+    );
+    assert!(
+        !c.seen.iter().any(|l| l.contains("Not logged in")),
+        "{:?}",
+        c.seen
+    );
+    // The same with nothing typed at all (`</dev/null`).
+    let mut c = Mp1::spawn(&["connect", &addr, "--name", "bad name"]);
+    c.end_input();
+    assert_eq!(c.wait_exit(), Some(1));
 }
 
 #[test]

@@ -37,6 +37,10 @@ fn peer(name: &str, port: u16, known: &[u16]) -> Mp1 {
 fn peers_chat_without_a_server() {
     let (pa, pb, pc, pd) = (free_port(), free_port(), free_port(), free_port());
     let mut a = peer("ana", pa, &[]);
+    // Bound to all interfaces; seen by peers at the loopback address.
+    a.expect(&format!(
+        "* on UDP 0.0.0.0:{pa} (peers see 127.0.0.1:{pa}); joining as ana..."
+    ));
     a.expect("* joined the LAN as ana");
     let mut b = peer("bo", pb, &[pa]);
     b.expect(&format!("* ana joined (127.0.0.1:{pa})"));

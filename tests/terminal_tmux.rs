@@ -95,6 +95,7 @@ impl Drop for Tmux {
     }
 }
 
+#[cfg_attr(not(have_tmux), ignore = "tmux is not installed")]
 #[test]
 fn two_people_chat_in_terminals() {
     let Some(tmux) = Tmux::new("chat") else {
@@ -148,6 +149,7 @@ fn two_people_chat_in_terminals() {
 /// Home and End as tmux sends them (`ESC[1~`, `ESC[4~`), and a line wider
 /// than the terminal: a message arriving, and Enter, leave no row of it
 /// behind.
+#[cfg_attr(not(have_tmux), ignore = "tmux is not installed")]
 #[test]
 fn home_end_and_a_wrapped_line_in_a_narrow_terminal() {
     let Some(tmux) = Tmux::new("narrow") else {
@@ -205,4 +207,49 @@ fn home_end_and_a_wrapped_line_in_a_narrow_terminal() {
         1,
         "screen:\n{screen}"
     );
+}
+
+/// A refused whisper is marked where it stands, not left looking sent;
+/// the admin sees each of their actions once; one Ctrl-D at the name
+/// prompt leaves.
+#[cfg_attr(not(have_tmux), ignore = "tmux is not installed")]
+#[test]
+fn refusals_are_marked_in_place_and_actions_said_once() {
+    let Some(tmux) = Tmux::new("refused") else {
+        return;
+    };
+    let server = Mp1d::start(&[]);
+    let bin = env!("CARGO_BIN_EXE_mp1");
+    let addr = server.addr;
+    tmux.start("ann", &format!("{bin} connect {addr} --name ann"));
+    tmux.wait_for("ann", "* You are the admin.");
+    tmux.start("carlos", &format!("{bin} connect {addr} --name carlos"));
+    tmux.wait_for("ann", "* carlos joined the server.");
+
+    tmux.keys("ann", &["/msg nobody hi", "Enter"]);
+    let screen = tmux.wait_for(
+        "ann",
+        "[me -> nobody] hi  [not delivered to nobody: not online]",
+    );
+    assert_eq!(screen.matches("[me -> nobody] hi").count(), 1, "{screen}");
+    assert!(!screen.contains("UserDoesNotExist"), "{screen}");
+
+    tmux.keys("ann", &["/mute carlos", "Enter"]);
+    tmux.wait_for("carlos", "* carlos has been muted.");
+    tmux.keys("carlos", &["anyone?", "Enter"]);
+    let screen = tmux.wait_for("carlos", "carlos: anyone?  [not sent: you are muted]");
+    assert_eq!(screen.matches("carlos: anyone?").count(), 1, "{screen}");
+    let screen = tmux.wait_for("ann", "* muted carlos");
+    assert!(!screen.contains("carlos has been muted"), "{screen}");
+
+    // A taken name asks for another; Ctrl-D there leaves at once.
+    tmux.start(
+        "again",
+        &format!("{bin} connect {addr} --name ann; echo exit=$?; sleep 30"),
+    );
+    tmux.wait_for("again", "name>");
+    tmux.keys("again", &["C-d"]);
+    let screen = tmux.wait_for("again", "exit=1");
+    assert!(screen.contains("mp1: never logged in"), "{screen}");
+    assert!(!screen.contains("Not logged in"), "{screen}");
 }

@@ -42,7 +42,10 @@ mp1 peer: chat on a LAN with no server, peer to peer over UDP
 USAGE: mp1 peer --name NAME [OPTIONS]
 
   --name NAME          the name to join as (a taken one asks for another)
-  --port P             UDP port, the same for every peer (default 15151)
+  --port P             UDP port (default 15151). Broadcast reaches only the
+                       peers on the same port: on a LAN give every peer the
+                       same one; on one machine each needs its own, and
+                       --peer to reach the others
   --bind IP            local address (default all)
   --broadcast ADDR     broadcast address, repeatable (default
                        255.255.255.255; on one machine 127.255.255.255)
@@ -58,7 +61,15 @@ fn main() -> ExitCode {
     let rest: Vec<_> = args.collect();
     let ended = match mode.as_deref() {
         Some("connect") => match connect_args(rest) {
-            Ok(Some((addr, name, framing))) => client::run(addr, &name, framing),
+            Ok(Some((target, name, framing))) => match resolve(&target) {
+                Ok(addr) => client::run(addr, &name, framing),
+                // Typed right, but the name does not resolve (now): a
+                // run-time failure, not a usage error.
+                Err(e) => {
+                    eprintln!("mp1: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
             Ok(None) => return help(CONNECT_USAGE),
             Err(e) => return usage(&e, CONNECT_USAGE),
         },
@@ -98,7 +109,8 @@ fn value(p: &mut lexopt::Parser, opt: &str) -> Result<String, String> {
         .map_err(|_| format!("{opt}: not UTF-8"))
 }
 
-type ConnectArgs = (SocketAddr, String, client::Framing);
+/// HOST[:PORT] (resolved later), the name, the framing.
+type ConnectArgs = (String, String, client::Framing);
 
 fn connect_args(args: Vec<OsString>) -> Result<Option<ConnectArgs>, String> {
     use lexopt::prelude::*;
@@ -120,7 +132,7 @@ fn connect_args(args: Vec<OsString>) -> Result<Option<ConnectArgs>, String> {
     }
     let name = name.ok_or("--name NAME is required")?;
     let target = target.unwrap_or_else(|| "127.0.0.1".to_string());
-    Ok(Some((resolve(&target)?, name, framing)))
+    Ok(Some((target, name, framing)))
 }
 
 /// HOST, HOST:PORT, a bare IPv6 address or [IPv6]:PORT; port 15151 when

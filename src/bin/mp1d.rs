@@ -15,7 +15,8 @@ USAGE: mp1d [OPTIONS]
 
 OPTIONS:
   --port N                TCP port; 0 picks a free one (default {port})
-  --bind ADDR             address to listen on (default {bind}: all interfaces)
+  --bind ADDR             address (or host name) to listen on (default {bind}:
+                          all interfaces)
   --framing MODE          reply framing: auto (mirror each client), newline or
                           bare (default auto)
   --max-clients N         connections at once; more get \"Server is full.\"
@@ -46,7 +47,13 @@ OPTIONS:
                           (default 255.255.255.255)
   --peer IP:PORT          a LAN peer to handshake with directly; repeatable
   --max-lan-peers N       LAN peers the bridge knows at most (default 64)
-  --http ADDR:PORT        also serve the chat page (/), browsers over
+  --lan-greetings-per-second N
+                          LAN greetings (Discovery, Handshake) the bridge
+                          answers a second, from all peers together; a
+                          peer that gets no answer retries (default 50)
+  --lan-greeting-burst N  greetings answered at once before that rate applies
+                          (default: four times the rate, 200)
+  --http HOST:PORT        also serve the chat page (/), browsers over
                           WebSocket (/ws), /metrics (Prometheus) and /healthz
                           over HTTP there (default: off)
   --http-origin ORIGIN    a page origin allowed to open the WebSocket, e.g.
@@ -56,6 +63,10 @@ OPTIONS:
                           a host name the HTTP face answers to, besides IP
                           addresses and localhost (a guard against DNS
                           rebinding); repeatable; * allows any
+  --http-trust-proxy ADDR a reverse proxy (IP address) whose Forwarded or
+                          X-Forwarded-For header names the browser's address,
+                          for logs, /who and limits; repeatable (default: none,
+                          the headers are ignored)
   --http-timeout SECS     an HTTP connection is closed after this long
                           (default {http_timeout})
   --cluster redis://HOST[:PORT]
@@ -96,8 +107,55 @@ OPTIONS:
 }
 
 enum Command {
-    Run(Box<Config>, Option<log::LevelFilter>),
+    Run(Box<Config>, Option<log::LevelFilter>, Names),
     Print(String),
+}
+
+/// Host names given for `--bind` and `--http`, resolved at start-up (a
+/// name that does not resolve is a run-time failure, not a usage error).
+#[derive(Default)]
+struct Names {
+    bind: Option<String>,
+    http: Option<String>,
+}
+
+impl Names {
+    fn resolve(self, c: &mut Config) -> Result<(), String> {
+        use std::net::ToSocketAddrs;
+        let first = |option: &str, target: String| {
+            target
+                .to_socket_addrs()
+                .map_err(|e| format!("{option}: cannot resolve {target}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("{option}: {target} has no address"))
+        };
+        if let Some(host) = self.bind {
+            c.bind = first("--bind", format!("{host}:0"))?.ip();
+        }
+        if let Some(host_port) = self.http {
+            c.http = Some(first("--http", host_port)?);
+        }
+        Ok(())
+    }
+}
+
+/// An IP address, or a host name to resolve at start-up.
+fn ip_or_name(v: &str, name: &mut Option<String>) -> Result<std::net::IpAddr, String> {
+    match v.parse() {
+        Ok(ip) => Ok(ip),
+        Err(_) if is_host_name(v) => {
+            *name = Some(v.to_string());
+            Ok(Config::default().bind)
+        }
+        Err(_) => Err(format!("not an IP address or host name: {v:?}")),
+    }
+}
+
+fn is_host_name(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 253
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 /// The longest time any option takes: a year. Beyond it a deadline
@@ -153,12 +211,15 @@ const VALUE_OPTIONS: &[&str] = &[
     "--broadcast",
     "--peer",
     "--max-lan-peers",
+    "--lan-greetings-per-second",
+    "--lan-greeting-burst",
     "--log-level",
     "--log-lines-per-second",
     "--http",
     "--http-timeout",
     "--http-origin",
     "--http-allowed-host",
+    "--http-trust-proxy",
     "--cluster",
     "--node-id",
     "--cluster-lease",
@@ -173,9 +234,12 @@ fn parse_args() -> Result<Command, String> {
     let mut broadcast = Vec::new();
     let mut peers = Vec::new();
     let mut max_lan_peers = None;
+    let mut greetings: Option<u32> = None;
+    let mut greeting_burst: Option<u32> = None;
     let mut cluster: Option<String> = None;
     let mut node_id: Option<String> = None;
     let mut lease = Duration::from_secs(3);
+    let mut names = Names::default();
     let mut p = lexopt::Parser::from_env();
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         let name = match arg {
@@ -208,7 +272,7 @@ fn parse_args() -> Result<Command, String> {
         let set = || -> Result<(), String> {
             match name.as_str() {
                 "--port" => c.port = number(&v, 0, u16::MAX)?,
-                "--bind" => c.bind = v.parse().map_err(|_| format!("not an IP address: {v:?}"))?,
+                "--bind" => c.bind = ip_or_name(&v, &mut names.bind)?,
                 "--framing" => c.framing = v.parse::<FramingMode>()?,
                 "--max-clients" => c.max_clients = number(&v, 1, 1 << 24)?,
                 "--max-message-bytes" => c.max_message_bytes = number(&v, 64, 1 << 30)?,
@@ -230,11 +294,28 @@ fn parse_args() -> Result<Command, String> {
                 }
                 "--peer" => peers.push(v.parse().map_err(|_| format!("not IP:PORT: {v:?}"))?),
                 "--max-lan-peers" => max_lan_peers = Some(number(&v, 1, 100_000)?),
+                "--lan-greetings-per-second" => greetings = Some(number(&v, 1, 1_000_000)?),
+                "--lan-greeting-burst" => greeting_burst = Some(number(&v, 1, 1_000_000)?),
                 "--log-lines-per-second" => c.log_lines_per_second = number(&v, 0, 1_000_000)?,
-                "--http" => c.http = Some(v.parse().map_err(|_| format!("not ADDR:PORT: {v:?}"))?),
+                "--http" => {
+                    c.http = match v.parse() {
+                        Ok(addr) => Some(addr),
+                        Err(_) => match v.rsplit_once(':') {
+                            Some((host, port)) if is_host_name(host) => {
+                                number(port, 0, u16::MAX)?;
+                                names.http = Some(v.clone());
+                                None
+                            }
+                            _ => return Err(format!("not HOST:PORT: {v:?}")),
+                        },
+                    }
+                }
                 "--http-timeout" => c.http_timeout = seconds(&v)?,
                 "--http-origin" => c.http_origins.push(v.clone()),
                 "--http-allowed-host" => c.http_allowed_hosts.push(v.to_ascii_lowercase()),
+                "--http-trust-proxy" => c
+                    .http_trust_proxy
+                    .push(v.parse().map_err(|_| format!("not an IP address: {v:?}"))?),
                 "--cluster" => {
                     ClusterConfig::host_port(&v)?;
                     cluster = Some(v.clone())
@@ -266,6 +347,13 @@ fn parse_args() -> Result<Command, String> {
         if let Some(n) = max_lan_peers {
             b.max_peers = n;
         }
+        if let Some(n) = greetings {
+            b.greetings_per_second = n;
+            b.greeting_burst = n.saturating_mul(4);
+        }
+        if let Some(n) = greeting_burst {
+            b.greeting_burst = n;
+        }
         if !mp1::protocol::name::is_valid_name(&b.name) {
             return Err(format!("--peer-name: not a valid name: {:?}", b.name));
         }
@@ -273,8 +361,12 @@ fn parse_args() -> Result<Command, String> {
         || !broadcast.is_empty()
         || !peers.is_empty()
         || max_lan_peers.is_some()
+        || greetings.is_some()
+        || greeting_burst.is_some()
     {
-        return Err("--peer-port, --broadcast, --peer and --max-lan-peers need --peer-name".into());
+        return Err("--peer-port, --broadcast, --peer, --max-lan-peers and the \
+                    --lan-greeting options need --peer-name"
+            .into());
     }
     c.bridge = bridge;
     if let Some(url) = cluster {
@@ -294,7 +386,7 @@ fn parse_args() -> Result<Command, String> {
     } else if node_id.is_some() {
         return Err("--node-id needs --cluster".into());
     }
-    Ok(Command::Run(Box::new(c), level))
+    Ok(Command::Run(Box::new(c), level, names))
 }
 
 /// A node id: what Redis keys and session ids can carry.
@@ -325,8 +417,8 @@ fn default_node_id() -> String {
 }
 
 fn main() -> ExitCode {
-    let (config, level) = match parse_args() {
-        Ok(Command::Run(c, l)) => (*c, l),
+    let (mut config, level, names) = match parse_args() {
+        Ok(Command::Run(c, l, n)) => (*c, l, n),
         Ok(Command::Print(text)) => {
             print!("{text}");
             return ExitCode::SUCCESS;
@@ -336,6 +428,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = names.resolve(&mut config) {
+        eprintln!("mp1d: {e}");
+        return ExitCode::FAILURE;
+    }
     // Several nodes often log to one terminal or journal: say which.
     let node = config.cluster.as_ref().map(|c| c.node_id.as_str());
     logging::init(level, node);
@@ -345,21 +441,45 @@ fn main() -> ExitCode {
     code
 }
 
+/// What could not listen, and the option that picks another place. The
+/// server's error names the HTTP and bridge sockets; anything else is the
+/// MP1 port.
+fn listen_failure(config: &Config, e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let in_use = e.kind() == std::io::ErrorKind::AddrInUse;
+    if text.starts_with("HTTP on ") {
+        let hint = if in_use {
+            " (pick another address or port with --http)"
+        } else {
+            ""
+        };
+        format!("cannot listen for --http: {text}{hint}")
+    } else if text.contains("for the LAN bridge") {
+        let hint = if in_use {
+            " (another mp1d, or an mp1 peer, on this machine? pick another port \
+             with --peer-port for the LAN bridge)"
+        } else {
+            ""
+        };
+        format!("cannot listen: {text}{hint}")
+    } else {
+        let hint = if in_use {
+            " (another mp1d on this machine? pick another port with --port)"
+        } else {
+            ""
+        };
+        format!(
+            "cannot listen on {}:{}: {text}{hint}",
+            config.bind, config.port
+        )
+    }
+}
+
 fn serve(config: Config) -> ExitCode {
     let mut server = match Server::bind(config.clone()) {
         Ok(s) => s,
         Err(e) => {
-            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
-                " (another mp1d, or an mp1 peer, on this machine? pick another port \
-                 with --port, or --peer-port for the LAN bridge)"
-            } else {
-                ""
-            };
-            log::error!(
-                "cannot listen on {}:{}: {e}{hint}",
-                config.bind,
-                config.port
-            );
+            log::error!("{}", listen_failure(&config, &e));
             return ExitCode::FAILURE;
         }
     };

@@ -64,9 +64,13 @@ pub struct PeerConfig {
     pub max_datagram: usize,
     /// Known peers at most; handshakes past it are dropped (logged).
     pub max_peers: usize,
-    /// `Discovery` and `Handshake` answered per second at most, from all
-    /// sources together; and one a second from any one source.
+    /// `Discovery` and `Handshake` answered per second, from all sources
+    /// together, on average: a token bucket that refills at this rate...
     pub max_greetings_per_second: u32,
+    /// ...and holds this many, so that a crowd arriving at once (a
+    /// classroom, a load test) is answered at once. Besides, at most
+    /// four a second from any one source.
+    pub greeting_burst: u32,
 }
 
 impl Default for PeerConfig {
@@ -79,6 +83,7 @@ impl Default for PeerConfig {
             max_datagram: 1024,
             max_peers: 256,
             max_greetings_per_second: 50,
+            greeting_burst: 200,
         }
     }
 }
@@ -159,6 +164,12 @@ pub enum PeerEvent {
         from: SocketAddr,
         why: String,
     },
+    /// Greetings (`Discovery`, `Handshake`) went unanswered over the rate
+    /// limit: `count` since the last such event. Told at most once a
+    /// second, so that a flood does not flood the log too.
+    GreetingsDropped {
+        count: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -200,9 +211,16 @@ pub struct Peer {
 /// Who greeted us (`Discovery`, `Handshake`) lately, for the rate limit.
 #[derive(Debug)]
 struct Greetings {
+    /// The token bucket of all sources together: greetings it can take
+    /// now, refilled at `max_greetings_per_second` up to `greeting_burst`.
+    tokens: f64,
+    refilled: Instant,
+    /// Per source, counted in one-second windows.
     window_start: Instant,
-    count: u32,
     per_source: HashMap<SocketAddr, u32>,
+    /// Dropped and not yet told, and when they were last told.
+    dropped: u64,
+    told: Option<Instant>,
 }
 
 /// Greetings taken from one source per second.
@@ -212,6 +230,7 @@ impl Peer {
     /// `me` is our own address as other peers see it: the source address
     /// towards the broadcast address and the port of our one socket.
     pub fn new(me: SocketAddr, config: PeerConfig) -> Peer {
+        let burst = f64::from(config.greeting_burst.max(1));
         Peer {
             me,
             config,
@@ -223,9 +242,12 @@ impl Peer {
             latecomers: Vec::new(),
             next_refresh: None,
             greetings: Greetings {
+                tokens: burst,
+                refilled: Instant::now(),
                 window_start: Instant::now(),
-                count: 0,
                 per_source: HashMap::new(),
+                dropped: 0,
+                told: None,
             },
             out: Vec::new(),
             events: Vec::new(),
@@ -453,6 +475,7 @@ impl Peer {
     /// Advances timers: ends the discovery and handshake windows, commits
     /// renames, re-discovers and drops silent peers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.tell_greetings_dropped(now);
         match self.phase.clone() {
             Phase::Discovering { name, until } if until <= now => self.handshake(name, now),
             Phase::Handshaking { name, until } if until <= now => {
@@ -493,6 +516,7 @@ impl Peer {
         now: Instant,
         taken: &dyn Fn(&str) -> bool,
     ) {
+        self.tell_greetings_dropped(now);
         if from == self.me {
             return; // our own broadcast
         }
@@ -605,24 +629,44 @@ impl Peer {
 
     /// Rate limit for `Discovery` and `Handshake`, which we answer:
     /// [`GREETINGS_PER_SOURCE`] a second from any one source (joining
-    /// takes two or three), `max_greetings_per_second` from all together,
-    /// so that nobody can make us send datagrams at will.
+    /// takes two or three), and from all together a token bucket
+    /// (`greeting_burst` at once, `max_greetings_per_second` after), so
+    /// that nobody can make us send datagrams at will.
     fn greeting_allowed(&mut self, from: SocketAddr, now: Instant) -> bool {
-        if now.duration_since(self.greetings.window_start) >= Duration::from_secs(1) {
-            self.greetings.window_start = now;
-            self.greetings.count = 0;
-            self.greetings.per_source.clear();
+        let g = &mut self.greetings;
+        if now.duration_since(g.window_start) >= Duration::from_secs(1) {
+            g.window_start = now;
+            g.per_source.clear();
         }
-        let mine = self.greetings.per_source.entry(from).or_insert(0);
-        if *mine >= GREETINGS_PER_SOURCE
-            || self.greetings.count >= self.config.max_greetings_per_second
-        {
-            self.drop_datagram(from, "greeting over the rate limit".into());
+        let burst = f64::from(self.config.greeting_burst.max(1));
+        let refill = now.duration_since(g.refilled).as_secs_f64()
+            * f64::from(self.config.max_greetings_per_second);
+        g.tokens = (g.tokens + refill).min(burst);
+        g.refilled = now;
+        let mine = g.per_source.entry(from).or_insert(0);
+        if *mine >= GREETINGS_PER_SOURCE || g.tokens < 1.0 {
+            g.dropped += 1;
+            self.tell_greetings_dropped(now);
             return false;
         }
         *mine += 1;
-        self.greetings.count += 1;
+        g.tokens -= 1.0;
         true
+    }
+
+    /// Reports the greetings dropped since the last report, at most once
+    /// a second (the first at once).
+    fn tell_greetings_dropped(&mut self, now: Instant) {
+        let g = &mut self.greetings;
+        let due = g
+            .told
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
+        if g.dropped > 0 && due {
+            self.events
+                .push(PeerEvent::GreetingsDropped { count: g.dropped });
+            g.dropped = 0;
+            g.told = Some(now);
+        }
     }
 
     fn on_discovery_response(&mut self, from: SocketAddr, claimed: SocketAddr, name: String) {

@@ -65,6 +65,17 @@ impl PeerNode {
         })
     }
 
+    /// Where the socket is bound (`0.0.0.0:P` on all interfaces), and, if
+    /// that is not the address peers see, that one too: for people.
+    pub fn describe(&self) -> String {
+        let me = self.peer.me();
+        match self.socket.local_addr() {
+            Ok(bound) if bound == me => format!("UDP {bound}"),
+            Ok(bound) => format!("UDP {bound} (peers see {me})"),
+            Err(_) => format!("UDP {me}"),
+        }
+    }
+
     pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         self.token = Some(token);
         registry.register(&mut self.socket, token, Interest::READABLE)

@@ -579,10 +579,28 @@ fn greetings_are_rate_limited_and_peers_capped() {
                 .len()
         })
         .sum();
-    assert_eq!(answered, 50 - 4, "fifty a second from everyone");
-    // A second later, a fresh budget.
+    assert_eq!(answered, 200 - 4, "a burst of two hundred from everyone");
+    // (answered, drops told) for a hundred more strangers.
+    let late = |lan: &mut Lan, from: u16| {
+        (0..100u16).fold((0, 0), |(answered, told), i| {
+            let (to, events) = poke(lan, addr(101, from + i), discovery.clone());
+            let count = events.iter().find_map(|e| match e {
+                PeerEvent::GreetingsDropped { count } => Some(*count),
+                _ => None,
+            });
+            (answered + to.len(), told + count.unwrap_or(0))
+        })
+    };
+    assert_eq!(late(&mut lan, 0), (0, 0), "the bucket is empty");
+    // Then fifty a second: a tenth of a second later, five.
+    lan.now += Duration::from_millis(100);
+    assert_eq!(late(&mut lan, 1000), (5, 0));
     lan.now += Duration::from_secs(1);
-    assert_eq!(poke(&mut lan, stranger, discovery).0.len(), 1);
+    let (to, events) = poke(&mut lan, stranger, discovery);
+    assert_eq!(to.len(), 1);
+    // The stranger's fifth greeting was told at once; the drops since
+    // (its other five, four, a hundred, ninety-five) a second later.
+    assert!(events.contains(&PeerEvent::GreetingsDropped { count: 204 }));
 
     let mut lan = Lan::new(&[addr(1, PORT), addr(2, PORT)]);
     lan.peers[0].config.max_peers = 1;

@@ -35,6 +35,8 @@ impl Server {
                 .map(|ip| SocketAddr::new(ip, port))
                 .collect(),
             max_peers: b.max_peers,
+            max_greetings_per_second: b.greetings_per_second,
+            greeting_burst: b.greeting_burst,
             ..PeerConfig::default()
         };
         let mut node = PeerNode::bind(self.config.bind, port, config).map_err(|e| {
@@ -42,7 +44,7 @@ impl Server {
         })?;
         let (_, token) = self.table.add(Source::Bridge);
         node.register(self.el.registry(), token)?;
-        info!("bridging the LAN as {:?} on UDP {}", b.name, node.peer.me());
+        info!("bridging the LAN as {:?} on {}", b.name, node.describe());
         let now = Instant::now();
         if !node.peer.join(&b.name, now) {
             return Err(io::Error::new(
@@ -141,6 +143,7 @@ impl Server {
                     let level = self.noisy(log::Level::Info);
                     log::log!(level, "LAN datagram from {from} dropped: {why}")
                 }
+                PeerEvent::GreetingsDropped { count } => greetings_dropped(count),
                 PeerEvent::Discovered { .. }
                 | PeerEvent::Renamed { .. }
                 | PeerEvent::RenameRefused { .. }
@@ -188,4 +191,14 @@ impl Server {
             }
         }
     }
+}
+
+/// Greetings the bridge did not answer (told at most once a second), and
+/// the options that govern it.
+fn greetings_dropped(count: u64) {
+    warn!(
+        "LAN bridge: {count} greetings (Discovery/Handshake) over the rate limit not answered; \
+         their peers retry. Raise --lan-greetings-per-second or --lan-greeting-burst \
+         (at most 4 a second from one address)"
+    );
 }

@@ -77,6 +77,9 @@ pub struct Config {
     /// `localhost` (`*`: any): a page on another name that resolves here
     /// (DNS rebinding) is refused.
     pub http_allowed_hosts: Vec<String>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name
+    /// the browser's address (`--http-trust-proxy`); empty: none.
+    pub http_trust_proxy: Vec<IpAddr>,
     /// Serve one chat with other nodes through Redis (`--cluster`).
     pub cluster: Option<super::ClusterConfig>,
 }
@@ -95,6 +98,11 @@ pub struct BridgeConfig {
     /// LAN peers known at most (each costs a datagram per chat if the
     /// broadcast does not reach it).
     pub max_peers: usize,
+    /// Greetings (`Discovery`, `Handshake`) answered a second on average,
+    /// from all LAN peers together...
+    pub greetings_per_second: u32,
+    /// ...and at once (the token bucket's size).
+    pub greeting_burst: u32,
 }
 
 impl BridgeConfig {
@@ -105,6 +113,8 @@ impl BridgeConfig {
             broadcast: Vec::new(),
             peers: Vec::new(),
             max_peers: 64,
+            greetings_per_second: 50,
+            greeting_burst: 200,
         }
     }
 }
@@ -133,6 +143,7 @@ impl Default for Config {
             http_timeout: Duration::from_secs(10),
             http_origins: Vec::new(),
             http_allowed_hosts: Vec::new(),
+            http_trust_proxy: Vec::new(),
             cluster: None,
         }
     }

@@ -280,7 +280,7 @@ impl Server {
         match answer {
             Some(Answer::Respond(r)) => self.answer_http(key, &r),
             Some(Answer::Upgrade { response, rest }) => {
-                self.become_websocket(key, &response, &rest)
+                self.become_websocket(key, &response, &rest, &head)
             }
             None => {
                 if let Some(Face::Http { head: h, .. }) =
@@ -303,10 +303,15 @@ impl Server {
 
     /// An HTTP connection asked for a WebSocket: from now on it is an MP1
     /// client whose bytes come in frames (a change of face in its slot).
-    fn become_websocket(&mut self, key: ConnId, response: &[u8], rest: &[u8]) {
+    fn become_websocket(&mut self, key: ConnId, response: &[u8], rest: &[u8], head: &[u8]) {
         if self.table.clients() >= self.config.max_clients {
             self.answer_http(key, &text("503 Service Unavailable", "server full\n"));
             return;
+        }
+        if let Some(conn) = self.table.get_mut(key) {
+            // Behind a trusted reverse proxy: the browser's address.
+            let trusted = &self.config.http_trust_proxy;
+            conn.addr = super::forwarded::client_addr(head, conn.addr, trusted);
         }
         self.table.queue_raw(key, response);
         self.table.upgrade(key);

@@ -32,6 +32,7 @@ mod config;
 mod connection;
 mod dispatch;
 mod event_loop;
+mod forwarded;
 mod http;
 mod log_budget;
 mod metrics;

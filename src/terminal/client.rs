@@ -3,12 +3,13 @@
 //! stdin waker.
 
 use super::command::{self, Command, HELP};
-use super::display::{self, Outcome};
+use super::display::{self, Outcome, Refusal};
 use super::{Ended, Input, NamePrompt, Screen, STDIN};
 pub use crate::protocol::RequestFraming as Framing;
-use crate::protocol::{decode_reply, Frame, Request, Splitter, AUTO_FRAMING_WAIT};
+use crate::protocol::{decode_reply, Frame, Reply, Request, Splitter, Status, AUTO_FRAMING_WAIT};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
+use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -18,6 +19,25 @@ const SOCKET: Token = Token(0);
 const QUIT_WAIT: Duration = Duration::from_secs(3);
 /// Largest reply object accepted from a server.
 const MAX_REPLY: usize = 1 << 20;
+/// How long one's own line may still be refused. The server confirms
+/// nothing positively; its refusals come straight back, in order with the
+/// answers to one's other requests.
+const REFUSAL_WAIT: Duration = Duration::from_secs(2);
+
+/// One's own chat or whisper, shown as sent, which the server may still
+/// refuse: then its line is marked so where it stands.
+struct Sent {
+    screen_line: u64,
+    line: String,
+    /// The recipients of a whisper; empty for a chat.
+    to: Vec<String>,
+    /// Recipients the server said are not online.
+    missing: Vec<String>,
+    at: Instant,
+    /// Requests with an answer of their own sent before this line: once
+    /// more answers than that arrived, the server took the line.
+    answers_before: u64,
+}
 
 struct Session {
     stream: TcpStream,
@@ -34,10 +54,24 @@ struct Session {
     name_prompt: NamePrompt,
     quitting: Option<Instant>,
     closed: bool,
+    /// Own lines not yet refused (oldest first); refusals come in order.
+    sent: VecDeque<Sent>,
+    /// Requests sent that get an answer of their own, and answers come.
+    asked: u64,
+    answered: u64,
+    /// The announcement of the admin command just answered `OK`: the
+    /// answer said it already, so it is not shown twice...
+    skip_announcement: Option<String>,
+    /// ...and the last announcement shown, for a server that announces
+    /// before it answers.
+    last_announcement: Option<String>,
 }
 
 impl Session {
     fn send(&mut self, req: &Request) {
+        if is_asking(req) {
+            self.asked += 1;
+        }
         if self.auto_until.is_some() {
             self.held.push(req.clone());
             return;
@@ -65,7 +99,7 @@ impl Session {
 
     fn send_held(&mut self) {
         for req in std::mem::take(&mut self.held) {
-            self.send(&req);
+            crate::protocol::encode_request(&req, self.newline, &mut self.out);
         }
     }
 
@@ -101,6 +135,11 @@ pub fn run(addr: SocketAddr, name: &str, framing: Framing) -> Ended {
         name_prompt: NamePrompt::default(),
         quitting: None,
         closed: false,
+        sent: VecDeque::new(),
+        asked: 0,
+        answered: 0,
+        skip_announcement: None,
+        last_announcement: None,
     };
     let registered = poll.registry().register(
         &mut s.stream,
@@ -136,6 +175,9 @@ pub fn run(addr: SocketAddr, name: &str, framing: Framing) -> Ended {
         }
         let now = Instant::now();
         if s.quitting.is_some_and(|t| now >= t) {
+            if !s.logged_in {
+                return never_logged_in();
+            }
             return Ended { code: 0, why: None };
         }
         s.no_answer(now);
@@ -147,7 +189,9 @@ pub fn run(addr: SocketAddr, name: &str, framing: Framing) -> Ended {
             }
         }
         for input in screen.take_input() {
-            on_input(&mut s, &mut screen, input);
+            if let Some(ended) = on_input(&mut s, &mut screen, input) {
+                return ended;
+            }
         }
     }
 }
@@ -182,7 +226,9 @@ fn read_replies(s: &mut Session, screen: &mut Screen) -> Option<Ended> {
                         Frame::Object(o) => match decode_reply(o) {
                             Ok(reply) => {
                                 s.heard_back();
-                                on_reply(s, screen, &reply)
+                                if let Some(ended) = on_reply(s, screen, &reply) {
+                                    return Some(ended);
+                                }
                             }
                             Err(e) => screen.show(&format!("! unreadable reply: {e}")),
                         },
@@ -203,9 +249,18 @@ fn read_replies(s: &mut Session, screen: &mut Screen) -> Option<Ended> {
     }
 }
 
-fn on_reply(s: &mut Session, screen: &mut Screen, reply: &crate::protocol::Reply) {
-    let (line, outcome) = display::reply(reply);
-    screen.show(&line);
+fn on_reply(s: &mut Session, screen: &mut Screen, reply: &Reply) -> Option<Ended> {
+    if is_answer(reply) {
+        // Lines sent before the request this answers were taken.
+        s.answered += 1;
+        let answered = s.answered;
+        s.sent.retain(|p| p.answers_before >= answered);
+    }
+    if !own_line_refused(s, screen, reply) && !said_already(s, reply) {
+        let (line, _) = display::reply(reply);
+        screen.show(&line);
+    }
+    let (_, outcome) = display::reply(reply);
     match outcome {
         Outcome::Show => {}
         Outcome::LoggedIn(name) => {
@@ -217,16 +272,129 @@ fn on_reply(s: &mut Session, screen: &mut Screen, reply: &crate::protocol::Reply
             screen.set_prompt(&format!("{name}> "));
             s.name = name;
         }
+        // Ctrl-D (or the end of a script) came before the answer.
+        Outcome::AskName if !s.logged_in && s.quitting.is_some() => return Some(never_logged_in()),
         Outcome::AskName if !s.logged_in => s.name_prompt.ask(screen),
         Outcome::AskName => {}
         Outcome::Closed => s.closed = true,
     }
+    None
 }
 
-fn on_input(s: &mut Session, screen: &mut Screen, input: Input) {
+/// A reply that answers one request of ours, and comes in order with the
+/// refusals of our lines.
+fn is_answer(reply: &Reply) -> bool {
+    matches!(
+        reply,
+        Reply::AssignUsername { .. }
+            | Reply::SetUsername { .. }
+            | Reply::ProvideUserInfo { .. }
+            | Reply::SendLocalTime { .. }
+            | Reply::SendOnlineList { .. }
+            | Reply::Admin { .. }
+    )
+}
+
+/// A request answered by one of [`is_answer`]'s replies.
+fn is_asking(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Login { .. }
+            | Request::SetUsername { .. }
+            | Request::RequestUserInfo { .. }
+            | Request::RequestLocalTime
+            | Request::RequestOnlineList
+            | Request::KickUser { .. }
+            | Request::MuteUser { .. }
+            | Request::UnmuteUser { .. }
+            | Request::SetAsAdmin { .. }
+    )
+}
+
+fn never_logged_in() -> Ended {
+    Ended::failed("never logged in".into())
+}
+
+/// A refusal of one's own chat or whisper marks that line where it
+/// stands (or, if more lines came since, shows it again, marked).
+fn own_line_refused(s: &mut Session, screen: &Screen, reply: &Reply) -> bool {
+    let Reply::ServerMessage { message } = reply else {
+        return false;
+    };
+    let Some(refusal) = display::refusal(message) else {
+        return false;
+    };
+    let now = Instant::now();
+    s.sent.retain(|p| now.duration_since(p.at) < REFUSAL_WAIT);
+    let i = match &refusal {
+        Refusal::All(_) => s.sent.iter().position(|p| p.missing.is_empty()),
+        Refusal::Recipient(name) => s
+            .sent
+            .iter()
+            .position(|p| p.to.contains(name) && !p.missing.contains(name)),
+    };
+    let Some(i) = i else {
+        return false;
+    };
+    let line = match refusal {
+        Refusal::All(why) => {
+            let p = s.sent.remove(i).expect("found");
+            screen.amend(p.screen_line, &display::refused(&p.line, Some(&why), &[]));
+            return true;
+        }
+        Refusal::Recipient(name) => {
+            let p = &mut s.sent[i];
+            p.missing.push(name);
+            display::refused(&p.line, None, &p.missing)
+        }
+    };
+    let p = &mut s.sent[i];
+    p.screen_line = screen.amend(p.screen_line, &line);
+    if p.missing.len() == p.to.len() {
+        s.sent.remove(i);
+    }
+    true
+}
+
+/// An admin command's `OK` and the announcement to everyone say the same:
+/// the admin is shown the first of the two only.
+fn said_already(s: &mut Session, reply: &Reply) -> bool {
+    match reply {
+        Reply::Admin {
+            command,
+            name,
+            status: Status::Ok,
+        } => {
+            let announced = display::announcement(*command, name);
+            if s.last_announcement.as_deref() == Some(announced.as_str()) {
+                return true;
+            }
+            s.skip_announcement = Some(announced);
+            false
+        }
+        Reply::ServerMessage { message } => {
+            if s.skip_announcement.as_deref() == Some(message.as_str()) {
+                s.skip_announcement = None;
+                return true;
+            }
+            s.last_announcement = Some(message.clone());
+            false
+        }
+        _ => false,
+    }
+}
+
+fn on_input(s: &mut Session, screen: &mut Screen, input: Input) -> Option<Ended> {
     let line = match input {
         Input::Line(l) => l,
-        Input::End => return quit(s),
+        // At the name prompt: nothing to say goodbye to.
+        Input::End if !s.logged_in && s.name_prompt.answer("").is_some() => {
+            return Some(never_logged_in())
+        }
+        Input::End => {
+            quit(s);
+            return None;
+        }
     };
     if let Some(answer) = s.name_prompt.answer(&line) {
         if let Some(name) = answer {
@@ -235,25 +403,39 @@ fn on_input(s: &mut Session, screen: &mut Screen, input: Input) {
                 name: Some(name.to_string()),
             });
         }
-        return;
+        return None;
     }
     if line.is_empty() {
-        return;
+        return None;
     }
     let cmd = match command::parse(&line) {
         Ok(c) => c,
-        Err(e) => return screen.show(&e),
+        Err(e) => {
+            screen.show(&e);
+            return None;
+        }
+    };
+    let asked = s.asked;
+    let mut shown = |line: String, to: &[String]| {
+        s.sent.push_back(Sent {
+            answers_before: asked,
+            screen_line: screen.show_numbered(&line),
+            line,
+            to: to.to_vec(),
+            missing: Vec::new(),
+            at: Instant::now(),
+        })
     };
     let req = match cmd {
         Command::Chat(message) => {
-            screen.show(&display::own_chat(&s.name, &message));
+            shown(display::own_chat(&s.name, &message), &[]);
             Request::SendChat { message }
         }
         Command::Nick(name) => Request::SetUsername { name: Some(name) },
         Command::Who(name) => Request::RequestUserInfo { name },
         Command::Time => Request::RequestLocalTime,
         Command::Msg { to, text } => {
-            screen.show(&display::own_whisper(&to, &text));
+            shown(display::own_whisper(&to, &text), &to);
             Request::WhisperToUser { to, message: text }
         }
         Command::List => Request::RequestOnlineList,
@@ -261,11 +443,21 @@ fn on_input(s: &mut Session, screen: &mut Screen, input: Input) {
         Command::Mute(name) => Request::MuteUser { name },
         Command::Unmute(name) => Request::UnmuteUser { name },
         Command::Op(name) => Request::SetAsAdmin { name },
-        Command::Connect { .. } => return screen.show("/connect is for peer mode"),
-        Command::Help => return screen.show(HELP),
-        Command::Quit => return quit(s),
+        Command::Connect { .. } => {
+            screen.show("/connect is for peer mode");
+            return None;
+        }
+        Command::Help => {
+            screen.show(HELP);
+            return None;
+        }
+        Command::Quit => {
+            quit(s);
+            return None;
+        }
     };
     s.send(&req);
+    None
 }
 
 fn quit(s: &mut Session) {

@@ -34,6 +34,58 @@ pub fn own_whisper(to: &[String], text: &str) -> String {
     format!("[me -> {}] {text}", to.join(","))
 }
 
+/// A server's refusal of a chat or whisper one just sent (the server
+/// confirms nothing positively; it only says when it refused).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Nothing was sent, for this reason.
+    All(String),
+    /// This recipient of a whisper is not online (the others got it).
+    Recipient(String),
+}
+
+/// Whether a `ServerMessage` refuses what one just sent.
+pub fn refusal(message: &str) -> Option<Refusal> {
+    if let Some(name) = message.strip_prefix("UserDoesNotExist: ") {
+        return Some(Refusal::Recipient(name.to_string()));
+    }
+    let why = match message {
+        "You are muted." => "you are muted".to_string(),
+        "Not logged in: send Login first." => "not logged in".to_string(),
+        m if m.starts_with("Message too long")
+            || m.starts_with("Too many recipients")
+            || m.starts_with("The chat is unavailable right now") =>
+        {
+            m.split(['.', ';']).next().unwrap_or(m).to_string()
+        }
+        _ => return None,
+    };
+    Some(Refusal::All(why))
+}
+
+/// One's own line, marked as refused: `missing` recipients did not get a
+/// whisper (the others did), or `all` says why nothing was sent.
+pub fn refused(line: &str, all: Option<&str>, missing: &[String]) -> String {
+    match all {
+        Some(why) => format!("{line}  [not sent: {why}]"),
+        None => format!(
+            "{line}  [not delivered to {}: not online]",
+            missing.join(",")
+        ),
+    }
+}
+
+/// The announcement everyone (the admin too) gets after an admin command
+/// succeeds, which says what the command's own answer said.
+pub fn announcement(command: AdminCommand, name: &str) -> String {
+    match command {
+        AdminCommand::KickUser => format!("{name} has been kicked from the server."),
+        AdminCommand::MuteUser => format!("{name} has been muted."),
+        AdminCommand::UnmuteUser => format!("{name} has been unmuted."),
+        AdminCommand::SetAsAdmin => format!("{name} is now the admin."),
+    }
+}
+
 /// The line to show for a server reply, and what it means.
 pub fn reply(r: &Reply) -> (String, Outcome) {
     match r {
@@ -145,13 +197,45 @@ pub fn peer_event(e: &PeerEvent, verbose: bool) -> Option<String> {
         PeerEvent::Dropped { from, why } if verbose => {
             format!("! dropped a datagram from {from}: {why}")
         }
-        PeerEvent::Dropped { .. } | PeerEvent::OnlineListRequested { .. } => return None,
+        PeerEvent::GreetingsDropped { count } if verbose => {
+            format!("! {count} greetings over the rate limit not answered")
+        }
+        PeerEvent::Dropped { .. }
+        | PeerEvent::GreetingsDropped { .. }
+        | PeerEvent::OnlineListRequested { .. } => return None,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_of_ones_own_lines() {
+        assert_eq!(
+            refusal("UserDoesNotExist: ghost"),
+            Some(Refusal::Recipient("ghost".into()))
+        );
+        assert_eq!(
+            refusal("You are muted."),
+            Some(Refusal::All("you are muted".into()))
+        );
+        assert_eq!(
+            refusal("Message too long: the limit is 5 characters."),
+            Some(Refusal::All(
+                "Message too long: the limit is 5 characters".into()
+            ))
+        );
+        assert_eq!(refusal("bob joined the server."), None);
+        assert_eq!(
+            refused("[me -> a,b] hi", None, &["b".into()]),
+            "[me -> a,b] hi  [not delivered to b: not online]"
+        );
+        assert_eq!(
+            refused("ana: hi", Some("you are muted"), &[]),
+            "ana: hi  [not sent: you are muted]"
+        );
+    }
 
     #[test]
     fn replies_read_naturally() {

@@ -185,6 +185,16 @@ impl LineEditor {
         self.render(width, out);
     }
 
+    /// Rewrites the line printed just above the prompt (`old_chars` long
+    /// when printed) as `line`, and redraws the prompt.
+    pub fn replace_above(&self, old_chars: usize, line: &str, width: usize, out: &mut Vec<u8>) {
+        let rows = old_chars.max(1).div_ceil(width.max(1));
+        self.to_first_row(out);
+        out.extend_from_slice(format!("\x1b[{rows}A").as_bytes());
+        self.cursor_row.set(0);
+        self.print_above(line, width, out);
+    }
+
     /// Moves to the start of the prompt's first row and clears everything
     /// below, so no row of a longer line is left behind.
     fn to_first_row(&self, out: &mut Vec<u8>) {

@@ -14,6 +14,7 @@ pub mod line_editor;
 pub mod peer_chat;
 
 use line_editor::{Key, LineEditor, RawMode};
+use std::cell::Cell;
 use std::io::IsTerminal;
 use std::io::{self, Read, Write};
 use std::sync::{mpsc, Arc};
@@ -96,6 +97,10 @@ pub struct Screen {
     rx: mpsc::Receiver<Option<Vec<u8>>>,
     partial: Vec<u8>,
     ended: bool,
+    /// Lines shown so far, and the last one's length in characters (for
+    /// [`Screen::amend`]).
+    shown: Cell<u64>,
+    last_chars: Cell<usize>,
 }
 
 impl Screen {
@@ -132,6 +137,8 @@ impl Screen {
             rx,
             partial: Vec::new(),
             ended: false,
+            shown: Cell::new(0),
+            last_chars: Cell::new(0),
         };
         screen.redraw();
         screen
@@ -139,6 +146,11 @@ impl Screen {
 
     /// Shows one line (above the prompt on a terminal).
     pub fn show(&self, line: &str) {
+        self.show_numbered(line);
+    }
+
+    /// Shows one line and returns its number, for [`Screen::amend`].
+    pub fn show_numbered(&self, line: &str) -> u64 {
         let mut out = Vec::new();
         match &self.editor {
             Some((e, _)) => e.print_above(line, terminal_width(), &mut out),
@@ -150,6 +162,26 @@ impl Screen {
         let mut stdout = io::stdout().lock();
         let _ = stdout.write_all(&out);
         let _ = stdout.flush();
+        self.last_chars.set(line.chars().count());
+        self.shown.set(self.shown.get() + 1);
+        self.shown.get()
+    }
+
+    /// Rewrites line number `id` as `line` where it stands, if it is the
+    /// last line shown on a terminal; otherwise shows `line` below.
+    pub fn amend(&self, id: u64, line: &str) -> u64 {
+        match &self.editor {
+            Some((e, _)) if id == self.shown.get() => {
+                let mut out = Vec::new();
+                e.replace_above(self.last_chars.get(), line, terminal_width(), &mut out);
+                let mut stdout = io::stdout().lock();
+                let _ = stdout.write_all(&out);
+                let _ = stdout.flush();
+                self.last_chars.set(line.chars().count());
+                id
+            }
+            _ => self.show_numbered(line),
+        }
     }
 
     pub fn set_prompt(&mut self, prompt: &str) {

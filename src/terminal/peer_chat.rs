@@ -60,12 +60,12 @@ pub fn run(opts: PeerOptions) -> Ended {
     let mut name_prompt = NamePrompt::default();
     if node.peer.join(&opts.name, Instant::now()) {
         screen.show(&format!(
-            "* on UDP {}; joining as {}...",
-            node.peer.me(),
+            "* on {}; joining as {}...",
+            node.describe(),
             opts.name
         ));
     } else {
-        screen.show(&format!("* on UDP {}", node.peer.me()));
+        screen.show(&format!("* on {}", node.describe()));
         screen.show(&display::invalid_name(&opts.name));
         name_prompt.ask(&mut screen);
     }

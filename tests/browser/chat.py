@@ -1,89 +1,29 @@
 """Two people chat in real browsers (headless Chromium, through Selenium)
 with a third in the terminal program, against one mp1d: names, a taken
 name asked again, chat both ways, a whisper by clicking a name, the online
-list, text that looks like HTML staying text, and the admin kicking
-someone. Screenshots of the page go to OUT_DIR.
+list, the terminal program's commands typed in the page (/msg, /list,
+/nick, /help, an unknown one), text that looks like HTML staying text, and
+the admin kicking someone, who gets back in by the Reconnect button.
+Screenshots of the page go to OUT_DIR.
 
 usage: chat.py URL MP1_BINARY MP1D_TCP_ADDR OUT_DIR
 """
 import os
-import subprocess
 import sys
-import threading
 import time
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+sys.path.insert(0, os.path.dirname(__file__))
+import chat_common  # noqa: E402
+from chat_common import WAIT, browser, join, log_lines, online, say, wait_line  # noqa: E402
+
 URL, MP1, TCP, OUT = sys.argv[1:5]
-WAIT = 10
 
 
-def browser(width=1000, height=700):
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                f"--window-size={width},{height}", "--no-proxy-server"):
-        opts.add_argument(arg)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-
-
-def log_lines(d):
-    return [li.text for li in d.find_elements(By.CSS_SELECTOR, "#log li")]
-
-
-def wait_line(d, text, who):
-    try:
-        WebDriverWait(d, WAIT).until(lambda d: text in log_lines(d))
-    except Exception:
-        sys.exit(f"{who} never showed {text!r}; showed {log_lines(d)!r}")
-
-
-def join(d, name, expect_ok=True):
-    box = d.find_element(By.ID, "name")
-    box.clear()
-    box.send_keys(name)
-    d.find_element(By.CSS_SELECTOR, "#login-form button").click()
-    if expect_ok:
-        WebDriverWait(d, WAIT).until(
-            lambda d: d.find_element(By.ID, "status").text == f"logged in as {name}")
-
-
-def say(d, text):
-    box = d.find_element(By.ID, "text")
-    box.send_keys(text)
-    d.find_element(By.CSS_SELECTOR, "#say button").click()
-
-
-def online(d):
-    return [b.text for b in d.find_elements(By.CSS_SELECTOR, "#people button.name")]
-
-
-class Terminal:
-    """`mp1 connect`, scripted through pipes."""
-
-    def __init__(self, name):
-        self.p = subprocess.Popen([MP1, "connect", TCP, "--name", name], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.p.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def type(self, text):
-        self.p.stdin.write(text + "\n")
-        self.p.stdin.flush()
-
-    def wait(self, text):
-        deadline = time.time() + WAIT
-        while text not in self.lines:
-            if time.time() > deadline:
-                sys.exit(f"mp1 never printed {text!r}; printed {self.lines!r}")
-            time.sleep(0.05)
+def Terminal(name):
+    return chat_common.Terminal(MP1, TCP, name)
 
 
 ana, bob = browser(), browser()
@@ -115,7 +55,31 @@ try:
          if b.text == "ana").click()
     say(bob, "psst ana")
     wait_line(ana, "[bob → me] psst ana", "ana")
-    bob.find_element(By.ID, "to").click()  # back to everyone
+    # One whisper: then back to everyone.
+    assert not bob.find_element(By.ID, "to").is_displayed(), "whisper mode stayed on"
+
+    # The terminal program's commands work in the page too.
+    say(ana, "/msg bob typed psst")
+    wait_line(bob, "[ana → me] typed psst", "bob")
+    wait_line(ana, "[me → bob] typed psst", "ana")
+    say(ana, "/list")
+    wait_line(ana, "* online (3): ana, bob, cli", "ana")
+    say(ana, "/dance")
+    wait_line(ana, "unknown command /dance; /help lists them", "ana")
+    say(ana, "/help")
+    WebDriverWait(ana, WAIT).until(
+        lambda d: any(l.startswith("commands:") and "/msg NAME" in l for l in log_lines(d)))
+    say(ana, "/time")
+    WebDriverWait(ana, WAIT).until(
+        lambda d: any(l.startswith("* server time: ") for l in log_lines(d)))
+    say(ana, "/nick anna")
+    wait_line(ana, "* ana has changed username to anna.", "ana")
+    WebDriverWait(ana, WAIT).until(lambda d: d.find_element(By.ID, "status").text == "logged in as anna")
+    say(ana, "/nick ana")
+    wait_line(ana, "* anna has changed username to ana.", "ana")
+    say(ana, "//slash")
+    wait_line(bob, "ana: /slash", "bob")
+    assert "ana: /msg bob typed psst" not in cli.lines, cli.lines
 
     # Text that looks like HTML stays text.
     say(bob, "<img src=x onerror=document.title='owned'>")
@@ -137,6 +101,24 @@ try:
     wait_line(ana, "* bob has been kicked from the server.", "ana")
     cli.wait("* bob has been kicked from the server.")
     WebDriverWait(ana, WAIT).until(lambda d: online(d) == ["ana (you)", "cli"])
+
+    # Kicked: what needs the server is greyed out, and a button brings
+    # bob back under the same name (no automatic return after a kick).
+    again = bob.find_element(By.ID, "again")
+    WebDriverWait(bob, WAIT).until(lambda d: again.is_displayed())
+    assert not bob.find_element(By.ID, "text").is_enabled(), "input still live after a kick"
+    assert all(not b.is_enabled() for b in bob.find_elements(By.CSS_SELECTOR, "#people button"))
+    assert "offline" in bob.find_element(By.TAG_NAME, "body").get_attribute("class")
+    bob.save_screenshot(os.path.join(OUT, "kicked.png"))
+    time.sleep(1.5)
+    assert "bob" not in online(ana), "bob came back by himself"
+    again.click()
+    WebDriverWait(bob, WAIT).until(
+        lambda d: d.find_element(By.ID, "status").text == "logged in as bob")
+    assert bob.find_element(By.ID, "text").is_enabled()
+    WebDriverWait(ana, WAIT).until(lambda d: online(d) == ["ana (you)", "cli", "bob"])
+    say(bob, "back again")
+    wait_line(ana, "bob: back again", "ana")
     cli.type("/quit")
     cli.p.wait(timeout=WAIT)
     print("browser chat: all steps passed")

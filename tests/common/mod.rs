@@ -2,6 +2,7 @@
 //! loopback port, and talk to it over real TCP sockets.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod peers;
 pub mod redis;
 pub mod reference;

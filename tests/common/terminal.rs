@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -24,14 +24,20 @@ impl Mp1 {
 
     /// Runs mp1 under a wrapper command (`ip netns exec NS`).
     pub fn spawn_in(wrapper: &[&str], args: &[&str]) -> Mp1 {
+        let mut command = super::command_in(wrapper, env!("CARGO_BIN_EXE_mp1"));
+        command.args(args);
+        Mp1::from_command(command)
+    }
+
+    /// Runs any line-oriented program the same way (`openssl s_client`).
+    pub fn from_command(mut command: Command) -> Mp1 {
         #[allow(clippy::zombie_processes)] // Drop kills and waits
-        let mut child = super::command_in(wrapper, env!("CARGO_BIN_EXE_mp1"))
-            .args(args)
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("mp1 starts");
+            .expect("the program starts");
         let (tx, rx) = mpsc::channel();
         for out in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
@@ -76,7 +82,8 @@ impl Mp1 {
         self.seen.last().unwrap().clone()
     }
 
-    fn expect_where(&mut self, pred: impl Fn(&str) -> bool, what: &str) -> Vec<String> {
+    /// Waits for a printed line that passes `pred`; returns the lines before it.
+    pub fn expect_where(&mut self, pred: impl Fn(&str) -> bool, what: &str) -> Vec<String> {
         let deadline = Instant::now() + WAIT;
         let mut before = Vec::new();
         loop {
