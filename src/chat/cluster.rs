@@ -5,7 +5,7 @@
 //! at once). What a client sees is decided here; who holds which name,
 //! who is admin and who is muted comes from the engine.
 
-use super::{announce, departure, Chat, ConnId, Effect, User, KICKED, NODE_ITSELF};
+use super::{departure, Chat, ConnId, Effect, User, KICKED, NODE_ITSELF};
 use crate::cluster::{Departure, Event, Member, Proposal, Refusal};
 use crate::protocol::{AdminCommand, Reply, Status};
 use std::collections::{HashMap, HashSet};
@@ -191,7 +191,8 @@ impl Chat {
                 }
                 let except = self.names.get(&name).copied();
                 let reply = Reply::SendChatFromUser { name, message };
-                out.push(Effect::Broadcast { except, reply });
+                let to = self.everyone_but(except);
+                out.push(Effect::Broadcast { to, reply });
             }
             Event::Whisper { from, to, message } => {
                 for name in to {
@@ -211,7 +212,7 @@ impl Chat {
                     self.admin_ok(&by, AdminCommand::SetAsAdmin, &name, out);
                 }
                 self.shared().admin = Some(name.clone());
-                announce(out, format!("{name} is now the admin."));
+                self.announce(out, format!("{name} is now the admin."));
             }
         }
     }
@@ -248,7 +249,7 @@ impl Chat {
                 }
                 _ => {
                     self.close(conn, EXPELLED, out);
-                    announce(out, departure(&name, Departure::Lost));
+                    self.announce(out, departure(&name, Departure::Lost));
                 }
             }
         }
@@ -262,7 +263,7 @@ impl Chat {
         gone.sort();
         for name in gone {
             self.shared().remote.remove(&name);
-            announce(out, departure(&name, Departure::Left));
+            self.announce(out, departure(&name, Departure::Left));
         }
         for m in &users {
             if self.names.contains_key(&m.name) {
@@ -271,13 +272,13 @@ impl Chat {
             let known = self.shared().remote.contains_key(&m.name);
             self.shared().remote.insert(m.name.clone(), Remote::from(m));
             if !known {
-                announce(out, format!("{} joined the server.", m.name));
+                self.announce(out, format!("{} joined the server.", m.name));
             }
         }
         if self.shared().admin != admin {
             self.shared().admin = admin.clone();
             if let Some(name) = admin {
-                announce(out, format!("{name} is now the admin."));
+                self.announce(out, format!("{name} is now the admin."));
             }
         }
     }
@@ -310,7 +311,7 @@ impl Chat {
                 self.shared().remote.insert(name.clone(), Remote::from(&m));
             }
         }
-        announce(out, format!("{name} joined the server."));
+        self.announce(out, format!("{name} joined the server."));
         if admin {
             self.shared().admin = Some(name.clone());
             if let Some(conn) = conn {
@@ -329,7 +330,7 @@ impl Chat {
     fn log_in(&mut self, conn: ConnId, m: &Member, out: &mut Vec<Effect>) {
         self.names.insert(m.name.clone(), conn);
         let slot = self.members.len();
-        self.members.push(conn);
+        std::rc::Rc::make_mut(&mut self.members).push(conn);
         if let Some(Some(s)) = self.sessions.get_mut(conn) {
             s.user = Some(User {
                 name: m.name.clone(),
@@ -369,13 +370,13 @@ impl Chat {
         if let Some(stale) = self.shared().stale.as_mut() {
             stale.remove(&name);
         }
-        announce(out, departure(&name, why));
+        self.announce(out, departure(&name, why));
         if self.shared().admin.as_deref() == Some(name.as_str()) {
             self.shared().admin = None;
         }
         if let Some(next) = new_admin {
             self.shared().admin = Some(next.clone());
-            announce(out, format!("{next} is now the admin."));
+            self.announce(out, format!("{next} is now the admin."));
         }
     }
 
@@ -396,7 +397,7 @@ impl Chat {
         if self.shared().admin.as_deref() == Some(old.as_str()) {
             self.shared().admin = Some(new.clone());
         }
-        announce(out, format!("{old} has changed username to {new}."));
+        self.announce(out, format!("{old} has changed username to {new}."));
     }
 
     fn muted(&mut self, name: String, by: String, mute: bool, out: &mut Vec<Effect>) {
@@ -414,7 +415,7 @@ impl Chat {
             r.muted = mute;
         }
         let verb = if mute { "muted" } else { "unmuted" };
-        announce(out, format!("{name} has been {verb}."));
+        self.announce(out, format!("{name} has been {verb}."));
     }
 
     /// Redis came back empty: register this node's users again (with the
@@ -426,7 +427,7 @@ impl Chat {
         shared.stale = Some(shared.remote.keys().cloned().collect());
         let admin = shared.admin.clone();
         let mut again = Vec::new();
-        for &conn in &self.members {
+        for &conn in self.members.iter() {
             let Some(user) = self.user(conn) else {
                 continue;
             };
@@ -458,12 +459,12 @@ impl Chat {
                 .remote
                 .insert(m.name.clone(), Remote::from(&m));
             if !known {
-                announce(out, format!("{} joined the server.", m.name));
+                self.announce(out, format!("{} joined the server.", m.name));
             }
         }
         if admin && self.shared().admin.as_deref() != Some(m.name.as_str()) {
             self.shared().admin = Some(m.name.clone());
-            announce(out, format!("{} is now the admin.", m.name));
+            self.announce(out, format!("{} is now the admin.", m.name));
         }
     }
 
@@ -478,7 +479,7 @@ impl Chat {
         gone.sort();
         for name in gone {
             self.shared().remote.remove(&name);
-            announce(out, departure(&name, Departure::Left));
+            self.announce(out, departure(&name, Departure::Left));
         }
         let admin = self.shared().admin.clone();
         let present = admin
@@ -519,7 +520,7 @@ impl Chat {
                         RESTORE_LOST
                     };
                     if let Some(user) = self.close(conn, why, out) {
-                        announce(out, departure(&user.name, Departure::Left));
+                        self.announce(out, departure(&user.name, Departure::Left));
                     }
                     return;
                 }

@@ -53,6 +53,7 @@ use crate::protocol::name::is_valid_name;
 use crate::protocol::{AdminCommand, DecodeError, Reply, Request, Status};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::rc::Rc;
 
 /// The server loop's handle for one connection (its slab key).
 pub type ConnId = usize;
@@ -61,17 +62,59 @@ pub type ConnId = usize;
 /// nobody waits for, an election): no client is answered.
 pub const NODE_ITSELF: ConnId = usize::MAX;
 
+/// Who a broadcast goes to: the logged-in connections at the moment it
+/// was made, less one. The list is a snapshot shared with the chat (no
+/// copy per broadcast); the chat copies it only if its membership changes
+/// while a broadcast still holds it.
+#[derive(Clone, Debug)]
+pub struct Audience {
+    members: Rc<Vec<ConnId>>,
+    except: Option<ConnId>,
+}
+
+impl Audience {
+    /// The members; skip [`Audience::except`].
+    pub fn members(&self) -> &[ConnId] {
+        &self.members
+    }
+
+    /// The one member it does not go to (a chat's sender).
+    pub fn except(&self) -> Option<ConnId> {
+        self.except
+    }
+
+    /// Whom it reaches, in no particular order.
+    pub fn recipients(&self) -> impl Iterator<Item = ConnId> + '_ {
+        let except = self.except;
+        self.members
+            .iter()
+            .copied()
+            .filter(move |&c| Some(c) != except)
+    }
+}
+
+impl PartialEq for Audience {
+    /// The same recipients, whatever the order.
+    fn eq(&self, other: &Audience) -> bool {
+        let sorted = |a: &Audience| {
+            let mut v: Vec<ConnId> = a.recipients().collect();
+            v.sort_unstable();
+            v
+        };
+        sorted(self) == sorted(other)
+    }
+}
+
+impl Eq for Audience {}
+
 /// What the loop must do after an input.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     /// Send to one connection.
     Send(ConnId, Reply),
-    /// Send to every logged-in client except `except`. Encoded once by the
-    /// loop and shared by all recipients.
-    Broadcast {
-        except: Option<ConnId>,
-        reply: Reply,
-    },
+    /// Send to everyone in `to`. Encoded once by the loop and shared by
+    /// all recipients.
+    Broadcast { to: Audience, reply: Reply },
     /// Close after flushing what the connection is owed. The chat state has
     /// already forgotten it.
     Close(ConnId),
@@ -142,8 +185,9 @@ pub struct Chat {
     config: ChatConfig,
     sessions: Vec<Option<Session>>,
     names: HashMap<String, ConnId>,
-    /// Logged-in connections, unordered and dense, for fan-out.
-    members: Vec<ConnId>,
+    /// Logged-in connections, unordered and dense, for fan-out (shared
+    /// with the broadcasts made from it: see [`Audience`]).
+    members: Rc<Vec<ConnId>>,
     local_time: Box<dyn Fn() -> String>,
     /// The bridge's own name on the LAN, when mp1d bridges one.
     bridge: Option<String>,
@@ -170,7 +214,7 @@ impl Chat {
             config,
             sessions: Vec::new(),
             names: HashMap::new(),
-            members: Vec::new(),
+            members: Rc::default(),
             local_time: Box::new(chrono_local_time),
             bridge: None,
             lan: Vec::new(),
@@ -300,32 +344,49 @@ impl Chat {
             name: name.to_string(),
             addr,
         });
-        announce(out, format!("{name} joined from the LAN."));
+        self.announce(out, format!("{name} joined from the LAN."));
     }
 
     /// A LAN peer left or timed out.
     fn lan_leave(&mut self, addr: SocketAddr, out: &mut Vec<Effect>) {
         if let Some(i) = self.lan.iter().position(|l| l.addr == addr) {
             let gone = self.lan.remove(i);
-            announce(out, format!("{} left the LAN.", gone.name));
+            self.announce(out, format!("{} left the LAN.", gone.name));
         }
     }
 
     fn lan_rename(&mut self, addr: SocketAddr, new: &str, out: &mut Vec<Effect>) {
         if let Some(l) = self.lan.iter_mut().find(|l| l.addr == addr) {
             let old = std::mem::replace(&mut l.name, new.to_string());
-            announce(out, format!("{old} has changed username to {new}."));
+            self.announce(out, format!("{old} has changed username to {new}."));
         }
     }
 
     /// Chat from the LAN reaches every server user.
     fn lan_chat(&mut self, from: &str, message: String, out: &mut Vec<Effect>) {
+        let reply = Reply::SendChatFromUser {
+            name: from.to_string(),
+            message,
+        };
         out.push(Effect::Broadcast {
-            except: None,
-            reply: Reply::SendChatFromUser {
-                name: from.to_string(),
-                message,
-            },
+            to: self.everyone_but(None),
+            reply,
+        });
+    }
+
+    /// The members now, less `except`.
+    pub(crate) fn everyone_but(&self, except: Option<ConnId>) -> Audience {
+        Audience {
+            members: Rc::clone(&self.members),
+            except,
+        }
+    }
+
+    /// Tells every member.
+    pub(crate) fn announce(&self, out: &mut Vec<Effect>, message: String) {
+        out.push(Effect::Broadcast {
+            to: self.everyone_but(None),
+            reply: Reply::ServerMessage { message },
         });
     }
 
@@ -612,7 +673,7 @@ impl Chat {
     fn logout(&mut self, conn: ConnId) -> Option<User> {
         let user = self.sessions.get_mut(conn)?.as_mut()?.user.take()?;
         self.names.remove(&user.name);
-        self.members.swap_remove(user.slot);
+        Rc::make_mut(&mut self.members).swap_remove(user.slot);
         if let Some(&moved) = self.members.get(user.slot) {
             if let Some(u) = self.user_mut(moved) {
                 u.slot = user.slot;
@@ -650,13 +711,6 @@ fn departure(name: &str, why: Departure) -> String {
         Departure::Kicked => format!("{name} has been kicked from the server."),
         Departure::Lost => format!("{name} left the server (their server was lost)."),
     }
-}
-
-pub(crate) fn announce(out: &mut Vec<Effect>, message: String) {
-    out.push(Effect::Broadcast {
-        except: None,
-        reply: Reply::ServerMessage { message },
-    });
 }
 
 #[cfg(test)]

@@ -20,11 +20,20 @@ pub(super) fn sm(s: &str) -> Reply {
     Reply::server_message(s)
 }
 
-pub(super) fn all(s: &str) -> Effect {
+/// A broadcast of `reply` that reaches exactly `recipients`.
+pub(super) fn to(recipients: &[ConnId], reply: Reply) -> Effect {
     Effect::Broadcast {
-        except: None,
-        reply: sm(s),
+        to: Audience {
+            members: Rc::new(recipients.to_vec()),
+            except: None,
+        },
+        reply,
     }
+}
+
+/// A server message to exactly `recipients`.
+pub(super) fn all(recipients: &[ConnId], s: &str) -> Effect {
+    to(recipients, sm(s))
 }
 
 impl Fixture {
@@ -81,7 +90,7 @@ fn first_login_is_admin_in_order() {
         f.login(0, "ana"),
         vec![
             Effect::Send(0, assign("ana", Status::Ok)),
-            all("ana joined the server."),
+            all(&[0], "ana joined the server."),
             Effect::Send(0, sm("You are the admin.")),
         ]
     );
@@ -89,7 +98,7 @@ fn first_login_is_admin_in_order() {
         f.login(1, "bo"),
         vec![
             Effect::Send(1, assign("bo", Status::Ok)),
-            all("bo joined the server.")
+            all(&[0, 1], "bo joined the server.")
         ]
     );
     assert_eq!(f.chat.admin(), Some("ana"));
@@ -173,7 +182,7 @@ fn set_username() {
                     status: Status::Ok
                 }
             ),
-            all("ana has changed username to cy."),
+            all(&[0, 1], "ana has changed username to cy."),
         ]
     );
     assert!(!f.chat.is_taken("ana"));
@@ -253,19 +262,19 @@ fn chat_and_mute() {
     let chat = r#"{"mtp":"SendChat","data":{"message":"hi"}}"#;
     assert_eq!(
         f.send(1, chat),
-        vec![Effect::Broadcast {
-            except: Some(1),
-            reply: Reply::SendChatFromUser {
+        vec![to(
+            &[0],
+            Reply::SendChatFromUser {
                 name: "bo".into(),
                 message: "hi".into()
             }
-        }]
+        )]
     );
     assert_eq!(
         f.send(0, r#"{"mtp":"MuteUser","data":{"name":"bo"}}"#),
         vec![
             Effect::Send(0, admin(AdminCommand::MuteUser, "bo", Status::Ok)),
-            all("bo has been muted."),
+            all(&[0, 1], "bo has been muted."),
         ]
     );
     assert_eq!(f.send(1, chat), vec![Effect::Send(1, sm("You are muted."))]);
@@ -294,7 +303,7 @@ fn chat_and_mute() {
         f.send(0, r#"{"mtp":"UnmuteUser","data":{"name":"bo"}}"#),
         vec![
             Effect::Send(0, admin(AdminCommand::UnmuteUser, "bo", Status::Ok)),
-            all("bo has been unmuted."),
+            all(&[0, 1], "bo has been unmuted."),
         ]
     );
     assert_eq!(
@@ -382,16 +391,19 @@ fn disconnect_and_drop() {
         vec![
             Effect::Send(1, Reply::disconnect("Goodbye.")),
             Effect::Close(1),
-            all("bo left the server."),
+            all(&[0, 2], "bo left the server."),
         ]
     );
     // The admin drops: the earliest login left takes over.
     assert_eq!(
         f.drop_conn(0),
-        vec![all("ana left the server."), all("cy is now the admin.")]
+        vec![
+            all(&[2], "ana left the server."),
+            all(&[2], "cy is now the admin.")
+        ]
     );
     assert_eq!(f.chat.admin(), Some("cy"));
-    assert_eq!(f.drop_conn(2), vec![all("cy left the server.")]);
+    assert_eq!(f.drop_conn(2), vec![all(&[], "cy left the server.")]);
     assert_eq!(f.chat.admin(), None);
     // The next login becomes admin.
     assert_eq!(
@@ -430,7 +442,7 @@ fn kick() {
             Effect::Send(0, admin(AdminCommand::KickUser, "bo", Status::Ok)),
             Effect::Send(1, Reply::disconnect("Kicked from the server.")),
             Effect::Close(1),
-            all("bo has been kicked from the server."),
+            all(&[0, 2], "bo has been kicked from the server."),
         ]
     );
     assert!(!f.chat.is_taken("bo"));
@@ -441,8 +453,8 @@ fn kick() {
             Effect::Send(0, admin(AdminCommand::KickUser, "ana", Status::Ok)),
             Effect::Send(0, Reply::disconnect("Kicked from the server.")),
             Effect::Close(0),
-            all("ana has been kicked from the server."),
-            all("cy is now the admin."),
+            all(&[2], "ana has been kicked from the server."),
+            all(&[2], "cy is now the admin."),
         ]
     );
     assert_eq!(f.chat.members(), &[2]);
@@ -472,7 +484,7 @@ fn set_as_admin_transfers() {
         f.send(0, &set("bo")),
         vec![
             Effect::Send(0, admin(AdminCommand::SetAsAdmin, "bo", Status::Ok)),
-            all("bo is now the admin."),
+            all(&[0, 1], "bo is now the admin."),
         ]
     );
     assert_eq!(

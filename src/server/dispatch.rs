@@ -242,7 +242,7 @@ impl Server {
                 self.encode(&reply);
                 self.table.queue(to, &self.encoded);
             }
-            Effect::Broadcast { except, reply } => {
+            Effect::Broadcast { to, reply } => {
                 if let Reply::SendChatFromUser { .. } = &reply {
                     self.counters.chats += 1;
                 }
@@ -252,7 +252,7 @@ impl Server {
                 }
                 self.encode(&reply);
                 self.table
-                    .queue_all(self.chat.members(), except, &self.encoded);
+                    .queue_all(to.members(), to.except(), &self.encoded);
             }
             Effect::Close(key) => self.begin_close(key),
             Effect::Lan(out) => self.relay_to_lan(out),

@@ -2,7 +2,7 @@
 //! become proposals, and what clients see comes from the log's events.
 
 use super::*;
-use crate::chat::tests::{addr, all, effects, sm};
+use crate::chat::tests::{addr, all, effects, sm, to};
 use crate::chat::ChatConfig;
 use crate::protocol::decode_request;
 
@@ -107,7 +107,7 @@ fn a_login_is_answered_when_its_event_comes_back() {
                     status: Status::Ok
                 }
             ),
-            all("ana joined the server."),
+            all(&[1], "ana joined the server."),
             Effect::Send(1, sm("You are the admin.")),
         ]
     );
@@ -119,7 +119,7 @@ fn a_login_is_answered_when_its_event_comes_back() {
 fn remote_users_share_the_namespace_list_and_user_info() {
     let mut n = Node::new("a");
     let out = n.apply(remote_join("zed", 1, true));
-    assert_eq!(out, [all("zed joined the server.")]);
+    assert_eq!(out, [all(&[], "zed joined the server.")]);
     let p = n.ask_login(1, "bob");
     n.apply(join(&p, "a", 2, false));
     assert!(n.chat.is_taken("zed"));
@@ -178,13 +178,13 @@ fn chat_goes_out_from_its_event_to_everyone_but_the_sender() {
     });
     assert_eq!(
         out,
-        [Effect::Broadcast {
-            except: Some(1),
-            reply: Reply::SendChatFromUser {
+        [to(
+            &[],
+            Reply::SendChatFromUser {
                 name: "ana".into(),
                 message: "hi".into()
             }
-        }]
+        )]
     );
 }
 
@@ -205,7 +205,7 @@ fn a_kick_from_another_node_closes_the_target_here() {
         [
             Effect::Send(1, Reply::disconnect("Kicked from the server.")),
             Effect::Close(1),
-            all("bob has been kicked from the server."),
+            all(&[], "bob has been kicked from the server."),
         ]
     );
     assert!(n.chat.members().is_empty());
@@ -222,7 +222,7 @@ fn muted_here_by_an_admin_elsewhere() {
         name: "bob".into(),
         by: "boss".into(),
     });
-    assert_eq!(out, [all("bob has been muted.")]);
+    assert_eq!(out, [all(&[1], "bob has been muted.")]);
     let out = n.send(1, r#"{"mtp":"SendChat","data":{"message":"hi"}}"#);
     assert_eq!(out, [Effect::Send(1, sm("You are muted."))]);
 }
@@ -245,7 +245,7 @@ fn a_leaver_holds_its_name_until_the_log_says_it_left() {
         by: None,
         new_admin: None,
     });
-    assert_eq!(out, [all("ana left the server.")]);
+    assert_eq!(out, [all(&[], "ana left the server.")]);
     assert!(!n.chat.is_taken("ana"));
     assert_eq!(n.chat.admin(), None);
 }
@@ -323,7 +323,7 @@ fn after_redis_comes_back_empty_users_register_again_quietly() {
         .is_empty());
     n.chat.handle_settle();
     let out = effects(&mut n.chat);
-    assert_eq!(out, [all("gone left the server.")]);
+    assert_eq!(out, [all(&[1], "gone left the server.")]);
     assert_eq!(n.chat.admin(), Some("ana"));
     assert_eq!(n.chat.online_names(), ["zed", "ana"]);
 }
@@ -344,7 +344,7 @@ fn a_user_whose_name_was_taken_during_a_reset_is_told_and_closed() {
         [
             Effect::Send(1, Reply::disconnect(NAME_LOST)),
             Effect::Close(1),
-            all("ana left the server."),
+            all(&[], "ana left the server."),
         ]
     );
     assert!(n.chat.members().is_empty());
@@ -373,10 +373,10 @@ fn after_missing_events_the_differences_are_announced() {
         [
             Effect::Send(2, Reply::disconnect(EXPELLED)),
             Effect::Close(2),
-            all("reaped left the server (their server was lost)."),
-            all("went left the server."),
-            all("new joined the server."),
-            all("ana is now the admin."),
+            all(&[1], "reaped left the server (their server was lost)."),
+            all(&[1], "went left the server."),
+            all(&[1], "new joined the server."),
+            all(&[1], "ana is now the admin."),
         ]
     );
     assert_eq!(n.chat.online_names(), ["stays", "ana", "new"]);
