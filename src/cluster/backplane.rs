@@ -48,6 +48,8 @@ pub enum Output {
 }
 
 enum Tag {
+    /// A `SCRIPT LOAD`.
+    Load,
     Hello,
     Tick,
     Propose(ConnId, Proposal),
@@ -130,6 +132,7 @@ impl Backplane {
         // Before its first hello succeeds the node is starting afresh: a
         // live node with its id is then an error.
         let fresh = self.epoch.is_none();
+        scripts::load(&mut self.commands, || Tag::Load);
         scripts::hello(
             &mut self.commands,
             Tag::Hello,
@@ -310,8 +313,12 @@ impl Backplane {
 
     fn on_reply(&mut self, tag: Tag, reply: Reply, now: Instant) -> Result<(), String> {
         if let Reply::Error(e) = &reply {
+            if scripts::is_no_script(e) {
+                return self.load_and_resend(tag);
+            }
             // The kind only: a chat's text is not logged.
             let what = match &tag {
+                Tag::Load => "script load",
                 Tag::Hello => "hello",
                 Tag::Tick => "tick",
                 Tag::Propose(_, p) => p.kind(),
@@ -326,6 +333,7 @@ impl Backplane {
         }
         let words = strings(&reply);
         match tag {
+            Tag::Load => {}
             Tag::Hello => self.on_hello(reply, now)?,
             Tag::Tick => {
                 self.tick_sent = None;
@@ -339,6 +347,20 @@ impl Backplane {
                     self.refuse(conn, p, why);
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Redis answered `NOSCRIPT` (its script cache was flushed): nothing
+    /// was run. The scripts are loaded again, then a proposal is sent
+    /// again after them on the same connection; a tick is sent at the next
+    /// one.
+    fn load_and_resend(&mut self, tag: Tag) -> Result<(), String> {
+        scripts::load(&mut self.commands, || Tag::Load);
+        match tag {
+            Tag::Propose(conn, p) => self.send(conn, p),
+            Tag::Tick => self.tick_sent = None,
+            Tag::Hello | Tag::Load => return Err("Redis lost the scripts during the hello".into()),
         }
         Ok(())
     }
@@ -620,6 +642,15 @@ pub fn event(fields: &[String]) -> Option<Event> {
 mod tests {
     use super::*;
 
+    /// Answers the script loads a new connection starts with, then the
+    /// hello with `hello`.
+    fn greet(b: &mut Backplane, hello: &[u8], now: Instant) {
+        let loads = b.commands.in_flight() - 1;
+        b.feed(Link::Commands, "+sha\r\n".repeat(loads).as_bytes(), now)
+            .unwrap();
+        b.feed(Link::Commands, hello, now).unwrap();
+    }
+
     fn words(w: &[&str]) -> Vec<String> {
         w.iter().map(|s| s.to_string()).collect()
     }
@@ -709,12 +740,11 @@ mod tests {
         let mut b = Backplane::new("n1", Duration::from_secs(3));
         let now = Instant::now();
         b.connected(now);
-        b.feed(
-            Link::Commands,
+        greet(
+            &mut b,
             b"*4\r\n$2\r\ne1\r\n$3\r\n0-0\r\n$0\r\n\r\n*0\r\n",
             now,
-        )
-        .unwrap();
+        );
         assert!(matches!(
             b.poll(),
             Some(Output::Event(Event::Snapshot { .. }))
@@ -735,15 +765,49 @@ mod tests {
         ));
         // Back, and Redis has another epoch: it came back empty.
         b.connected(now);
-        b.feed(
-            Link::Commands,
+        greet(
+            &mut b,
             b"*4\r\n$2\r\ne2\r\n$3\r\n0-0\r\n$0\r\n\r\n*0\r\n",
             now,
-        )
-        .unwrap();
+        );
         assert!(matches!(b.poll(), Some(Output::Warn(_))));
         assert!(matches!(b.poll(), Some(Output::Event(Event::Reset))));
         assert!(matches!(b.poll(), Some(Output::Up(_))));
+    }
+
+    #[test]
+    fn a_script_redis_no_longer_has_is_loaded_and_sent_again() {
+        let mut b = Backplane::new("n1", Duration::from_secs(3));
+        let now = Instant::now();
+        b.connected(now);
+        let first = String::from_utf8_lossy(b.output(Link::Commands)).to_string();
+        assert!(
+            first.starts_with("*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD"),
+            "{first}"
+        );
+        greet(
+            &mut b,
+            b"*4\r\n$2\r\ne1\r\n$3\r\n0-0\r\n$0\r\n\r\n*0\r\n",
+            now,
+        );
+        while b.poll().is_some() {}
+        let n = b.output(Link::Commands).len();
+        b.written(Link::Commands, n);
+        let chat = Proposal::Chat {
+            name: "a".into(),
+            sid: "s".into(),
+            message: "m".into(),
+        };
+        b.propose(3, chat);
+        let sent = String::from_utf8_lossy(b.output(Link::Commands)).to_string();
+        assert!(sent.contains("EVALSHA") && !sent.contains("XADD"), "{sent}");
+        b.written(Link::Commands, sent.len());
+        b.feed(Link::Commands, b"-NOSCRIPT No matching script.\r\n", now)
+            .unwrap();
+        assert!(b.poll().is_none(), "not refused: it was not run");
+        let again = String::from_utf8_lossy(b.output(Link::Commands)).to_string();
+        assert!(again.starts_with("*3\r\n$6\r\nSCRIPT"), "{again}");
+        assert!(again.ends_with(&sent), "then the chat again: {again}");
     }
 
     #[test]
@@ -752,12 +816,11 @@ mod tests {
         let now = Instant::now();
         b.connected(now);
         // Up, with 5 events in the stream and none trimmed.
-        b.feed(
-            Link::Commands,
+        greet(
+            &mut b,
             b"*6\r\n$2\r\ne1\r\n$3\r\n5-0\r\n$0\r\n\r\n*0\r\n:5\r\n:0\r\n",
             now,
-        )
-        .unwrap();
+        );
         while b.poll().is_some() {}
         let reading = b.output(Link::Reader).len();
         b.written(Link::Reader, reading);
@@ -771,7 +834,10 @@ mod tests {
         // The read in flight ends (nothing new); next comes a snapshot.
         b.feed(Link::Reader, b"*-1\r\n", now).unwrap();
         let next = String::from_utf8_lossy(b.output(Link::Reader)).to_string();
-        assert!(next.contains("EVAL") && !next.contains("XREAD"), "{next}");
+        assert!(
+            next.contains("EVALSHA") && !next.contains("XREAD"),
+            "{next}"
+        );
         let n = b.output(Link::Reader).len();
         b.written(Link::Reader, n);
         b.feed(

@@ -13,13 +13,55 @@ pub const ADMIN: &str = "{mp1}:admin";
 pub const SEQ: &str = "{mp1}:seq";
 pub const EVENTS: &str = "{mp1}:ev";
 
-/// Queues `EVAL script numkeys key... arg...`: the key count is the keys
-/// given.
+/// Every script, for [`load`]: each connection loads them once, then
+/// sends each by its SHA1 (`EVALSHA`), not its whole text.
+const ALL: [&str; 10] = [
+    LOGIN,
+    LOGOUT,
+    CHAT,
+    ADMIN_COMMAND,
+    RENAME,
+    WHISPER,
+    HELLO,
+    TICK,
+    SNAPSHOT,
+    ELECT,
+];
+
+/// The hex SHA1 by which Redis knows `script`.
+fn sha(script: &str) -> String {
+    sha1_smol::Sha1::from(script).digest().to_string()
+}
+
+/// Queues `SCRIPT LOAD` of every script, each answered with `tag()`: sent
+/// first on a new connection, and again when Redis answers `NOSCRIPT` (its
+/// cache was flushed), so that what follows can go as `EVALSHA`.
+pub fn load<T>(c: &mut Connection<T>, tag: impl Fn() -> T) {
+    for script in ALL {
+        c.command(tag(), &[b"SCRIPT", b"LOAD", script.as_bytes()]);
+    }
+}
+
+/// Queues `EVALSHA sha1(script) numkeys key... arg...` (the script was
+/// loaded by [`load`]); the key count is the keys given.
 fn eval<T>(c: &mut Connection<T>, tag: T, script: &str, keys: &[&str], args: &[&str]) {
-    let numkeys = keys.len().to_string();
-    let mut command: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), numkeys.as_bytes()];
+    let (sha, numkeys) = (sha(script), keys.len().to_string());
+    let mut command: Vec<&[u8]> = vec![b"EVALSHA", sha.as_bytes(), numkeys.as_bytes()];
     command.extend(keys.iter().chain(args).map(|a| a.as_bytes()));
     c.command(tag, &command);
+}
+
+/// A script error meaning Redis refused to run it for want of memory
+/// (`maxmemory`): nothing of it was carried out, since every script
+/// checks before it writes and Redis refuses a script at its first write.
+pub fn is_out_of_memory(error: &str) -> bool {
+    error.starts_with("OOM")
+}
+
+/// A script error meaning Redis did not have the script (its cache was
+/// flushed): nothing was run; load the scripts and send it again.
+pub fn is_no_script(error: &str) -> bool {
+    error.starts_with("NOSCRIPT")
 }
 
 pub fn user_key(name: &str) -> String {
