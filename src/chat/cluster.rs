@@ -16,6 +16,9 @@ pub(crate) const UNKNOWN: &str = "The chat lost its Redis connection: your last 
                                   may not have been carried out.";
 pub(crate) const EXPELLED: &str = "This server lost its place in the chat (it was cut off from \
                                    the cluster for longer than its lease); log in again.";
+pub(crate) const OUT_OF_MEMORY: &str = "The chat's Redis is out of memory; nothing was sent.";
+pub(crate) const FENCED: &str = "This server lost contact with the chat's Redis for too long to \
+                                 keep holding your name; log in again.";
 const NAME_LOST: &str = "Your name was taken while the chat's Redis was restarting; log in again.";
 const RESTORE_LOST: &str =
     "The chat's Redis went away again while your login was being restored; log in again.";
@@ -166,6 +169,7 @@ impl Chat {
             Event::Snapshot { users, admin } => self.load(users, admin),
             Event::Resync { users, admin } => self.resync(users, admin, out),
             Event::Reset => self.reset(out),
+            Event::Fenced => self.fenced(out),
             Event::Join { user, admin, back } => {
                 if back {
                     self.came_back(user, admin, out);
@@ -271,6 +275,17 @@ impl Chat {
             if let Some(name) = admin {
                 announce(out, format!("{name} is now the admin."));
             }
+        }
+    }
+
+    /// This node can no longer hold its users' names: each is told and
+    /// closed, and leaves as if they had disconnected (the logouts go out
+    /// when the engine is back; until then the names stay listed).
+    fn fenced(&mut self, out: &mut Vec<Effect>) {
+        for conn in self.members.clone() {
+            out.push(Effect::Send(conn, Reply::disconnect(FENCED)));
+            out.push(Effect::Close(conn));
+            self.leave_cluster(conn, out);
         }
     }
 
@@ -562,10 +577,10 @@ impl Chat {
 }
 
 fn unavailable(why: &Refusal) -> &'static str {
-    if *why == Refusal::Unknown {
-        UNKNOWN
-    } else {
-        UNAVAILABLE
+    match why {
+        Refusal::Unknown => UNKNOWN,
+        Refusal::OutOfMemory => OUT_OF_MEMORY,
+        _ => UNAVAILABLE,
     }
 }
 

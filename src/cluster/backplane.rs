@@ -24,6 +24,28 @@ use std::time::{Duration, Instant};
 const READ_COUNT: usize = 1000;
 /// How long one read waits for an event before it is asked again.
 const READ_BLOCK_MS: u64 = 1000;
+/// Renewals per lease: several, so that one slow answer does not fence.
+const TICKS_PER_LEASE: u32 = 6;
+
+/// The margin between a node's fence and its reaping, as a part of the
+/// lease: the node stops holding its users' names at (last confirmed
+/// renewal + lease - margin) by its own clock; the others may reap it at
+/// (its last renewal + lease + margin) in Redis's time, time Redis was not
+/// serving not counted. Its renewal reaches Redis after the node sent it,
+/// so the fence always comes first (by two margins, for clocks that run at
+/// slightly different rates and a loop that is late).
+fn margin(lease: Duration) -> Duration {
+    lease / 4
+}
+
+/// How long after its last renewal a node may be reaped (and a restarted
+/// node with the same id must wait).
+pub fn reap_after(lease: Duration) -> Duration {
+    lease + margin(lease)
+}
+
+/// Why a node that fenced itself is not serving, for `/healthz`.
+const FENCED: &str = "fenced: this node could not renew its lease in the cluster's Redis in time";
 
 /// One of the node's two Redis connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,8 +113,14 @@ pub struct Backplane {
     /// not stay held, so they go out once it is back.
     logouts: Vec<Proposal>,
     next_tick: Option<Instant>,
-    /// When the unanswered tick was sent.
+    /// When the unanswered tick (or hello) was sent.
     tick_sent: Option<Instant>,
+    /// When the last renewal Redis confirmed was sent: the lease holds
+    /// until at least a lease after that. None before the first hello and
+    /// once fenced.
+    renewed: Option<Instant>,
+    /// The lease may have run out: the node gave up its users' names.
+    fenced: bool,
 }
 
 impl Backplane {
@@ -111,6 +139,25 @@ impl Backplane {
             logouts: Vec::new(),
             next_tick: None,
             tick_sent: None,
+            renewed: None,
+            fenced: false,
+        }
+    }
+
+    /// Why the node cannot serve now (no Redis, or fenced), if it cannot.
+    pub fn health(&self) -> Option<&'static str> {
+        match self.phase {
+            Phase::Up => None,
+            _ if self.fenced => Some(FENCED),
+            _ => Some("no connection to the cluster's Redis"),
+        }
+    }
+
+    /// The lease as the scripts keep it.
+    fn script_lease(&self) -> scripts::Lease {
+        scripts::Lease {
+            reap_after_ms: reap_after(self.lease).as_millis() as u64,
+            pause_ms: (self.lease / 2).as_millis() as u64,
         }
     }
 
@@ -128,7 +175,7 @@ impl Backplane {
         self.commands = Connection::default();
         self.reader = Connection::default();
         let epoch = new_epoch(&self.node);
-        let lease_ms = self.lease.as_millis() as u64;
+        let lease = self.script_lease();
         // Before its first hello succeeds the node is starting afresh: a
         // live node with its id is then an error.
         let fresh = self.epoch.is_none();
@@ -137,7 +184,7 @@ impl Backplane {
             &mut self.commands,
             Tag::Hello,
             &self.node,
-            lease_ms,
+            lease,
             fresh,
             &epoch,
         );
@@ -280,12 +327,22 @@ impl Backplane {
     /// When [`Backplane::handle_timeout`] wants to run next.
     pub fn next_timeout(&self) -> Option<Instant> {
         let silent = self.tick_sent.map(|t| t + self.lease);
-        self.next_tick.into_iter().chain(silent).min()
+        let fence = self.fence_at();
+        [self.next_tick, silent, fence].into_iter().flatten().min()
+    }
+
+    /// When the node must stop holding its users' names, unless Redis
+    /// confirms a renewal first.
+    fn fence_at(&self) -> Option<Instant> {
+        self.renewed.map(|r| r + self.lease - margin(self.lease))
     }
 
     /// Renews the lease when it is time; an error when Redis has not
     /// answered for a whole lease (drop the connections: they are dead).
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), String> {
+        if self.fence_at().is_some_and(|t| now >= t) {
+            return Err(self.fence());
+        }
         if let Some(sent) = self.tick_sent {
             if now >= sent + self.lease {
                 return Err(format!(
@@ -295,20 +352,37 @@ impl Backplane {
             }
         }
         if self.phase == Phase::Up && self.next_tick.is_some_and(|t| now >= t) {
-            self.next_tick = Some(now + self.lease / 3);
+            self.next_tick = Some(now + self.lease / TICKS_PER_LEASE);
             if self.tick_sent.is_none() {
                 self.tick_sent = Some(now);
-                let (ms, epoch) = (self.lease.as_millis() as u64, self.epoch.as_deref());
+                let (lease, epoch) = (self.script_lease(), self.epoch.as_deref());
                 scripts::tick(
                     &mut self.commands,
                     Tag::Tick,
                     &self.node,
-                    ms,
+                    lease,
                     epoch.unwrap_or(""),
                 );
             }
         }
         Ok(())
+    }
+
+    /// The lease may run out before Redis confirms a renewal (the node is
+    /// cut off, or Redis is not serving: from here the two look alike):
+    /// the node gives up its users' names before anyone may reap them,
+    /// and tells them ([`Event::Fenced`]); the connections are dropped
+    /// (the returned reason) and made again. Their logouts go out when
+    /// Redis is back.
+    fn fence(&mut self) -> String {
+        self.renewed = None;
+        self.fenced = true;
+        self.out.push_back(Output::Event(Event::Fenced));
+        format!(
+            "no renewal of this node's lease confirmed for {} ms: it gave up its users' names \
+             (fenced) before the others may reap them",
+            (self.lease - margin(self.lease)).as_millis()
+        )
     }
 
     fn on_reply(&mut self, tag: Tag, reply: Reply, now: Instant) -> Result<(), String> {
@@ -325,21 +399,35 @@ impl Backplane {
             };
             self.out
                 .push_back(Output::Warn(format!("Redis refused the {what}: {e}")));
-            if let Tag::Propose(conn, p) = tag {
-                self.refuse(conn, p, Refusal::Unknown);
-                return Ok(());
-            }
-            return Err(format!("Redis refused the {what}: {e}"));
+            return match tag {
+                Tag::Propose(conn, p) => {
+                    let why = if scripts::is_out_of_memory(e) {
+                        Refusal::OutOfMemory
+                    } else {
+                        Refusal::Unknown
+                    };
+                    self.refuse(conn, p, why);
+                    Ok(())
+                }
+                // A renewal refused (out of memory, say) is tried again at
+                // the next tick; only the fence ends the node's hold.
+                Tag::Tick => {
+                    self.tick_sent = None;
+                    Ok(())
+                }
+                Tag::Load | Tag::Hello => Err(format!("Redis refused the {what}: {e}")),
+            };
         }
         let words = strings(&reply);
         match tag {
             Tag::Load => {}
             Tag::Hello => self.on_hello(reply, now)?,
             Tag::Tick => {
-                self.tick_sent = None;
+                let sent = self.tick_sent.take();
                 if words.first().map(String::as_str) == Some("reset") {
                     return Err("Redis lost its data (its epoch changed)".into());
                 }
+                self.renewed = sent.or(self.renewed);
                 self.check_trimmed(words.get(2));
             }
             Tag::Propose(conn, p) => {
@@ -366,7 +454,7 @@ impl Backplane {
     }
 
     fn on_hello(&mut self, reply: Reply, now: Instant) -> Result<(), String> {
-        self.tick_sent = None;
+        let sent = self.tick_sent.take();
         let Reply::Array(parts) = reply else {
             return Err(format!("unexpected hello reply {reply:?}"));
         };
@@ -411,7 +499,9 @@ impl Backplane {
         }
         self.epoch = Some(epoch);
         self.phase = Phase::Up;
-        self.next_tick = Some(now + self.lease / 3);
+        self.renewed = sent;
+        self.fenced = false;
+        self.next_tick = Some(now + self.lease / TICKS_PER_LEASE);
         for p in std::mem::take(&mut self.logouts) {
             self.send(NODE_ITSELF, p);
         }
@@ -773,6 +863,45 @@ mod tests {
         assert!(matches!(b.poll(), Some(Output::Warn(_))));
         assert!(matches!(b.poll(), Some(Output::Event(Event::Reset))));
         assert!(matches!(b.poll(), Some(Output::Up(_))));
+    }
+
+    #[test]
+    fn an_unconfirmed_lease_fences_the_node_before_anyone_may_reap_it() {
+        let lease = Duration::from_secs(3);
+        let mut b = Backplane::new("n1", lease);
+        let t0 = Instant::now();
+        b.connected(t0);
+        assert!(b.health().is_some(), "not up yet");
+        greet(
+            &mut b,
+            b"*4\r\n$2\r\ne1\r\n$3\r\n0-0\r\n$0\r\n\r\n*0\r\n",
+            t0,
+        );
+        while b.poll().is_some() {}
+        assert_eq!(b.health(), None);
+        // A renewal refused for want of memory is tried again at the next
+        // tick: the connection is not dropped.
+        b.handle_timeout(t0 + lease / 6).unwrap();
+        let n = b.output(Link::Commands).len();
+        b.written(Link::Commands, n);
+        let oom = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+        b.feed(Link::Commands, oom, t0).unwrap();
+        assert!(matches!(b.poll(), Some(Output::Warn(_))));
+        assert!(b.is_up());
+        // No renewal confirmed since the hello: fenced at lease - margin,
+        // well before the others may reap it (lease + margin).
+        let fence = t0 + lease - margin(lease);
+        assert_eq!(b.next_timeout().map(|t| t <= fence), Some(true));
+        b.handle_timeout(fence - Duration::from_millis(1)).unwrap();
+        assert!(b.poll().is_none());
+        assert!(b.handle_timeout(fence).is_err(), "drop the connections");
+        assert!(matches!(b.poll(), Some(Output::Event(Event::Fenced))));
+        b.lost();
+        assert_eq!(b.health(), Some(FENCED));
+        assert!(reap_after(lease) - (lease - margin(lease)) >= lease / 2);
+        // Once fenced, nothing more to fence until the next hello.
+        assert!(b.handle_timeout(fence + lease).is_ok());
+        assert!(b.poll().is_none());
     }
 
     #[test]

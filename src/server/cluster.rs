@@ -132,7 +132,9 @@ fn greet(
     let mut deadline = Instant::now() + START_TIMEOUT;
     // A live node with this id may be this node's own earlier life
     // (killed, and restarted at once): then its lease runs out.
-    let in_use_until = Instant::now() + config.lease + Duration::from_millis(500);
+    let in_use_until = Instant::now()
+        + crate::cluster::backplane::reap_after(config.lease)
+        + Duration::from_millis(500);
     let mut told = false;
     let mut buf = [0u8; 16 * 1024];
     while !backplane.is_up() {
@@ -519,6 +521,12 @@ impl Server {
         c.wake.fired(at);
         c.on_timeout(self.el.registry(), now);
         self.pump_cluster();
+    }
+
+    /// Why this node cannot serve (a cluster node with no Redis, or
+    /// fenced), for `/healthz`; `None` when it can.
+    pub(super) fn cluster_health(&self) -> Option<&'static str> {
+        self.cluster.as_ref().and_then(|c| c.backplane.health())
     }
 
     pub(super) fn on_settle_timer(&mut self) {

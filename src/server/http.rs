@@ -222,6 +222,18 @@ fn route_plain(
     }
 }
 
+/// `503` and why, for a complete `GET /healthz` while the node cannot
+/// serve (`reason`: a cluster node with no Redis, or fenced).
+fn unhealthy(head: &[u8], reason: Option<&str>) -> Option<Answer> {
+    let reason = reason?;
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let complete = matches!(req.parse(head), Ok(httparse::Status::Complete(_)));
+    let path = req.path.unwrap_or("").split('?').next().unwrap_or("");
+    (complete && req.method == Some("GET") && path == "/healthz")
+        .then(|| Answer::Respond(text("503 Service Unavailable", &format!("{reason}\n"))))
+}
+
 impl Server {
     /// Starts the HTTP face when configured.
     pub(super) fn start_http(mut self) -> io::Result<Server> {
@@ -317,7 +329,8 @@ impl Server {
         }
         if conn.response.is_empty() && !conn.draining {
             let head = std::mem::take(&mut conn.head);
-            let answer = route(&head, &self.config.http_origins, || self.render_metrics());
+            let answer = unhealthy(&head, self.cluster_health())
+                .or_else(|| route(&head, &self.config.http_origins, || self.render_metrics()));
             let conn = &mut self.http.as_mut().expect("HTTP is on").conns[key];
             match answer {
                 Some(Answer::Respond(r)) => conn.response = r,

@@ -1,11 +1,14 @@
 //! A `redis-server` of the test's own: a free loopback port, no
 //! persistence, stopped by its PID when dropped. `None` (the test says
-//! SKIPPED) where redis-server is not installed.
+//! SKIPPED) where redis-server is not installed. Also a [`Forwarder`]: a
+//! link to it that the test can cut, and [`command`] to talk to it.
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub struct Redis {
@@ -24,6 +27,7 @@ fn spawn(port: u16) -> std::io::Result<Child> {
     Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .args(["--enable-debug-command", "yes"])
         .stdout(Stdio::null())
         .spawn()
 }
@@ -110,4 +114,111 @@ impl Redis {
         }
         text.contains(&format!("process_id:{}\r\n", self.child.id()))
     }
+}
+
+/// Sends one command on a new connection and returns the start of the
+/// reply (up to 64 KiB, within 10 s).
+pub fn command(addr: SocketAddr, args: &[&str]) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect to redis");
+    let mut out = format!("*{}\r\n", args.len());
+    for a in args {
+        out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(out.as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// A TCP link to `to` that the test controls, as a network between a node
+/// and Redis: while `cut`, nothing crosses it either way (bytes wait, as
+/// in a network that drops packets and TCP that sends them again later);
+/// new connections are accepted but go nowhere until it heals. Threads,
+/// stopped when it is dropped.
+pub struct Forwarder {
+    pub addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Forwarder {
+    pub fn new(to: SocketAddr) -> Forwarder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, st) = (cut.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let (c, st) = (c.clone(), st.clone());
+                        std::thread::spawn(move || link(client, to, c, st));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Forwarder { addr, cut, stop }
+    }
+
+    /// `redis://` of the forwarder.
+    pub fn url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    /// Cuts (true) or heals (false) the link.
+    pub fn cut(&self, cut: bool) {
+        self.cut.store(cut, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// One connection through the forwarder: connects on once the link is
+/// whole, then pumps both ways.
+fn link(client: TcpStream, to: SocketAddr, cut: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
+    while cut.load(Ordering::SeqCst) {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let Ok(server) = TcpStream::connect(to) else {
+        return;
+    };
+    let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    let (cut2, stop2) = (cut.clone(), stop.clone());
+    std::thread::spawn(move || pump(s2, c2, cut2, stop2));
+    pump(client, server, cut, stop);
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, cut: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
+    from.set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    let mut buf = [0u8; 65536];
+    while !stop.load(Ordering::Relaxed) {
+        if cut.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Both);
+    let _ = from.shutdown(std::net::Shutdown::Both);
 }
