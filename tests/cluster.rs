@@ -1145,3 +1145,108 @@ fn redis_out_of_memory_refuses_chats_and_reaps_no_one() {
     let got = until(&mut h.clients[2], |v| v["data"]["message"] == "1");
     assert_eq!(got.last().unwrap()["data"]["name"], "flood");
 }
+
+/// Logins racing Redis killed and restarted empty, each name on two
+/// nodes at once, Redis killed halfway through sending them; those told to
+/// try again do, once: every login gets an answer (OK, refused, or try
+/// again); the online lists agree within two leases and list exactly who
+/// holds a name; nobody is announced as joining twice.
+#[test]
+fn logins_racing_a_redis_restart_are_all_answered() {
+    let Some(mut redis) = common::redis::start("logins_racing_a_redis_restart_are_all_answered")
+    else {
+        return;
+    };
+    let n = nodes(&redis, 2);
+    let mut watchers = [login(&n[0], "w0", false), login(&n[1], "w1", false)];
+    until(&mut watchers[0], says("w1 joined the server."));
+    let mut h = History::new();
+    for (k, w) in watchers.into_iter().enumerate() {
+        h.add(w, Some(["w0", "w1"][k]));
+    }
+    let answered = |h: &History, i: usize, k: usize| {
+        h.replies(i)
+            .filter(|v| v["mtp"] == "AssignUsername" || v["mtp"] == "ServerMessage")
+            .count()
+            >= k
+    };
+    for round in 0..2 {
+        let mut racing = Vec::new();
+        for i in 0..100 {
+            for node in &n {
+                let mut c = node.connect();
+                let name = format!("L{round}{i:02}");
+                send(&mut c, false, "Login", json!({ "name": name }));
+                racing.push((h.add(c, None), name));
+            }
+            if i == 50 {
+                redis.start_again();
+            }
+        }
+        // Everyone is answered; those told to try again (neither refused
+        // nor OK) do, once, and are answered again.
+        for pass in 1..=2 {
+            let deadline = Instant::now() + common::WAIT;
+            loop {
+                h.sample_for(Duration::from_millis(100));
+                let unanswered = racing
+                    .iter()
+                    .filter(|(i, _)| !answered(&h, *i, pass))
+                    .count();
+                if unanswered == 0 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "round {round}, pass {pass}: {unanswered} logins got no answer"
+                );
+            }
+            if pass == 1 {
+                racing.retain(|(i, _)| !h.replies(*i).any(|v| v["mtp"] == "AssignUsername"));
+                for (i, name) in &racing {
+                    send(&mut h.clients[*i], false, "Login", json!({ "name": name }));
+                }
+            }
+        }
+    }
+    // Two leases for the restored users to come back; then the lists.
+    h.sample_for(Duration::from_millis(2500));
+    h.check_one_holder();
+    let holding: std::collections::BTreeSet<String> = (2..h.clients.len())
+        .filter(|&i| !h.replies(i).any(|v| v["mtp"] == "Disconnect"))
+        .filter_map(|i| {
+            h.replies(i)
+                .find(|v| v["mtp"] == "AssignUsername" && v["status"] == "OK")
+                .map(|v| v["data"]["name"].as_str().unwrap().to_string())
+        })
+        .chain(["w0".to_string(), "w1".to_string()])
+        .collect();
+    for w in 0..2 {
+        send(&mut h.clients[w], false, "RequestOnlineList", json!({}));
+    }
+    h.sample_for(Duration::from_millis(300));
+    for w in 0..2 {
+        let list = h
+            .replies(w)
+            .filter(|v| v["mtp"] == "SendOnlineList")
+            .last()
+            .expect("the online list")
+            .clone();
+        let names: std::collections::BTreeSet<String> = list["data"]["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, holding, "node {w}'s list");
+        // Joined and left alternate for every name.
+        let mut on = std::collections::HashSet::new();
+        for t in h.replies(w).filter_map(|v| v["data"]["message"].as_str()) {
+            if let Some(name) = t.strip_suffix(" joined the server.") {
+                assert!(on.insert(name.to_string()), "node {w}: {name} joined twice");
+            } else if let Some((name, _)) = t.split_once(" left the server") {
+                on.remove(name);
+            }
+        }
+    }
+}

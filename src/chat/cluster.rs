@@ -20,6 +20,8 @@ pub(crate) const OUT_OF_MEMORY: &str = "The chat's Redis is out of memory; nothi
 pub(crate) const FENCED: &str = "This server lost contact with the chat's Redis for too long to \
                                  keep holding your name; log in again.";
 const NAME_LOST: &str = "Your name was taken while the chat's Redis was restarting; log in again.";
+const LOGIN_RESET: &str = "The chat's Redis restarted while you were logging in; you are not \
+                           logged in. Try again.";
 const RESTORE_LOST: &str =
     "The chat's Redis went away again while your login was being restored; log in again.";
 
@@ -311,13 +313,26 @@ impl Chat {
         };
         let conn = waiting.filter(|&c| self.sid_of(c) == m.sid);
         let name = m.name.clone();
+        // After Redis came back empty, a user this node still lists (from
+        // before) may log in afresh: already announced, and not to be
+        // announced gone when the wait ends.
+        let listed = self
+            .shared()
+            .stale
+            .as_mut()
+            .is_some_and(|s| s.remove(&name));
         match conn {
             Some(conn) => self.log_in(conn, &m, out),
             None => {
                 self.shared().remote.insert(name.clone(), Remote::from(&m));
             }
         }
-        announce(out, format!("{name} joined the server."));
+        let joined = format!("{name} joined the server.");
+        match conn {
+            Some(conn) if listed => out.push(Effect::Send(conn, Reply::server_message(&joined))),
+            _ if listed => {}
+            _ => announce(out, joined),
+        }
         if admin {
             self.shared().admin = Some(name.clone());
             if let Some(conn) = conn {
@@ -429,7 +444,12 @@ impl Chat {
     /// come back through the new log; [`Chat::settle`] ends the wait.
     fn reset(&mut self, out: &mut Vec<Effect>) {
         let shared = self.shared.as_mut().expect("in a cluster");
-        shared.joining.clear();
+        // A login in flight may have been carried out in the Redis that is
+        // gone, its event unread: nothing holds the name now, and no
+        // answer would come. Each is told so.
+        for (_, conn) in shared.joining.drain() {
+            out.push(Effect::Send(conn, Reply::server_message(LOGIN_RESET)));
+        }
         shared.stale = Some(shared.remote.keys().cloned().collect());
         let admin = shared.admin.clone();
         for &conn in &self.members {
