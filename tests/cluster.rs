@@ -1250,3 +1250,156 @@ fn logins_racing_a_redis_restart_are_all_answered() {
         }
     }
 }
+
+/// The value of `field` in an `INFO`-style reply.
+fn info_field(info: &str, field: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+}
+
+/// Waits (up to 20 s) until `ready` holds; panics saying `what` if not.
+fn wait_for(what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A master, its replica and three Sentinels; two nodes following them
+/// (`redis+sentinel://`); the master killed (`kill -9`): chat resumes on
+/// both nodes within 15 s, no one is announced gone or cut, the lists
+/// agree, names stay unique, and no chat is delivered twice or out of
+/// order. The last login before the kill never reached the replica
+/// (replication is asynchronous; here its link loses it): the nodes, ahead
+/// of the new master, catch up from a snapshot, and that user is told and
+/// announced gone.
+#[test]
+fn a_redis_failover_is_followed() {
+    let test = "a_redis_failover_is_followed";
+    let Some(mut master) = common::redis::start(test) else {
+        return;
+    };
+    let link = common::redis::Forwarder::new(master.addr);
+    let replica = common::redis::start_replica(test, link.addr).unwrap();
+    let sentinels: Vec<Redis> = (0..3)
+        .map(|_| common::redis::start_sentinel(test, &master, "chat").unwrap())
+        .collect();
+    wait_for("the replica is in sync", || {
+        let info = common::redis::command(replica.addr, &["INFO", "replication"]);
+        info_field(&info, "master_link_status").as_deref() == Some("up")
+    });
+    wait_for("the Sentinels know each other and the replica", || {
+        sentinels.iter().all(|s| {
+            let r = common::redis::command(s.addr, &["SENTINEL", "master", "chat"]);
+            let at = |k: &str| {
+                r.split("\r\n")
+                    .skip_while(|l| *l != k)
+                    .nth(2)
+                    .map(str::to_string)
+            };
+            at("num-other-sentinels").as_deref() == Some("2")
+                && at("num-slaves").as_deref() == Some("1")
+        })
+    });
+    let addrs: Vec<String> = sentinels.iter().map(|s| s.addr.to_string()).collect();
+    let url = format!("redis+sentinel://{}/chat", addrs.join(","));
+    // A lease longer than the failover: the nodes need not fence.
+    let start =
+        |id: &str| Mp1d::start(&["--cluster", &url, "--node-id", id, "--cluster-lease", "10"]);
+    let n = [start("a"), start("b")];
+    let mut h = History::new();
+    let sender = h.add(login(&n[0], "fa", false), Some("fa"));
+    let reader = h.add(login(&n[1], "fb", false), Some("fb"));
+    h.sample_for(Duration::from_millis(300));
+    let mut next = 0;
+    let mut chat = |h: &mut History, next: &mut usize| {
+        let m = json!({ "message": format!("{next} chat") });
+        send(&mut h.clients[sender], false, "SendChat", m);
+        *next += 1;
+    };
+    for _ in 0..5 {
+        chat(&mut h, &mut next);
+    }
+    h.sample_for(Duration::from_millis(300));
+    // The replica has everything so far; what follows does not reach it.
+    wait_for("the replica caught up", || {
+        let offset = |r: &Redis| {
+            let info = common::redis::command(r.addr, &["INFO", "replication"]);
+            info_field(&info, "master_repl_offset")
+        };
+        offset(&master) == offset(&replica)
+    });
+    link.lose(true);
+    let ghost = h.add(login(&n[0], "ghost", false), Some("ghost"));
+    h.sample_for(Duration::from_millis(300));
+    let before = h.replies(reader).count();
+    assert!(before >= 6, "chat flows before the failover");
+    master.stop(); // SIGKILL
+    let killed = Instant::now();
+    loop {
+        chat(&mut h, &mut next);
+        h.sample_for(Duration::from_millis(300));
+        if h.replies(reader).count() > before {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(15),
+            "chat did not resume within 15 s"
+        );
+    }
+    for _ in 0..5 {
+        chat(&mut h, &mut next);
+    }
+    h.sample_for(Duration::from_secs(1));
+    // Every chat after the failover reached the reader (the last five).
+    let got: Vec<String> = h
+        .replies(reader)
+        .filter_map(|v| v["data"]["message"].as_str().map(str::to_string))
+        .collect();
+    for i in next - 5..next {
+        assert!(got.contains(&format!("{i} chat")), "{i}: {got:?}");
+    }
+    h.check_chats_once_in_order();
+    for (_, c, v) in &h.seen {
+        let text = v["data"]["message"].as_str().unwrap_or_default();
+        if *c == ghost || text.starts_with("ghost") {
+            continue;
+        }
+        assert_ne!(v["mtp"], "Disconnect", "{v}");
+        assert!(!text.contains("left the server"), "{v}");
+    }
+    // What the failover lost: ghost's login, told and announced.
+    assert!(h.replies(ghost).any(|v| v["mtp"] == "Disconnect"));
+    for c in [sender, reader] {
+        let texts: Vec<&str> = h
+            .replies(c)
+            .filter_map(|v| v["data"]["message"].as_str())
+            .collect();
+        let gone = texts.iter().any(|t| t.starts_with("ghost left the server"));
+        assert!(gone, "{texts:?}");
+    }
+    // Names stay unique on the new master.
+    let (mut x, mut y) = (n[0].connect(), n[1].connect());
+    let claim = msg("Login", json!({"name": "same"}));
+    x.send(&claim);
+    y.send(&claim);
+    let statuses = [x.recv()["status"].clone(), y.recv()["status"].clone()];
+    assert!(
+        statuses.contains(&json!("OK")) && statuses.contains(&json!("DuplicateError")),
+        "{statuses:?}"
+    );
+    for c in [sender, reader] {
+        send(&mut h.clients[c], false, "RequestOnlineList", json!({}));
+    }
+    h.sample_for(Duration::from_millis(300));
+    for c in [sender, reader] {
+        let list = h
+            .replies(c)
+            .filter(|v| v["mtp"] == "SendOnlineList")
+            .last()
+            .cloned();
+        assert_eq!(list.unwrap()["data"]["names"], json!(["fa", "fb", "same"]));
+    }
+}

@@ -390,6 +390,12 @@ impl Backplane {
             if scripts::is_no_script(e) {
                 return self.load_and_resend(tag);
             }
+            if scripts::is_read_only(e) {
+                if let Tag::Propose(conn, p) = tag {
+                    self.refuse(conn, p, Refusal::Unavailable);
+                }
+                return Err(format!("Redis is a replica now ({e}): finding the master"));
+            }
             // The kind only: a chat's text is not logged.
             let what = match &tag {
                 Tag::Load => "script load",
@@ -476,6 +482,7 @@ impl Backplane {
                     .push_back(Output::Up(format!("node {} joined the cluster", self.node)));
             }
             Some(known) if known == epoch => {
+                self.check_behind(word(4).parse().unwrap_or(0));
                 self.check_trimmed(parts.get(5).map(text).as_ref());
                 self.out.push_back(Output::Up(format!(
                     "node {} is back in the cluster",
@@ -519,6 +526,21 @@ impl Backplane {
                 "{} events were trimmed from the stream before this node read them: \
                  catching up from a snapshot",
                 trimmed - self.position
+            )));
+        }
+    }
+
+    /// The stream has had fewer events added than this node has read: this
+    /// Redis is a replica promoted by a failover, and the last events did
+    /// not reach it (replication is asynchronous). The node catches up from
+    /// a snapshot of what this Redis holds.
+    fn check_behind(&mut self, added: u64) {
+        if added < self.position && !self.resync {
+            self.resync = true;
+            self.out.push_back(Output::Warn(format!(
+                "the stream lacks {} events this node read (a failover lost them): \
+                 catching up from a snapshot",
+                self.position - added
             )));
         }
     }

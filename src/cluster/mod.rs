@@ -12,6 +12,7 @@
 pub mod backplane;
 pub mod redis;
 pub mod scripts;
+pub mod sentinel;
 
 use crate::protocol::{AdminCommand, Status};
 

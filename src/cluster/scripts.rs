@@ -58,6 +58,12 @@ pub fn is_out_of_memory(error: &str) -> bool {
     error.starts_with("OOM")
 }
 
+/// An error meaning the server is a replica now (a failover demoted it):
+/// nothing was written; find the master again.
+pub fn is_read_only(error: &str) -> bool {
+    error.starts_with("READONLY")
+}
+
 /// A script error meaning Redis did not have the script (its cache was
 /// flushed): nothing was run; load the scripts and send it again.
 pub fn is_no_script(error: &str) -> bool {

@@ -7,6 +7,7 @@
 use super::timers::Wake;
 use super::{Server, Timer};
 use crate::cluster::backplane::{Backplane, Link, Output};
+use crate::cluster::sentinel::Sentinels;
 use crate::cluster::Proposal;
 use log::{error, info, warn};
 use mio::net::TcpStream;
@@ -22,6 +23,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// How long a connection to Redis may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a Sentinel may take to say which server is the master.
+const SENTINEL_TIMEOUT: Duration = Duration::from_millis(300);
 /// How long start-up waits for Redis to answer the hello.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits to hand the last logouts to Redis.
@@ -30,7 +33,8 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 /// `--cluster` and its options.
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
-    /// As given: `redis://HOST[:PORT]`.
+    /// As given: `redis://HOST[:PORT]` or
+    /// `redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME`.
     pub url: String,
     pub node_id: String,
     /// A node that has not renewed its lease for this long is taken for
@@ -58,9 +62,24 @@ impl ClusterConfig {
         })
     }
 
-    /// The address in `url`, looked up.
+    /// Whether `url` is one `--cluster` takes: `redis://HOST[:PORT]` or
+    /// `redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME`.
+    pub fn check(url: &str) -> Result<(), String> {
+        match Sentinels::parse(url)? {
+            Some(_) => Ok(()),
+            None => Self::host_port(url).map(drop).map_err(|e| {
+                format!("{e} (or redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME)")
+            }),
+        }
+    }
+
+    /// The address in `url`, looked up; with Sentinels, the master's as
+    /// they say now.
     pub fn redis_addr(&self) -> io::Result<SocketAddr> {
         let bad = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
+        if let Some(sentinels) = Sentinels::parse(&self.url).map_err(bad)? {
+            return sentinels.master_addr(SENTINEL_TIMEOUT);
+        }
         Self::host_port(&self.url)
             .map_err(bad)?
             .to_socket_addrs()?
@@ -346,6 +365,8 @@ impl Cluster {
 
     fn reconnect(&mut self, registry: &Registry, now: Instant) -> io::Result<()> {
         self.retry_at = None;
+        // Looked up again: after a failover, the Sentinels name another.
+        self.addr = self.config.redis_addr()?;
         let mut commands = TcpStream::connect(self.addr)?;
         let mut reader = TcpStream::connect(self.addr)?;
         let both = Interest::READABLE | Interest::WRITABLE;

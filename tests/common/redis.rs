@@ -14,25 +14,77 @@ use std::time::{Duration, Instant};
 pub struct Redis {
     child: Child,
     pub addr: SocketAddr,
+    /// redis-server's arguments.
+    args: Vec<String>,
+    /// A Sentinel's configuration file (it rewrites it), removed at the end.
+    conf: Option<std::path::PathBuf>,
 }
 
 impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(conf) = &self.conf {
+            let _ = std::fs::remove_file(conf);
+        }
     }
 }
 
-fn spawn(port: u16) -> std::io::Result<Child> {
+fn spawn(args: &[String]) -> std::io::Result<Child> {
     Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-        .args(["--enable-debug-command", "yes"])
+        .args(args)
         .stdout(Stdio::null())
         .spawn()
 }
 
+/// A Redis server's arguments on `port`, then `extra`.
+fn server_args(port: u16, extra: &[&str]) -> Vec<String> {
+    let port = port.to_string();
+    ["--port", &port, "--bind", "127.0.0.1"]
+        .iter()
+        .chain(&["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .chain(&["--enable-debug-command", "yes"])
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+}
+
 pub fn start(test: &str) -> Option<Redis> {
+    start_with(test, |port| (server_args(port, &[]), None))
+}
+
+/// A replica of the master at `master` (a forwarder to it, say).
+pub fn start_replica(test: &str, master: SocketAddr) -> Option<Redis> {
+    let (host, port) = (master.ip().to_string(), master.port().to_string());
+    start_with(test, |p| {
+        (server_args(p, &["--replicaof", &host, &port]), None)
+    })
+}
+
+/// A Sentinel watching `master` as `name` (quorum 2, down after 1 s).
+pub fn start_sentinel(test: &str, master: &Redis, name: &str) -> Option<Redis> {
+    start_with(test, |port| {
+        let conf =
+            std::env::temp_dir().join(format!("mp1-sentinel-{}-{port}.conf", std::process::id()));
+        let text = format!(
+            "port {port}\nbind 127.0.0.1\ndaemonize no\n\
+             sentinel monitor {name} {} {} 2\n\
+             sentinel down-after-milliseconds {name} 1000\n\
+             sentinel failover-timeout {name} 10000\n",
+            master.addr.ip(),
+            master.addr.port()
+        );
+        std::fs::write(&conf, text).expect("write the Sentinel's configuration");
+        let args = vec![conf.display().to_string(), "--sentinel".into()];
+        (args, Some(conf))
+    })
+}
+
+/// A redis-server with the arguments `args(port)` gives, on a free port.
+fn start_with(
+    test: &str,
+    args: impl Fn(u16) -> (Vec<String>, Option<std::path::PathBuf>),
+) -> Option<Redis> {
     // A free port can be taken by another test's server between the check
     // and redis-server's bind: then ours exits and the one answering is
     // not ours. Its process id tells.
@@ -42,13 +94,16 @@ pub fn start(test: &str) -> Option<Redis> {
             .local_addr()
             .ok()?
             .port();
-        let Ok(child) = spawn(port) else {
+        let (args, conf) = args(port);
+        let Ok(child) = spawn(&args) else {
             eprintln!("SKIPPED {test}: redis-server is not installed (.ci/run installs it)");
             return None;
         };
         let redis = Redis {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            args,
+            conf,
         };
         if redis.is_ours() {
             return Some(redis);
@@ -76,7 +131,7 @@ impl Redis {
     /// Starts it again, empty, on the same port.
     pub fn start_again(&mut self) {
         self.stop();
-        self.child = spawn(self.addr.port()).expect("redis-server starts again");
+        self.child = spawn(&self.args).expect("redis-server starts again");
         assert!(self.is_ours(), "another process took the Redis port");
     }
 
@@ -134,11 +189,21 @@ pub fn command(addr: SocketAddr, args: &[&str]) -> String {
 /// A TCP link to `to` that the test controls, as a network between a node
 /// and Redis: while `cut`, nothing crosses it either way (bytes wait, as
 /// in a network that drops packets and TCP that sends them again later);
-/// new connections are accepted but go nowhere until it heals. Threads,
-/// stopped when it is dropped.
+/// new connections are accepted but go nowhere until it heals. While
+/// `losing`, what crosses is thrown away. Threads, stopped when it is
+/// dropped.
 pub struct Forwarder {
     pub addr: SocketAddr,
     cut: Arc<AtomicBool>,
+    losing: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+}
+
+/// A forwarder's switches, shared with its threads.
+#[derive(Clone)]
+struct Switches {
+    cut: Arc<AtomicBool>,
+    losing: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
 }
 
@@ -147,21 +212,29 @@ impl Forwarder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
-        let cut = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (c, st) = (cut.clone(), stop.clone());
+        let sw = Switches {
+            cut: Arc::new(AtomicBool::new(false)),
+            losing: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let threads = sw.clone();
         std::thread::spawn(move || {
-            while !st.load(Ordering::Relaxed) {
+            while !threads.stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((client, _)) => {
-                        let (c, st) = (c.clone(), st.clone());
-                        std::thread::spawn(move || link(client, to, c, st));
+                        let sw = threads.clone();
+                        std::thread::spawn(move || link(client, to, sw));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Forwarder { addr, cut, stop }
+        Forwarder {
+            addr,
+            cut: sw.cut,
+            losing: sw.losing,
+            stop: sw.stop,
+        }
     }
 
     /// `redis://` of the forwarder.
@@ -173,6 +246,11 @@ impl Forwarder {
     pub fn cut(&self, cut: bool) {
         self.cut.store(cut, Ordering::SeqCst);
     }
+
+    /// Throws away (true) what crosses the link, or stops (false).
+    pub fn lose(&self, losing: bool) {
+        self.losing.store(losing, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Forwarder {
@@ -183,9 +261,9 @@ impl Drop for Forwarder {
 
 /// One connection through the forwarder: connects on once the link is
 /// whole, then pumps both ways.
-fn link(client: TcpStream, to: SocketAddr, cut: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
-    while cut.load(Ordering::SeqCst) {
-        if stop.load(Ordering::Relaxed) {
+fn link(client: TcpStream, to: SocketAddr, sw: Switches) {
+    while sw.cut.load(Ordering::SeqCst) {
+        if sw.stop.load(Ordering::Relaxed) {
             return;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -194,22 +272,23 @@ fn link(client: TcpStream, to: SocketAddr, cut: Arc<AtomicBool>, stop: Arc<Atomi
         return;
     };
     let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-    let (cut2, stop2) = (cut.clone(), stop.clone());
-    std::thread::spawn(move || pump(s2, c2, cut2, stop2));
-    pump(client, server, cut, stop);
+    let sw2 = sw.clone();
+    std::thread::spawn(move || pump(s2, c2, sw2));
+    pump(client, server, sw);
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, cut: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
+fn pump(mut from: TcpStream, mut to: TcpStream, sw: Switches) {
     from.set_read_timeout(Some(Duration::from_millis(5)))
         .unwrap();
     let mut buf = [0u8; 65536];
-    while !stop.load(Ordering::Relaxed) {
-        if cut.load(Ordering::SeqCst) {
+    while !sw.stop.load(Ordering::Relaxed) {
+        if sw.cut.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(5));
             continue;
         }
         match from.read(&mut buf) {
             Ok(0) => break,
+            Ok(_) if sw.losing.load(Ordering::SeqCst) => {}
             Ok(n) => {
                 if to.write_all(&buf[..n]).is_err() {
                     break;
