@@ -1314,7 +1314,7 @@ fn a_redis_failover_is_followed() {
     let reader = h.add(login(&n[1], "fb", false), Some("fb"));
     h.sample_for(Duration::from_millis(300));
     let mut next = 0;
-    let mut chat = |h: &mut History, next: &mut usize| {
+    let chat = |h: &mut History, next: &mut usize| {
         let m = json!({ "message": format!("{next} chat") });
         send(&mut h.clients[sender], false, "SendChat", m);
         *next += 1;
