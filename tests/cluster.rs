@@ -1096,17 +1096,16 @@ fn redis_out_of_memory_refuses_chats_and_reaps_no_one() {
     }
     let body = "x".repeat(1000);
     let mut refusals = Vec::new();
-    for i in 0..2000 {
-        let message = format!("{i} {body}");
-        send(
-            &mut flooder,
-            false,
-            "SendChat",
-            json!({ "message": message }),
-        );
+    // Sends chat `i`; what came back (refusals) is kept.
+    let mut flood = |i: usize, refusals: &mut Vec<Value>| {
+        let message = json!({ "message": format!("{i} {body}") });
+        send(&mut flooder, false, "SendChat", message);
         while let Some(v) = flooder.poll_recv() {
             refusals.push(v);
         }
+    };
+    for i in 0..2000 {
+        flood(i, &mut refusals);
         if !refusals.is_empty() {
             break;
         }
@@ -1115,17 +1114,8 @@ fn redis_out_of_memory_refuses_chats_and_reaps_no_one() {
     assert!(!refusals.is_empty(), "Redis never ran out of memory");
     // Three leases with Redis full.
     for i in 2000..2030 {
-        let message = format!("{i} {body}");
-        send(
-            &mut flooder,
-            false,
-            "SendChat",
-            json!({ "message": message }),
-        );
+        flood(i, &mut refusals);
         h.sample_for(Duration::from_millis(100));
-        while let Some(v) = flooder.poll_recv() {
-            refusals.push(v);
-        }
     }
     for v in &refusals {
         assert_eq!(
