@@ -360,7 +360,9 @@ impl Cluster {
         }
         self.backplane.lost();
         self.retry_at = Some(now + self.backoff);
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        // Tried at least four times a lease, so that a Redis back soon is
+        // found before this node must fence itself.
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX.min(self.config.lease / 4));
     }
 
     fn reconnect(&mut self, registry: &Registry, now: Instant) -> io::Result<()> {
