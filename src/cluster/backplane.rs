@@ -927,6 +927,31 @@ mod tests {
     }
 
     #[test]
+    fn a_demoted_master_means_finding_the_master_again() {
+        let mut b = Backplane::new("n1", Duration::from_secs(3));
+        let now = Instant::now();
+        b.connected(now);
+        greet(
+            &mut b,
+            b"*4\r\n$2\r\ne1\r\n$3\r\n0-0\r\n$0\r\n\r\n*0\r\n",
+            now,
+        );
+        while b.poll().is_some() {}
+        let chat = Proposal::Chat {
+            name: "a".into(),
+            sid: "s".into(),
+            message: "m".into(),
+        };
+        b.propose(3, chat.clone());
+        let readonly = b"-READONLY You can't write against a read only replica.\r\n";
+        assert!(b.feed(Link::Commands, readonly, now).is_err(), "reconnect");
+        assert!(matches!(
+            b.poll(),
+            Some(Output::Refused(3, p, Refusal::Unavailable)) if p == chat
+        ));
+    }
+
+    #[test]
     fn a_script_redis_no_longer_has_is_loaded_and_sent_again() {
         let mut b = Backplane::new("n1", Duration::from_secs(3));
         let now = Instant::now();

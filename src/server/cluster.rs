@@ -367,8 +367,11 @@ impl Cluster {
 
     fn reconnect(&mut self, registry: &Registry, now: Instant) -> io::Result<()> {
         self.retry_at = None;
-        // Looked up again: after a failover, the Sentinels name another.
-        self.addr = self.config.redis_addr()?;
+        // Asked again: after a failover, the Sentinels name another master.
+        // (A plain address is not looked up again: no DNS on the loop.)
+        if let Ok(Some(sentinels)) = Sentinels::parse(&self.config.url) {
+            self.addr = sentinels.master_addr(SENTINEL_TIMEOUT)?;
+        }
         let mut commands = TcpStream::connect(self.addr)?;
         let mut reader = TcpStream::connect(self.addr)?;
         let both = Interest::READABLE | Interest::WRITABLE;
