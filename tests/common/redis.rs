@@ -6,6 +6,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -16,16 +17,17 @@ pub struct Redis {
     pub addr: SocketAddr,
     /// redis-server's arguments.
     args: Vec<String>,
-    /// A Sentinel's configuration file (it rewrites it), removed at the end.
-    conf: Option<std::path::PathBuf>,
+    /// Files it writes (a Sentinel's configuration, a replica's copy of
+    /// the data), removed at the end.
+    files: Vec<PathBuf>,
 }
 
 impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(conf) = &self.conf {
-            let _ = std::fs::remove_file(conf);
+        for f in &self.files {
+            let _ = std::fs::remove_file(f);
         }
     }
 }
@@ -37,35 +39,44 @@ fn spawn(args: &[String]) -> std::io::Result<Child> {
         .spawn()
 }
 
-/// A Redis server's arguments on `port`, then `extra`.
-fn server_args(port: u16, extra: &[&str]) -> Vec<String> {
-    let port = port.to_string();
-    ["--port", &port, "--bind", "127.0.0.1"]
+/// A file of the test's own in the temporary directory.
+fn temp_file(what: &str, port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("mp1-{what}-{}-{port}", std::process::id()))
+}
+
+/// A Redis server's arguments on `port`, then `extra`; and the file it may
+/// write (a replica saves what it receives, `--save ''` or not), kept out
+/// of the working directory.
+fn server_args(port: u16, extra: &[&str]) -> (Vec<String>, Vec<PathBuf>) {
+    let port_text = port.to_string();
+    let rdb = temp_file("dump", port).with_extension("rdb");
+    let dir = rdb.parent().unwrap().display().to_string();
+    let name = rdb.file_name().unwrap().to_string_lossy().into_owned();
+    let args = ["--port", &port_text, "--bind", "127.0.0.1"]
         .iter()
         .chain(&["--save", "", "--appendonly", "no", "--daemonize", "no"])
         .chain(&["--enable-debug-command", "yes"])
+        .chain(&["--dir", &dir, "--dbfilename", &name])
         .chain(extra)
         .map(|s| s.to_string())
-        .collect()
+        .collect();
+    (args, vec![rdb])
 }
 
 pub fn start(test: &str) -> Option<Redis> {
-    start_with(test, |port| (server_args(port, &[]), None))
+    start_with(test, |port| server_args(port, &[]))
 }
 
 /// A replica of the master at `master` (a forwarder to it, say).
 pub fn start_replica(test: &str, master: SocketAddr) -> Option<Redis> {
     let (host, port) = (master.ip().to_string(), master.port().to_string());
-    start_with(test, |p| {
-        (server_args(p, &["--replicaof", &host, &port]), None)
-    })
+    start_with(test, |p| server_args(p, &["--replicaof", &host, &port]))
 }
 
 /// A Sentinel watching `master` as `name` (quorum 2, down after 1 s).
 pub fn start_sentinel(test: &str, master: &Redis, name: &str) -> Option<Redis> {
     start_with(test, |port| {
-        let conf =
-            std::env::temp_dir().join(format!("mp1-sentinel-{}-{port}.conf", std::process::id()));
+        let conf = temp_file("sentinel", port).with_extension("conf");
         let text = format!(
             "port {port}\nbind 127.0.0.1\ndaemonize no\n\
              sentinel monitor {name} {} {} 2\n\
@@ -76,15 +87,12 @@ pub fn start_sentinel(test: &str, master: &Redis, name: &str) -> Option<Redis> {
         );
         std::fs::write(&conf, text).expect("write the Sentinel's configuration");
         let args = vec![conf.display().to_string(), "--sentinel".into()];
-        (args, Some(conf))
+        (args, vec![conf])
     })
 }
 
 /// A redis-server with the arguments `args(port)` gives, on a free port.
-fn start_with(
-    test: &str,
-    args: impl Fn(u16) -> (Vec<String>, Option<std::path::PathBuf>),
-) -> Option<Redis> {
+fn start_with(test: &str, args: impl Fn(u16) -> (Vec<String>, Vec<PathBuf>)) -> Option<Redis> {
     // A free port can be taken by another test's server between the check
     // and redis-server's bind: then ours exits and the one answering is
     // not ours. Its process id tells.
@@ -94,7 +102,7 @@ fn start_with(
             .local_addr()
             .ok()?
             .port();
-        let (args, conf) = args(port);
+        let (args, files) = args(port);
         let Ok(child) = spawn(&args) else {
             eprintln!("SKIPPED {test}: redis-server is not installed (.ci/run installs it)");
             return None;
@@ -103,7 +111,7 @@ fn start_with(
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             args,
-            conf,
+            files,
         };
         if redis.is_ours() {
             return Some(redis);
