@@ -1361,14 +1361,21 @@ fn a_redis_failover_is_followed() {
         assert!(!text.contains("left the server"), "{v}");
     }
     // What the failover lost: ghost's login, told and announced.
-    assert!(h.replies(ghost).any(|v| v["mtp"] == "Disconnect"));
+    assert!(
+        h.replies(ghost).any(|v| v["mtp"] == "Disconnect"
+            && v["data"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("failed over")),
+        "{:?}",
+        h.replies(ghost).collect::<Vec<_>>()
+    );
     for c in [sender, reader] {
         let texts: Vec<&str> = h
             .replies(c)
             .filter_map(|v| v["data"]["message"].as_str())
             .collect();
-        let gone = texts.iter().any(|t| t.starts_with("ghost left the server"));
-        assert!(gone, "{texts:?}");
+        assert!(texts.contains(&"ghost left the server."), "{texts:?}");
     }
     // Names stay unique on the new master.
     let (mut x, mut y) = (n[0].connect(), n[1].connect());

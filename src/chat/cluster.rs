@@ -22,6 +22,8 @@ pub(crate) const FENCED: &str = "This server lost contact with the chat's Redis 
 const NAME_LOST: &str = "Your name was taken while the chat's Redis was restarting; log in again.";
 const LOGIN_RESET: &str = "The chat's Redis restarted while you were logging in; you are not \
                            logged in. Try again.";
+const LOGIN_UNDONE: &str = "The chat's Redis failed over and the new one never received your \
+                            login; log in again.";
 const RESTORE_LOST: &str =
     "The chat's Redis went away again while your login was being restored; log in again.";
 
@@ -169,7 +171,12 @@ impl Chat {
     pub fn apply(&mut self, event: Event, out: &mut Vec<Effect>) {
         match event {
             Event::Snapshot { users, admin } => self.load(users, admin),
-            Event::Resync { users, admin } => self.resync(users, admin, out),
+            Event::Resync { users, admin } => {
+                self.resync(users, admin, (EXPELLED, Departure::Lost), out)
+            }
+            Event::Rewound { users, admin } => {
+                self.resync(users, admin, (LOGIN_UNDONE, Departure::Left), out)
+            }
             Event::Reset => self.reset(out),
             Event::Fenced => self.fenced(out),
             Event::Join { user, admin, back } => {
@@ -228,7 +235,15 @@ impl Chat {
     /// applied and announced, as the missed events would have been (this
     /// node's own users that the cluster no longer holds for them were
     /// logged out while it was away: they are closed, saying why).
-    fn resync(&mut self, users: Vec<Member>, admin: Option<String>, out: &mut Vec<Effect>) {
+    /// `lost`: what this node's users the cluster no longer holds are told,
+    /// and how their departure is announced.
+    fn resync(
+        &mut self,
+        users: Vec<Member>,
+        admin: Option<String>,
+        lost: (&str, Departure),
+        out: &mut Vec<Effect>,
+    ) {
         let node = self.shared().node.clone();
         let now: HashMap<&str, &Member> = users.iter().map(|m| (m.name.as_str(), m)).collect();
         let ours: Vec<(ConnId, String)> = self
@@ -245,8 +260,8 @@ impl Chat {
                     }
                 }
                 _ => {
-                    self.close(conn, EXPELLED, out);
-                    announce(out, departure(&name, Departure::Lost));
+                    self.close(conn, lost.0, out);
+                    announce(out, departure(&name, lost.1));
                 }
             }
         }

@@ -105,6 +105,8 @@ pub struct Backplane {
     position: u64,
     /// Events were missed: catch up from a snapshot before reading on.
     resync: bool,
+    /// ... because Redis lost events this node had applied (a failover).
+    rewound: bool,
     commands: Connection<Tag>,
     reader: Connection<Read>,
     phase: Phase,
@@ -132,6 +134,7 @@ impl Backplane {
             last_id: "0-0".into(),
             position: 0,
             resync: false,
+            rewound: false,
             commands: Connection::default(),
             reader: Connection::default(),
             phase: Phase::Down,
@@ -537,6 +540,7 @@ impl Backplane {
     fn check_behind(&mut self, added: u64) {
         if added < self.position && !self.resync {
             self.resync = true;
+            self.rewound = true;
             self.out.push_back(Output::Warn(format!(
                 "the stream lacks {} events this node read (a failover lost them): \
                  catching up from a snapshot",
@@ -572,8 +576,12 @@ impl Backplane {
         };
         let (users, admin) = self.take_state(&parts);
         self.resync = false;
-        self.out
-            .push_back(Output::Event(Event::Resync { users, admin }));
+        let e = if std::mem::take(&mut self.rewound) {
+            Event::Rewound { users, admin }
+        } else {
+            Event::Resync { users, admin }
+        };
+        self.out.push_back(Output::Event(e));
         Ok(())
     }
 

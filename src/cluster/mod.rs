@@ -174,6 +174,14 @@ pub enum Event {
         users: Vec<Member>,
         admin: Option<String>,
     },
+    /// The engine lost the last events this node applied (a failover to a
+    /// replica they had not reached): the whole state as it is now, to
+    /// reconcile with, as for `Resync`; this node's users whose login was
+    /// lost are told so.
+    Rewound {
+        users: Vec<Member>,
+        admin: Option<String>,
+    },
 }
 
 /// A user as the shared state holds them.
