@@ -497,6 +497,7 @@ impl Backplane {
                 self.last_id = "0-0".into();
                 self.position = 0;
                 self.resync = false;
+                self.rewound = false;
                 self.out.push_back(Output::Warn(
                     "Redis came back empty: registering this node's users again".into(),
                 ));
