@@ -772,6 +772,28 @@ mod tests {
         b.feed(Link::Commands, hello, now).unwrap();
     }
 
+    /// A hello answer: epoch e1, an empty stream, no admin, no users.
+    const HELLO_E1: &[u8] = b"*4\r\n$2\r\ne1\r\n$3\r\n0-0\r\n$0\r\n\r\n*0\r\n";
+
+    /// A backplane up (greeted with [`HELLO_E1`]) with what it had for the
+    /// loop taken.
+    fn up(lease: Duration) -> (Backplane, Instant) {
+        let mut b = Backplane::new("n1", lease);
+        let now = Instant::now();
+        b.connected(now);
+        greet(&mut b, HELLO_E1, now);
+        while b.poll().is_some() {}
+        (b, now)
+    }
+
+    fn a_chat() -> Proposal {
+        Proposal::Chat {
+            name: "a".into(),
+            sid: "s".into(),
+            message: "m".into(),
+        }
+    }
+
     fn words(w: &[&str]) -> Vec<String> {
         w.iter().map(|s| s.to_string()).collect()
     }
@@ -834,11 +856,7 @@ mod tests {
     #[test]
     fn while_down_proposals_are_refused_and_logouts_kept() {
         let mut b = Backplane::new("n1", Duration::from_secs(3));
-        let chat = Proposal::Chat {
-            name: "a".into(),
-            sid: "s".into(),
-            message: "m".into(),
-        };
+        let chat = a_chat();
         b.propose(7, chat.clone());
         b.propose(
             8,
@@ -861,11 +879,7 @@ mod tests {
         let mut b = Backplane::new("n1", Duration::from_secs(3));
         let now = Instant::now();
         b.connected(now);
-        greet(
-            &mut b,
-            b"*4\r\n$2\r\ne1\r\n$3\r\n0-0\r\n$0\r\n\r\n*0\r\n",
-            now,
-        );
+        greet(&mut b, HELLO_E1, now);
         assert!(matches!(
             b.poll(),
             Some(Output::Event(Event::Snapshot { .. }))
@@ -873,11 +887,7 @@ mod tests {
         assert!(matches!(b.poll(), Some(Output::Up(_))));
         assert!(b.is_up());
         assert!(!b.output(Link::Reader).is_empty(), "reading the stream");
-        let chat = Proposal::Chat {
-            name: "a".into(),
-            sid: "s".into(),
-            message: "m".into(),
-        };
+        let chat = a_chat();
         b.propose(3, chat.clone());
         b.lost();
         assert!(matches!(
@@ -899,16 +909,8 @@ mod tests {
     #[test]
     fn an_unconfirmed_lease_fences_the_node_before_anyone_may_reap_it() {
         let lease = Duration::from_secs(3);
-        let mut b = Backplane::new("n1", lease);
-        let t0 = Instant::now();
-        b.connected(t0);
-        assert!(b.health().is_some(), "not up yet");
-        greet(
-            &mut b,
-            b"*4\r\n$2\r\ne1\r\n$3\r\n0-0\r\n$0\r\n\r\n*0\r\n",
-            t0,
-        );
-        while b.poll().is_some() {}
+        assert!(Backplane::new("n1", lease).health().is_some(), "not up yet");
+        let (mut b, t0) = up(lease);
         assert_eq!(b.health(), None);
         // A renewal refused for want of memory is tried again at the next
         // tick: the connection is not dropped.
@@ -937,20 +939,8 @@ mod tests {
 
     #[test]
     fn a_demoted_master_means_finding_the_master_again() {
-        let mut b = Backplane::new("n1", Duration::from_secs(3));
-        let now = Instant::now();
-        b.connected(now);
-        greet(
-            &mut b,
-            b"*4\r\n$2\r\ne1\r\n$3\r\n0-0\r\n$0\r\n\r\n*0\r\n",
-            now,
-        );
-        while b.poll().is_some() {}
-        let chat = Proposal::Chat {
-            name: "a".into(),
-            sid: "s".into(),
-            message: "m".into(),
-        };
+        let (mut b, now) = up(Duration::from_secs(3));
+        let chat = a_chat();
         b.propose(3, chat.clone());
         let readonly = b"-READONLY You can't write against a read only replica.\r\n";
         assert!(b.feed(Link::Commands, readonly, now).is_err(), "reconnect");
@@ -970,20 +960,11 @@ mod tests {
             first.starts_with("*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD"),
             "{first}"
         );
-        greet(
-            &mut b,
-            b"*4\r\n$2\r\ne1\r\n$3\r\n0-0\r\n$0\r\n\r\n*0\r\n",
-            now,
-        );
+        greet(&mut b, HELLO_E1, now);
         while b.poll().is_some() {}
         let n = b.output(Link::Commands).len();
         b.written(Link::Commands, n);
-        let chat = Proposal::Chat {
-            name: "a".into(),
-            sid: "s".into(),
-            message: "m".into(),
-        };
-        b.propose(3, chat);
+        b.propose(3, a_chat());
         let sent = String::from_utf8_lossy(b.output(Link::Commands)).to_string();
         assert!(sent.contains("EVALSHA") && !sent.contains("XADD"), "{sent}");
         b.written(Link::Commands, sent.len());
