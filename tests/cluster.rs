@@ -47,6 +47,23 @@ fn login(node: &Mp1d, name: &str, newline: bool) -> Client {
     c
 }
 
+/// Logs in as `name`, trying again (every 100 ms, up to `common::WAIT`)
+/// while the node refuses: it is reconnecting or catching up.
+fn login_eventually(node: &Mp1d, name: &str) -> Client {
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let mut c = node.connect();
+        send(&mut c, false, "Login", json!({ "name": name }));
+        let r = c.recv();
+        if r["status"] == "OK" {
+            c.expect_server_message(&format!("{name} joined the server."));
+            return c;
+        }
+        assert!(Instant::now() < deadline, "{name}: {r}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// What a client received until `until` matched (inclusive).
 fn until(c: &mut Client, what: impl Fn(&Value) -> bool) -> Vec<Value> {
     let mut got = Vec::new();
@@ -496,9 +513,10 @@ fn a_node_restarted_at_once_waits_out_its_old_lease() {
     watcher.expect_server_message("old joined the server.");
 }
 
-/// A node cut off for longer than its lease (stopped, then resumed) finds
-/// itself expelled: its clients get a Disconnect saying why, and the
-/// others saw them leave.
+/// A node frozen for longer than its lease (stopped, then resumed) was
+/// taken for dead: the others saw its users leave, and when it resumes its
+/// clients get a Disconnect saying why (its own clock fences it at once,
+/// or it reads first that its users were reaped).
 #[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn an_expelled_node_tells_its_clients_why() {
@@ -518,10 +536,13 @@ fn an_expelled_node_tells_its_clients_why() {
         .as_str()
         .unwrap()
         .to_string();
-    assert!(why.contains("lost its place"), "{why}");
+    assert!(
+        why.contains("lost its place") || why.contains("lost contact with the chat's Redis"),
+        "{why}"
+    );
     a.expect_closed();
-    // The node serves new logins again.
-    let _again = login(&n[0], "cut", false);
+    // The node serves new logins again, once it has caught up.
+    let _again = login_eventually(&n[0], "cut");
     until(&mut b, says("cut joined the server."));
 }
 
@@ -615,16 +636,23 @@ fn redis_restarted_in_the_middle_of_a_chat_stream() {
     );
 }
 
-/// Redis stopped for a while, then started: requests that need it get a
-/// ServerMessage, those that do not are answered, connections stay open;
-/// when it is back, everything works again and the log said what happened.
+/// Redis stopped for a while (shorter than the lease: longer, and a node
+/// fences itself, as when it is cut off), then started: requests that need
+/// it get a ServerMessage, those that do not are answered, connections
+/// stay open; when it is back, everything works again and the log said
+/// what happened.
 #[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn redis_stopped_then_started() {
     let Some(mut redis) = common::redis::start("redis_stopped_then_started") else {
         return;
     };
-    let n = nodes(&redis, 2);
+    // Reconnection backs off up to 2 s: back within 3.2 s of the stop, well
+    // inside the fence (6 s).
+    let n = [
+        node_with_lease(&redis, "n1", "8"),
+        node_with_lease(&redis, "n2", "8"),
+    ];
     let mut a = login(&n[0], "al", false);
     a.expect_server_message("You are the admin.");
     let mut b = login(&n[1], "bo", true);
@@ -646,7 +674,7 @@ fn redis_stopped_then_started() {
         json!({"names": ["al", "bo"]}),
         None,
     );
-    std::thread::sleep(Duration::from_secs(2)); // longer than the lease
+    std::thread::sleep(Duration::from_secs(2));
     b.expect_silence(Duration::from_millis(10));
     redis.start_again();
     n[0].wait_log("back in the cluster");
@@ -779,4 +807,606 @@ fn a_node_that_missed_trimmed_events_catches_up() {
         json!({"names": ["watcher", "newbie"]}),
         None,
     );
+}
+
+/// What clients saw under a fault, and the invariants checked over it, in
+/// the spirit of Jepsen: every reply is recorded with the round in which
+/// the test read it (a round reads what has arrived at every client).
+struct History {
+    clients: Vec<Client>,
+    /// (round, client, reply)
+    seen: Vec<(usize, usize, Value)>,
+    /// Names held by clients logged in before recording began: (client, name).
+    held: Vec<(usize, String)>,
+    round: usize,
+}
+
+impl History {
+    fn new() -> History {
+        History {
+            clients: Vec::new(),
+            seen: Vec::new(),
+            held: Vec::new(),
+            round: 0,
+        }
+    }
+
+    /// Records `c` from now on; it holds `name` if it is logged in.
+    fn add(&mut self, c: Client, name: Option<&str>) -> usize {
+        self.clients.push(c);
+        let i = self.clients.len() - 1;
+        if let Some(name) = name {
+            self.held.push((i, name.to_string()));
+        }
+        i
+    }
+
+    /// One round: what has arrived at every client.
+    fn sample(&mut self) {
+        self.round += 1;
+        for (i, c) in self.clients.iter_mut().enumerate() {
+            while let Some(v) = c.poll_recv() {
+                self.seen.push((self.round, i, v));
+            }
+        }
+    }
+
+    /// Rounds every 20 ms for `d`.
+    fn sample_for(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        while Instant::now() < end {
+            self.sample();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn replies(&self, client: usize) -> impl Iterator<Item = &Value> {
+        self.seen
+            .iter()
+            .filter(move |(_, i, _)| *i == client)
+            .map(|(_, _, v)| v)
+    }
+
+    /// Every text (server message or disconnect reason) any client saw.
+    fn texts(&self) -> Vec<String> {
+        let text = |v: &Value| v["data"]["message"].as_str().map(str::to_string);
+        self.seen
+            .iter()
+            .filter(|(_, _, v)| v["mtp"] != "SendChatFromUser")
+            .filter_map(|(_, _, v)| text(v))
+            .collect()
+    }
+
+    /// A name is held by at most one client at every sampled round: from
+    /// its `AssignUsername OK` until its `Disconnect` (a release read in
+    /// the same round as a claim counts first).
+    fn check_one_holder(&self) {
+        let mut holder: std::collections::HashMap<String, usize> =
+            self.held.iter().map(|(i, n)| (n.clone(), *i)).collect();
+        let mut rounds: Vec<usize> = self.seen.iter().map(|s| s.0).collect();
+        rounds.dedup();
+        for round in rounds {
+            let now: Vec<&(usize, usize, Value)> =
+                self.seen.iter().filter(|s| s.0 == round).collect();
+            for (_, i, v) in &now {
+                if v["mtp"] == "Disconnect" {
+                    holder.retain(|_, h| h != i);
+                }
+            }
+            for (_, i, v) in &now {
+                if v["mtp"] == "AssignUsername" && v["status"] == "OK" {
+                    let name = v["data"]["name"].as_str().unwrap().to_string();
+                    if let Some(other) = holder.insert(name.clone(), *i) {
+                        assert_eq!(
+                            other, *i,
+                            "round {round}: {name} held by clients {other} and {i} at once"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every client saw each sender's numbered chats (`"<n> ..."`) once each,
+    /// in the order sent.
+    fn check_chats_once_in_order(&self) {
+        for i in 0..self.clients.len() {
+            let mut last: std::collections::HashMap<String, i64> = Default::default();
+            for v in self.replies(i).filter(|v| v["mtp"] == "SendChatFromUser") {
+                let from = v["data"]["name"].as_str().unwrap().to_string();
+                let text = v["data"]["message"].as_str().unwrap();
+                let Ok(n) = text.split(' ').next().unwrap_or("").parse::<i64>() else {
+                    continue;
+                };
+                let before = last.insert(from.clone(), n).unwrap_or(-1);
+                assert!(n > before, "client {i}: {from}'s {n} after {before}");
+            }
+        }
+    }
+}
+
+/// Messages that would be untrue of a node that was alive and reachable
+/// all along.
+fn untrue_of_a_live_node(t: &str) -> bool {
+    t.contains("their server was lost") || t.contains("lost its place")
+}
+
+/// Redis paused (`DEBUG SLEEP`) for longer than the lease: a pause is no
+/// reason to reap anyone. Every node, unable to renew, may give up its
+/// users' names (it cannot tell a pause from being cut off) and says so;
+/// but no node is reaped for the time Redis did not serve, so no one is
+/// announced as lost or told their server lost its place. A shorter pause
+/// touches no one.
+#[test]
+fn a_paused_redis_reaps_no_one() {
+    let Some(redis) = common::redis::start("a_paused_redis_reaps_no_one") else {
+        return;
+    };
+    let n: Vec<Mp1d> = ["a", "b", "c"]
+        .iter()
+        .map(|id| node_with_lease(&redis, id, "2"))
+        .collect();
+    let mut h = History::new();
+    for (k, name) in ["pa", "pb", "pc"].iter().enumerate() {
+        let c = login(&n[k], name, false);
+        h.add(c, Some(name));
+    }
+    h.sample_for(Duration::from_millis(300));
+    let reply = common::redis::command(redis.addr, &["DEBUG", "SLEEP", "2.5"]);
+    assert!(reply.starts_with("+OK"), "{reply}");
+    h.sample_for(Duration::from_secs(3));
+    for t in h.texts() {
+        assert!(!untrue_of_a_live_node(&t), "{t}");
+        assert!(
+            !t.starts_with("This server") || t.contains("lost contact with the chat's Redis"),
+            "{t}"
+        );
+    }
+    h.check_one_holder();
+    // Served again: a shorter pause than the fence touches no one.
+    let mut x = login(&n[0], "qa", false);
+    let mut y = login(&n[1], "qb", false);
+    until(&mut x, says("qb joined the server."));
+    let reply = common::redis::command(redis.addr, &["DEBUG", "SLEEP", "0.7"]);
+    assert!(reply.starts_with("+OK"), "{reply}");
+    send(&mut x, false, "SendChat", json!({"message": "still here"}));
+    expect(
+        &mut y,
+        "SendChatFromUser",
+        json!({"name": "qa", "message": "still here"}),
+        None,
+    );
+    y.expect_silence(Duration::from_millis(1500));
+}
+
+/// Node c reaches Redis through a link the test cuts for 4 s (lease 1 s):
+/// c gives up its user's name and tells them before the other nodes may
+/// reap it, so a newcomer elsewhere who takes the name never holds it
+/// while the first still does; c's `/healthz` says 503 while cut off and
+/// 200 once it serves again.
+#[test]
+fn a_node_cut_off_gives_up_its_names_before_anyone_takes_them() {
+    let Some(redis) =
+        common::redis::start("a_node_cut_off_gives_up_its_names_before_anyone_takes_them")
+    else {
+        return;
+    };
+    let link = common::redis::Forwarder::new(redis.addr);
+    let a = node(&redis, "a");
+    let url = link.url();
+    let args = [
+        "--cluster",
+        &url,
+        "--node-id",
+        "c",
+        "--cluster-lease",
+        LEASE,
+    ];
+    // (`--http=`: its line is not the one after "listening on" here.)
+    let c = Mp1d::start(&[&args[..], &["--http=127.0.0.1:0"]].concat());
+    let line = c.wait_log("HTTP on ");
+    let at = line.find("HTTP on ").unwrap() + 8;
+    let http: std::net::SocketAddr = line[at..].split(": ").next().unwrap().parse().unwrap();
+    let health = || http_status(http, "/healthz");
+    assert_eq!(health(), 200);
+    let mut h = History::new();
+    let held = h.add(login(&c, "held", false), Some("held"));
+    let watcher = h.add(login(&a, "watcher", false), Some("watcher"));
+    h.sample_for(Duration::from_millis(200));
+    link.cut(true);
+    let cut = Instant::now();
+    // A newcomer on a tries for the name until it gets it.
+    let mut taken = None;
+    let mut saw_503 = false;
+    while taken.is_none() && cut.elapsed() < Duration::from_secs(4) {
+        let mut newcomer = a.connect();
+        send(&mut newcomer, false, "Login", json!({"name": "held"}));
+        let i = h.add(newcomer, None);
+        let deadline = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < deadline {
+            h.sample();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if h.replies(i).any(|v| v["status"] == "OK") {
+            taken = Some(cut.elapsed());
+        }
+        saw_503 |= health() == 503;
+    }
+    let taken = taken.expect("the name is free again within 4 s");
+    h.sample_for(Duration::from_millis(100));
+    h.check_one_holder();
+    assert!(saw_503, "c's /healthz said 503 while cut off");
+    let told: Vec<&Value> = h.replies(held).collect();
+    assert!(
+        told.iter().any(|v| v["mtp"] == "Disconnect"
+            && v["data"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("lost contact with the chat's Redis")),
+        "{told:?}"
+    );
+    let seen: Vec<&Value> = h.replies(watcher).collect();
+    assert!(
+        seen.iter()
+            .any(|v| v["data"]["message"] == "held left the server (their server was lost)."),
+        "{seen:?}"
+    );
+    assert!(taken < Duration::from_secs(3), "taken after {taken:?}");
+    // Healed: c serves again.
+    link.cut(false);
+    let deadline = Instant::now() + common::WAIT;
+    while health() != 200 {
+        assert!(Instant::now() < deadline, "c did not come back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _back = login_eventually(&c, "back");
+}
+
+/// The status code of `GET path` on an HTTP face.
+fn http_status(addr: std::net::SocketAddr, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(common::WAIT)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Redis out of memory (`maxmemory`, `noeviction`) under a chat flood:
+/// chats are refused and told so, as what it is; renewals still go
+/// through, so no node is reaped and no one is cut; once memory is back,
+/// chat flows again.
+#[test]
+fn redis_out_of_memory_refuses_chats_and_reaps_no_one() {
+    let Some(redis) = common::redis::start("redis_out_of_memory_refuses_chats_and_reaps_no_one")
+    else {
+        return;
+    };
+    let n = nodes(&redis, 3);
+    let mut h = History::new();
+    for (k, name) in ["m1", "m2", "m3"].iter().enumerate() {
+        let c = login(&n[k], name, false);
+        h.add(c, Some(name));
+    }
+    let mut flooder = login(&n[0], "flood", false);
+    let info = common::redis::command(redis.addr, &["INFO", "memory"]);
+    let used: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory");
+    let limit = (used + 300_000).to_string();
+    for (k, v) in [("maxmemory-policy", "noeviction"), ("maxmemory", &limit)] {
+        let r = common::redis::command(redis.addr, &["CONFIG", "SET", k, v]);
+        assert!(r.starts_with("+OK"), "{r}");
+    }
+    let body = "x".repeat(1000);
+    let mut refusals = Vec::new();
+    // Sends chat `i`; what came back (refusals) is kept.
+    let mut flood = |i: usize, refusals: &mut Vec<Value>| {
+        let message = json!({ "message": format!("{i} {body}") });
+        send(&mut flooder, false, "SendChat", message);
+        while let Some(v) = flooder.poll_recv() {
+            refusals.push(v);
+        }
+    };
+    for i in 0..2000 {
+        flood(i, &mut refusals);
+        if !refusals.is_empty() {
+            break;
+        }
+        h.sample();
+    }
+    assert!(!refusals.is_empty(), "Redis never ran out of memory");
+    // Three leases with Redis full.
+    for i in 2000..2030 {
+        flood(i, &mut refusals);
+        h.sample_for(Duration::from_millis(100));
+    }
+    for v in &refusals {
+        assert_eq!(
+            v["data"]["message"], "The chat's Redis is out of memory; nothing was sent.",
+            "{v}"
+        );
+    }
+    for t in h.texts() {
+        let quiet = t.ends_with("joined the server.") || t == "You are the admin.";
+        assert!(quiet, "nothing else happened: {t}");
+    }
+    assert!(h.seen.iter().all(|(_, _, v)| v["mtp"] != "Disconnect"));
+    h.check_chats_once_in_order();
+    let r = common::redis::command(redis.addr, &["CONFIG", "SET", "maxmemory", "0"]);
+    assert!(r.starts_with("+OK"), "{r}");
+    send(&mut flooder, false, "SendChat", json!({"message": "1"}));
+    let got = until(&mut h.clients[2], |v| v["data"]["message"] == "1");
+    assert_eq!(got.last().unwrap()["data"]["name"], "flood");
+}
+
+/// Logins racing Redis killed and restarted empty, each name on two
+/// nodes at once, Redis killed halfway through sending them; those told to
+/// try again do, once: every login gets an answer (OK, refused, or try
+/// again); the online lists agree within two leases and list exactly who
+/// holds a name; nobody is announced as joining twice.
+#[test]
+fn logins_racing_a_redis_restart_are_all_answered() {
+    let Some(mut redis) = common::redis::start("logins_racing_a_redis_restart_are_all_answered")
+    else {
+        return;
+    };
+    let n = nodes(&redis, 2);
+    let mut watchers = [login(&n[0], "w0", false), login(&n[1], "w1", false)];
+    until(&mut watchers[0], says("w1 joined the server."));
+    let mut h = History::new();
+    for (k, w) in watchers.into_iter().enumerate() {
+        h.add(w, Some(["w0", "w1"][k]));
+    }
+    let answered = |h: &History, i: usize, k: usize| {
+        h.replies(i)
+            .filter(|v| v["mtp"] == "AssignUsername" || v["mtp"] == "ServerMessage")
+            .count()
+            >= k
+    };
+    for round in 0..2 {
+        let mut racing = Vec::new();
+        for i in 0..100 {
+            for node in &n {
+                let mut c = node.connect();
+                let name = format!("L{round}{i:02}");
+                send(&mut c, false, "Login", json!({ "name": name }));
+                racing.push((h.add(c, None), name));
+            }
+            if i == 50 {
+                redis.start_again();
+            }
+        }
+        // Everyone is answered; those told to try again (neither refused
+        // nor OK) do, once, and are answered again.
+        for pass in 1..=2 {
+            let deadline = Instant::now() + common::WAIT;
+            loop {
+                h.sample_for(Duration::from_millis(100));
+                let unanswered = racing
+                    .iter()
+                    .filter(|(i, _)| !answered(&h, *i, pass))
+                    .count();
+                if unanswered == 0 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "round {round}, pass {pass}: {unanswered} logins got no answer"
+                );
+            }
+            if pass == 1 {
+                racing.retain(|(i, _)| !h.replies(*i).any(|v| v["mtp"] == "AssignUsername"));
+                for (i, name) in &racing {
+                    send(&mut h.clients[*i], false, "Login", json!({ "name": name }));
+                }
+            }
+        }
+    }
+    // Two leases for the restored users to come back; then the lists.
+    h.sample_for(Duration::from_millis(2500));
+    h.check_one_holder();
+    let holding: std::collections::BTreeSet<String> = (2..h.clients.len())
+        .filter(|&i| !h.replies(i).any(|v| v["mtp"] == "Disconnect"))
+        .filter_map(|i| {
+            h.replies(i)
+                .find(|v| v["mtp"] == "AssignUsername" && v["status"] == "OK")
+                .map(|v| v["data"]["name"].as_str().unwrap().to_string())
+        })
+        .chain(["w0".to_string(), "w1".to_string()])
+        .collect();
+    for w in 0..2 {
+        send(&mut h.clients[w], false, "RequestOnlineList", json!({}));
+    }
+    h.sample_for(Duration::from_millis(300));
+    for w in 0..2 {
+        let list = h
+            .replies(w)
+            .filter(|v| v["mtp"] == "SendOnlineList")
+            .last()
+            .expect("the online list")
+            .clone();
+        let names: std::collections::BTreeSet<String> = list["data"]["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, holding, "node {w}'s list");
+        // Joined and left alternate for every name.
+        let mut on = std::collections::HashSet::new();
+        for t in h.replies(w).filter_map(|v| v["data"]["message"].as_str()) {
+            if let Some(name) = t.strip_suffix(" joined the server.") {
+                assert!(on.insert(name.to_string()), "node {w}: {name} joined twice");
+            } else if let Some((name, _)) = t.split_once(" left the server") {
+                on.remove(name);
+            }
+        }
+    }
+}
+
+/// The value of `field` in an `INFO`-style reply.
+fn info_field(info: &str, field: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+}
+
+/// Waits (up to 20 s) until `ready` holds; panics saying `what` if not.
+fn wait_for(what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A master, its replica and three Sentinels; two nodes following them
+/// (`redis+sentinel://`); the master killed (`kill -9`): chat resumes on
+/// both nodes within 15 s, no one is announced gone or cut, the lists
+/// agree, names stay unique, and no chat is delivered twice or out of
+/// order. The last login before the kill never reached the replica
+/// (replication is asynchronous; here its link loses it): the nodes, ahead
+/// of the new master, catch up from a snapshot, and that user is told and
+/// announced gone.
+#[test]
+fn a_redis_failover_is_followed() {
+    let test = "a_redis_failover_is_followed";
+    let Some(mut master) = common::redis::start(test) else {
+        return;
+    };
+    let link = common::redis::Forwarder::new(master.addr);
+    let replica = common::redis::start_replica(test, link.addr).unwrap();
+    let sentinels: Vec<Redis> = (0..3)
+        .map(|_| common::redis::start_sentinel(test, &master, "chat").unwrap())
+        .collect();
+    wait_for("the replica is in sync", || {
+        let info = common::redis::command(replica.addr, &["INFO", "replication"]);
+        info_field(&info, "master_link_status").as_deref() == Some("up")
+    });
+    wait_for("the Sentinels know each other and the replica", || {
+        sentinels.iter().all(|s| {
+            let r = common::redis::command(s.addr, &["SENTINEL", "master", "chat"]);
+            let at = |k: &str| {
+                r.split("\r\n")
+                    .skip_while(|l| *l != k)
+                    .nth(2)
+                    .map(str::to_string)
+            };
+            at("num-other-sentinels").as_deref() == Some("2")
+                && at("num-slaves").as_deref() == Some("1")
+        })
+    });
+    let addrs: Vec<String> = sentinels.iter().map(|s| s.addr.to_string()).collect();
+    let url = format!("redis+sentinel://{}/chat", addrs.join(","));
+    // A lease longer than the failover: the nodes need not fence.
+    let start =
+        |id: &str| Mp1d::start(&["--cluster", &url, "--node-id", id, "--cluster-lease", "10"]);
+    let n = [start("a"), start("b")];
+    let mut h = History::new();
+    let sender = h.add(login(&n[0], "fa", false), Some("fa"));
+    let reader = h.add(login(&n[1], "fb", false), Some("fb"));
+    h.sample_for(Duration::from_millis(300));
+    let mut next = 0;
+    let chat = |h: &mut History, next: &mut usize| {
+        let m = json!({ "message": format!("{next} chat") });
+        send(&mut h.clients[sender], false, "SendChat", m);
+        *next += 1;
+    };
+    for _ in 0..5 {
+        chat(&mut h, &mut next);
+    }
+    h.sample_for(Duration::from_millis(300));
+    // The replica has everything so far; what follows does not reach it.
+    wait_for("the replica caught up", || {
+        let offset = |r: &Redis| {
+            let info = common::redis::command(r.addr, &["INFO", "replication"]);
+            info_field(&info, "master_repl_offset")
+        };
+        offset(&master) == offset(&replica)
+    });
+    link.lose(true);
+    let ghost = h.add(login(&n[0], "ghost", false), Some("ghost"));
+    h.sample_for(Duration::from_millis(300));
+    let before = h.replies(reader).count();
+    assert!(before >= 6, "chat flows before the failover");
+    master.stop(); // SIGKILL
+    let killed = Instant::now();
+    loop {
+        chat(&mut h, &mut next);
+        h.sample_for(Duration::from_millis(300));
+        if h.replies(reader).count() > before {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(15),
+            "chat did not resume within 15 s"
+        );
+    }
+    for _ in 0..5 {
+        chat(&mut h, &mut next);
+    }
+    h.sample_for(Duration::from_secs(1));
+    // Every chat after the failover reached the reader (the last five).
+    let got: Vec<String> = h
+        .replies(reader)
+        .filter_map(|v| v["data"]["message"].as_str().map(str::to_string))
+        .collect();
+    for i in next - 5..next {
+        assert!(got.contains(&format!("{i} chat")), "{i}: {got:?}");
+    }
+    h.check_chats_once_in_order();
+    for (_, c, v) in &h.seen {
+        let text = v["data"]["message"].as_str().unwrap_or_default();
+        if *c == ghost || text.starts_with("ghost") {
+            continue;
+        }
+        assert_ne!(v["mtp"], "Disconnect", "{v}");
+        assert!(!text.contains("left the server"), "{v}");
+    }
+    // What the failover lost: ghost's login, told and announced.
+    assert!(
+        h.replies(ghost).any(|v| v["mtp"] == "Disconnect"
+            && v["data"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("failed over")),
+        "{:?}",
+        h.replies(ghost).collect::<Vec<_>>()
+    );
+    for c in [sender, reader] {
+        let texts: Vec<&str> = h
+            .replies(c)
+            .filter_map(|v| v["data"]["message"].as_str())
+            .collect();
+        assert!(texts.contains(&"ghost left the server."), "{texts:?}");
+    }
+    // Names stay unique on the new master.
+    let (mut x, mut y) = (n[0].connect(), n[1].connect());
+    let claim = msg("Login", json!({"name": "same"}));
+    x.send(&claim);
+    y.send(&claim);
+    let statuses = [x.recv()["status"].clone(), y.recv()["status"].clone()];
+    assert!(
+        statuses.contains(&json!("OK")) && statuses.contains(&json!("DuplicateError")),
+        "{statuses:?}"
+    );
+    for c in [sender, reader] {
+        send(&mut h.clients[c], false, "RequestOnlineList", json!({}));
+    }
+    h.sample_for(Duration::from_millis(300));
+    for c in [sender, reader] {
+        let list = h
+            .replies(c)
+            .filter(|v| v["mtp"] == "SendOnlineList")
+            .last()
+            .cloned();
+        assert_eq!(list.unwrap()["data"]["names"], json!(["fa", "fb", "same"]));
+    }
 }

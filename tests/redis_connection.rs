@@ -9,10 +9,26 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+/// A connection to `redis`, with the cluster's scripts loaded (they go
+/// out as `EVALSHA`).
 fn connect(redis: &common::redis::Redis) -> TcpStream {
-    let s = TcpStream::connect(redis.addr).unwrap();
+    let mut s = TcpStream::connect(redis.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut c = Connection::default();
+    mp1::cluster::scripts::load(&mut c, || 0);
+    let n = c.in_flight();
+    for (_, r) in round_trip(&mut s, &mut c, n) {
+        assert!(!matches!(r, Reply::Error(_)), "{r:?}");
+    }
     s
+}
+
+/// A lease whose node may be reaped `ms` after its last renewal.
+fn lease(ms: u64) -> mp1::cluster::scripts::Lease {
+    mp1::cluster::scripts::Lease {
+        reap_after_ms: ms,
+        pause_ms: 2500,
+    }
 }
 
 /// The fields of every entry of an `XRANGE` reply.
@@ -190,6 +206,7 @@ fn simultaneous_logins_of_one_name_have_one_winner() {
     else {
         return;
     };
+    drop(connect(&redis)); // loads the scripts
     let addr = redis.addr;
     let node = move |node: &'static str| {
         std::thread::spawn(move || {
@@ -321,14 +338,14 @@ fn a_dead_node_is_reaped_once() {
     };
     let mut s = connect(&redis);
     let mut c = Connection::default();
-    hello(&mut c, 0, "a", 150, true, "e1");
-    hello(&mut c, 1, "b", 5000, true, "e2");
+    hello(&mut c, 0, "a", lease(150), true, "e1");
+    hello(&mut c, 1, "b", lease(5000), true, "e2");
     log_in(&mut c, 2, "ana", "a", "s1");
     log_in(&mut c, 3, "bob", "a", "s2");
     log_in(&mut c, 4, "cy", "b", "s3");
-    tick(&mut c, 5, "b", 5000, "e1");
-    hello(&mut c, 6, "b", 5000, true, "e3");
-    tick(&mut c, 7, "b", 5000, "e2");
+    tick(&mut c, 5, "b", lease(5000), "e1");
+    hello(&mut c, 6, "b", lease(5000), true, "e3");
+    tick(&mut c, 7, "b", lease(5000), "e2");
     let got = round_trip(&mut s, &mut c, 8);
     assert_eq!(
         text(&items_reply(&got[0].1)[0]),
@@ -344,8 +361,8 @@ fn a_dead_node_is_reaped_once() {
     assert_eq!(items(&got[6].1), ["inuse"], "b is alive");
     assert_eq!(items(&got[7].1), ["reset"], "not Redis's epoch");
     std::thread::sleep(Duration::from_millis(300));
-    tick(&mut c, 0, "b", 5000, "e1");
-    tick(&mut c, 1, "b", 5000, "e1");
+    tick(&mut c, 0, "b", lease(5000), "e1");
+    tick(&mut c, 1, "b", lease(5000), "e1");
     c.command(2, &[b"GET", ADMIN.as_bytes()]);
     c.command(3, &[b"XRANGE", EVENTS.as_bytes(), b"-", b"+"]);
     let got = round_trip(&mut s, &mut c, 4);
@@ -362,7 +379,7 @@ fn a_dead_node_is_reaped_once() {
     // The tick counts the events trimmed from the stream (by which a node
     // knows it missed some).
     c.command(0, &[b"XTRIM", EVENTS.as_bytes(), b"MAXLEN", b"0"]);
-    tick(&mut c, 1, "b", 5000, "e1");
+    tick(&mut c, 1, "b", lease(5000), "e1");
     let got = round_trip(&mut s, &mut c, 2);
     assert_eq!(items(&got[1].1), ["ok", "0", "6"]);
 }

@@ -72,7 +72,9 @@ OPTIONS:
   --cluster redis://HOST[:PORT]
                           serve one chat with the other mp1d nodes that use
                           this Redis (default: off; see README, \"Running a
-                          cluster\")
+                          cluster\"); or
+                          redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER
+                          to follow the master these Sentinels name
   --node-id ID            this node's name in the cluster, unique among the
                           live nodes (default: HOSTNAME-PID)
   --cluster-lease SECS    a node silent for this long is taken for dead and
@@ -317,7 +319,7 @@ fn parse_args() -> Result<Command, String> {
                     .http_trust_proxy
                     .push(v.parse().map_err(|_| format!("not an IP address: {v:?}"))?),
                 "--cluster" => {
-                    ClusterConfig::host_port(&v)?;
+                    ClusterConfig::check(&v)?;
                     cluster = Some(v.clone())
                 }
                 "--node-id" => node_id = Some(node_name(&v)?),

@@ -17,7 +17,14 @@ pub(crate) const UNKNOWN: &str = "The chat lost its Redis connection: your last 
                                   may not have been carried out.";
 pub(crate) const EXPELLED: &str = "This server lost its place in the chat (it was cut off from \
                                    the cluster for longer than its lease); log in again.";
+pub(crate) const OUT_OF_MEMORY: &str = "The chat's Redis is out of memory; nothing was sent.";
+pub(crate) const FENCED: &str = "This server lost contact with the chat's Redis for too long to \
+                                 keep holding your name; log in again.";
 const NAME_LOST: &str = "Your name was taken while the chat's Redis was restarting; log in again.";
+const LOGIN_RESET: &str = "The chat's Redis restarted while you were logging in; you are not \
+                           logged in. Try again.";
+const LOGIN_UNDONE: &str = "The chat's Redis failed over and the new one never received your \
+                            login; log in again.";
 const RESTORE_LOST: &str =
     "The chat's Redis went away again while your login was being restored; log in again.";
 
@@ -168,8 +175,14 @@ impl Chat {
     pub(super) fn apply(&mut self, event: Event, out: &mut Vec<Effect>) {
         match event {
             Event::Snapshot { users, admin } => self.load(users, admin),
-            Event::Resync { users, admin } => self.resync(users, admin, out),
+            Event::Resync { users, admin } => {
+                self.resync(users, admin, (EXPELLED, Departure::Lost), out)
+            }
+            Event::Rewound { users, admin } => {
+                self.resync(users, admin, (LOGIN_UNDONE, Departure::Left), out)
+            }
             Event::Reset => self.reset(out),
+            Event::Fenced => self.fenced(out),
             Event::Join { user, admin, back } => {
                 if back {
                     self.came_back(user, admin, out);
@@ -231,7 +244,15 @@ impl Chat {
     /// applied and announced, as the missed events would have been (this
     /// node's own users that the cluster no longer holds for them were
     /// logged out while it was away: they are closed, saying why).
-    fn resync(&mut self, users: Vec<Member>, admin: Option<String>, out: &mut Vec<Effect>) {
+    /// `lost`: what this node's users the cluster no longer holds are told,
+    /// and how their departure is announced.
+    fn resync(
+        &mut self,
+        users: Vec<Member>,
+        admin: Option<String>,
+        lost: (&str, Departure),
+        out: &mut Vec<Effect>,
+    ) {
         let node = self.shared().node.clone();
         let now: HashMap<&str, &Member> = users.iter().map(|m| (m.name.as_str(), m)).collect();
         let ours: Vec<(ConnId, String)> = self
@@ -248,8 +269,8 @@ impl Chat {
                     }
                 }
                 _ => {
-                    self.close(conn, EXPELLED, out);
-                    self.announce(out, departure(&name, Departure::Lost));
+                    self.close(conn, lost.0, out);
+                    self.announce(out, departure(&name, lost.1));
                 }
             }
         }
@@ -283,6 +304,17 @@ impl Chat {
         }
     }
 
+    /// This node can no longer hold its users' names: each is told and
+    /// closed, and leaves as if they had disconnected (the logouts go out
+    /// when the engine is back; until then the names stay listed).
+    fn fenced(&mut self, out: &mut Vec<Effect>) {
+        for conn in self.members.to_vec() {
+            out.push(Effect::Send(conn, Reply::disconnect(FENCED)));
+            out.push(Effect::Close(conn));
+            self.leave_cluster(conn, out);
+        }
+    }
+
     /// Tells the admin `by`, if they are here, that their command worked.
     fn admin_ok(&self, by: &str, command: AdminCommand, target: &str, out: &mut Vec<Effect>) {
         if let Some(&admin) = self.names.get(by) {
@@ -305,13 +337,26 @@ impl Chat {
         };
         let conn = waiting.filter(|&c| self.sid_of(c) == m.sid);
         let name = m.name.clone();
+        // After Redis came back empty, a user this node still lists (from
+        // before) may log in afresh: already announced, and not to be
+        // announced gone when the wait ends.
+        let listed = self
+            .shared()
+            .stale
+            .as_mut()
+            .is_some_and(|s| s.remove(&name));
         match conn {
             Some(conn) => self.log_in(conn, &m, out),
             None => {
                 self.shared().remote.insert(name.clone(), Remote::from(&m));
             }
         }
-        self.announce(out, format!("{name} joined the server."));
+        let joined = format!("{name} joined the server.");
+        match conn {
+            Some(conn) if listed => out.push(Effect::Send(conn, Reply::server_message(&joined))),
+            _ if listed => {}
+            _ => self.announce(out, joined),
+        }
         if admin {
             self.shared().admin = Some(name.clone());
             if let Some(conn) = conn {
@@ -423,7 +468,12 @@ impl Chat {
     /// come back through the new log; [`Chat::settle`] ends the wait.
     fn reset(&mut self, out: &mut Vec<Effect>) {
         let shared = &mut self.shared;
-        shared.joining.clear();
+        // A login in flight may have been carried out in the Redis that is
+        // gone, its event unread: nothing holds the name now, and no
+        // answer would come. Each is told so.
+        for (_, conn) in shared.joining.drain() {
+            out.push(Effect::Send(conn, Reply::server_message(LOGIN_RESET)));
+        }
         shared.stale = Some(shared.remote.keys().cloned().collect());
         let admin = shared.admin.clone();
         let mut again = Vec::new();
@@ -581,10 +631,10 @@ impl Chat {
 }
 
 fn unavailable(why: &Refusal) -> &'static str {
-    if *why == Refusal::Unknown {
-        UNKNOWN
-    } else {
-        UNAVAILABLE
+    match why {
+        Refusal::Unknown => UNKNOWN,
+        Refusal::OutOfMemory => OUT_OF_MEMORY,
+        _ => UNAVAILABLE,
     }
 }
 

@@ -24,6 +24,28 @@ use std::time::{Duration, Instant};
 const READ_COUNT: usize = 1000;
 /// How long one read waits for an event before it is asked again.
 const READ_BLOCK_MS: u64 = 1000;
+/// Renewals per lease: several, so that one slow answer does not fence.
+const TICKS_PER_LEASE: u32 = 6;
+
+/// The margin between a node's fence and its reaping, as a part of the
+/// lease: the node stops holding its users' names at (last confirmed
+/// renewal + lease - margin) by its own clock; the others may reap it at
+/// (its last renewal + lease + margin) in Redis's time, time Redis was not
+/// serving not counted. Its renewal reaches Redis after the node sent it,
+/// so the fence always comes first (by two margins, for clocks that run at
+/// slightly different rates and a loop that is late).
+fn margin(lease: Duration) -> Duration {
+    lease / 4
+}
+
+/// How long after its last renewal a node may be reaped (and a restarted
+/// node with the same id must wait).
+pub fn reap_after(lease: Duration) -> Duration {
+    lease + margin(lease)
+}
+
+/// Why a node that fenced itself is not serving, for `/healthz`.
+const FENCED: &str = "fenced: this node could not renew its lease in the cluster's Redis in time";
 
 /// One of the node's two Redis connections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +70,8 @@ pub enum Output {
 }
 
 enum Tag {
+    /// A `SCRIPT LOAD`.
+    Load,
     Hello,
     Tick,
     Propose(ConnId, Proposal),
@@ -81,6 +105,8 @@ pub struct Backplane {
     position: u64,
     /// Events were missed: catch up from a snapshot before reading on.
     resync: bool,
+    /// ... because Redis lost events this node had applied (a failover).
+    rewound: bool,
     commands: Connection<Tag>,
     reader: Connection<Read>,
     phase: Phase,
@@ -89,8 +115,14 @@ pub struct Backplane {
     /// not stay held, so they go out once it is back.
     logouts: Vec<Proposal>,
     next_tick: Option<Instant>,
-    /// When the unanswered tick was sent.
+    /// When the unanswered tick (or hello) was sent.
     tick_sent: Option<Instant>,
+    /// When the last renewal Redis confirmed was sent: the lease holds
+    /// until at least a lease after that. None before the first hello and
+    /// once fenced.
+    renewed: Option<Instant>,
+    /// The lease may have run out: the node gave up its users' names.
+    fenced: bool,
 }
 
 impl Backplane {
@@ -102,6 +134,7 @@ impl Backplane {
             last_id: "0-0".into(),
             position: 0,
             resync: false,
+            rewound: false,
             commands: Connection::default(),
             reader: Connection::default(),
             phase: Phase::Down,
@@ -109,6 +142,25 @@ impl Backplane {
             logouts: Vec::new(),
             next_tick: None,
             tick_sent: None,
+            renewed: None,
+            fenced: false,
+        }
+    }
+
+    /// Why the node cannot serve now (no Redis, or fenced), if it cannot.
+    pub fn health(&self) -> Option<&'static str> {
+        match self.phase {
+            Phase::Up => None,
+            _ if self.fenced => Some(FENCED),
+            _ => Some("no connection to the cluster's Redis"),
+        }
+    }
+
+    /// The lease as the scripts keep it.
+    fn script_lease(&self) -> scripts::Lease {
+        scripts::Lease {
+            reap_after_ms: reap_after(self.lease).as_millis() as u64,
+            pause_ms: (self.lease / 2).as_millis() as u64,
         }
     }
 
@@ -126,15 +178,16 @@ impl Backplane {
         self.commands = Connection::default();
         self.reader = Connection::default();
         let epoch = new_epoch(&self.node);
-        let lease_ms = self.lease.as_millis() as u64;
+        let lease = self.script_lease();
         // Before its first hello succeeds the node is starting afresh: a
         // live node with its id is then an error.
         let fresh = self.epoch.is_none();
+        scripts::load(&mut self.commands, || Tag::Load);
         scripts::hello(
             &mut self.commands,
             Tag::Hello,
             &self.node,
-            lease_ms,
+            lease,
             fresh,
             &epoch,
         );
@@ -277,12 +330,22 @@ impl Backplane {
     /// When [`Backplane::handle_timeout`] wants to run next.
     pub fn next_timeout(&self) -> Option<Instant> {
         let silent = self.tick_sent.map(|t| t + self.lease);
-        self.next_tick.into_iter().chain(silent).min()
+        let fence = self.fence_at();
+        [self.next_tick, silent, fence].into_iter().flatten().min()
+    }
+
+    /// When the node must stop holding its users' names, unless Redis
+    /// confirms a renewal first.
+    fn fence_at(&self) -> Option<Instant> {
+        self.renewed.map(|r| r + self.lease - margin(self.lease))
     }
 
     /// Renews the lease when it is time; an error when Redis has not
     /// answered for a whole lease (drop the connections: they are dead).
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), String> {
+        if self.fence_at().is_some_and(|t| now >= t) {
+            return Err(self.fence());
+        }
         if let Some(sent) = self.tick_sent {
             if now >= sent + self.lease {
                 return Err(format!(
@@ -292,15 +355,15 @@ impl Backplane {
             }
         }
         if self.phase == Phase::Up && self.next_tick.is_some_and(|t| now >= t) {
-            self.next_tick = Some(now + self.lease / 3);
+            self.next_tick = Some(now + self.lease / TICKS_PER_LEASE);
             if self.tick_sent.is_none() {
                 self.tick_sent = Some(now);
-                let (ms, epoch) = (self.lease.as_millis() as u64, self.epoch.as_deref());
+                let (lease, epoch) = (self.script_lease(), self.epoch.as_deref());
                 scripts::tick(
                     &mut self.commands,
                     Tag::Tick,
                     &self.node,
-                    ms,
+                    lease,
                     epoch.unwrap_or(""),
                 );
             }
@@ -308,30 +371,72 @@ impl Backplane {
         Ok(())
     }
 
+    /// The lease may run out before Redis confirms a renewal (the node is
+    /// cut off, or Redis is not serving: from here the two look alike):
+    /// the node gives up its users' names before anyone may reap them,
+    /// and tells them ([`Event::Fenced`]); the connections are dropped
+    /// (the returned reason) and made again. Their logouts go out when
+    /// Redis is back.
+    fn fence(&mut self) -> String {
+        self.renewed = None;
+        self.fenced = true;
+        self.out.push_back(Output::Event(Event::Fenced));
+        format!(
+            "no renewal of this node's lease confirmed for {} ms: it gave up its users' names \
+             (fenced) before the others may reap them",
+            (self.lease - margin(self.lease)).as_millis()
+        )
+    }
+
     fn on_reply(&mut self, tag: Tag, reply: Reply, now: Instant) -> Result<(), String> {
         if let Reply::Error(e) = &reply {
+            if scripts::is_no_script(e) {
+                return self.load_and_resend(tag);
+            }
+            if scripts::is_read_only(e) {
+                if let Tag::Propose(conn, p) = tag {
+                    self.refuse(conn, p, Refusal::Unavailable);
+                }
+                return Err(format!("Redis is a replica now ({e}): finding the master"));
+            }
             // The kind only: a chat's text is not logged.
             let what = match &tag {
+                Tag::Load => "script load",
                 Tag::Hello => "hello",
                 Tag::Tick => "tick",
                 Tag::Propose(_, p) => p.kind(),
             };
             self.out
                 .push_back(Output::Warn(format!("Redis refused the {what}: {e}")));
-            if let Tag::Propose(conn, p) = tag {
-                self.refuse(conn, p, Refusal::Unknown);
-                return Ok(());
-            }
-            return Err(format!("Redis refused the {what}: {e}"));
+            return match tag {
+                Tag::Propose(conn, p) => {
+                    let why = if scripts::is_out_of_memory(e) {
+                        Refusal::OutOfMemory
+                    } else {
+                        Refusal::Unknown
+                    };
+                    self.refuse(conn, p, why);
+                    Ok(())
+                }
+                // A renewal refused (out of memory, say) is tried again at
+                // the next tick; only the fence ends the node's hold.
+                Tag::Tick => {
+                    self.tick_sent = None;
+                    Ok(())
+                }
+                Tag::Load | Tag::Hello => Err(format!("Redis refused the {what}: {e}")),
+            };
         }
         let words = strings(&reply);
         match tag {
+            Tag::Load => {}
             Tag::Hello => self.on_hello(reply, now)?,
             Tag::Tick => {
-                self.tick_sent = None;
+                let sent = self.tick_sent.take();
                 if words.first().map(String::as_str) == Some("reset") {
                     return Err("Redis lost its data (its epoch changed)".into());
                 }
+                self.renewed = sent.or(self.renewed);
                 self.check_trimmed(words.get(2));
             }
             Tag::Propose(conn, p) => {
@@ -343,8 +448,22 @@ impl Backplane {
         Ok(())
     }
 
+    /// Redis answered `NOSCRIPT` (its script cache was flushed): nothing
+    /// was run. The scripts are loaded again, then a proposal is sent
+    /// again after them on the same connection; a tick is sent at the next
+    /// one.
+    fn load_and_resend(&mut self, tag: Tag) -> Result<(), String> {
+        scripts::load(&mut self.commands, || Tag::Load);
+        match tag {
+            Tag::Propose(conn, p) => self.send(conn, p),
+            Tag::Tick => self.tick_sent = None,
+            Tag::Hello | Tag::Load => return Err("Redis lost the scripts during the hello".into()),
+        }
+        Ok(())
+    }
+
     fn on_hello(&mut self, reply: Reply, now: Instant) -> Result<(), String> {
-        self.tick_sent = None;
+        let sent = self.tick_sent.take();
         let Reply::Array(parts) = reply else {
             return Err(format!("unexpected hello reply {reply:?}"));
         };
@@ -366,6 +485,7 @@ impl Backplane {
                     .push_back(Output::Up(format!("node {} joined the cluster", self.node)));
             }
             Some(known) if known == epoch => {
+                self.check_behind(word(4).parse().unwrap_or(0));
                 self.check_trimmed(parts.get(5).map(text).as_ref());
                 self.out.push_back(Output::Up(format!(
                     "node {} is back in the cluster",
@@ -377,6 +497,7 @@ impl Backplane {
                 self.last_id = "0-0".into();
                 self.position = 0;
                 self.resync = false;
+                self.rewound = false;
                 self.out.push_back(Output::Warn(
                     "Redis came back empty: registering this node's users again".into(),
                 ));
@@ -389,7 +510,9 @@ impl Backplane {
         }
         self.epoch = Some(epoch);
         self.phase = Phase::Up;
-        self.next_tick = Some(now + self.lease / 3);
+        self.renewed = sent;
+        self.fenced = false;
+        self.next_tick = Some(now + self.lease / TICKS_PER_LEASE);
         for p in std::mem::take(&mut self.logouts) {
             self.send(NODE_ITSELF, p);
         }
@@ -407,6 +530,22 @@ impl Backplane {
                 "{} events were trimmed from the stream before this node read them: \
                  catching up from a snapshot",
                 trimmed - self.position
+            )));
+        }
+    }
+
+    /// The stream has had fewer events added than this node has read: this
+    /// Redis is a replica promoted by a failover, and the last events did
+    /// not reach it (replication is asynchronous). The node catches up from
+    /// a snapshot of what this Redis holds.
+    fn check_behind(&mut self, added: u64) {
+        if added < self.position && !self.resync {
+            self.resync = true;
+            self.rewound = true;
+            self.out.push_back(Output::Warn(format!(
+                "the stream lacks {} events this node read (a failover lost them): \
+                 catching up from a snapshot",
+                self.position - added
             )));
         }
     }
@@ -438,8 +577,12 @@ impl Backplane {
         };
         let (users, admin) = self.take_state(&parts);
         self.resync = false;
-        self.out
-            .push_back(Output::Event(Event::Resync { users, admin }));
+        let e = if std::mem::take(&mut self.rewound) {
+            Event::Rewound { users, admin }
+        } else {
+            Event::Resync { users, admin }
+        };
+        self.out.push_back(Output::Event(e));
         Ok(())
     }
 
@@ -620,6 +763,37 @@ pub fn event(fields: &[String]) -> Option<Event> {
 mod tests {
     use super::*;
 
+    /// Answers the script loads a new connection starts with, then the
+    /// hello with `hello`.
+    fn greet(b: &mut Backplane, hello: &[u8], now: Instant) {
+        let loads = b.commands.in_flight() - 1;
+        b.feed(Link::Commands, "+sha\r\n".repeat(loads).as_bytes(), now)
+            .unwrap();
+        b.feed(Link::Commands, hello, now).unwrap();
+    }
+
+    /// A hello answer: epoch e1, an empty stream, no admin, no users.
+    const HELLO_E1: &[u8] = b"*4\r\n$2\r\ne1\r\n$3\r\n0-0\r\n$0\r\n\r\n*0\r\n";
+
+    /// A backplane up (greeted with [`HELLO_E1`]) with what it had for the
+    /// loop taken.
+    fn up(lease: Duration) -> (Backplane, Instant) {
+        let mut b = Backplane::new("n1", lease);
+        let now = Instant::now();
+        b.connected(now);
+        greet(&mut b, HELLO_E1, now);
+        while b.poll().is_some() {}
+        (b, now)
+    }
+
+    fn a_chat() -> Proposal {
+        Proposal::Chat {
+            name: "a".into(),
+            sid: "s".into(),
+            message: "m".into(),
+        }
+    }
+
     fn words(w: &[&str]) -> Vec<String> {
         w.iter().map(|s| s.to_string()).collect()
     }
@@ -682,11 +856,7 @@ mod tests {
     #[test]
     fn while_down_proposals_are_refused_and_logouts_kept() {
         let mut b = Backplane::new("n1", Duration::from_secs(3));
-        let chat = Proposal::Chat {
-            name: "a".into(),
-            sid: "s".into(),
-            message: "m".into(),
-        };
+        let chat = a_chat();
         b.propose(7, chat.clone());
         b.propose(
             8,
@@ -709,12 +879,7 @@ mod tests {
         let mut b = Backplane::new("n1", Duration::from_secs(3));
         let now = Instant::now();
         b.connected(now);
-        b.feed(
-            Link::Commands,
-            b"*4\r\n$2\r\ne1\r\n$3\r\n0-0\r\n$0\r\n\r\n*0\r\n",
-            now,
-        )
-        .unwrap();
+        greet(&mut b, HELLO_E1, now);
         assert!(matches!(
             b.poll(),
             Some(Output::Event(Event::Snapshot { .. }))
@@ -722,11 +887,7 @@ mod tests {
         assert!(matches!(b.poll(), Some(Output::Up(_))));
         assert!(b.is_up());
         assert!(!b.output(Link::Reader).is_empty(), "reading the stream");
-        let chat = Proposal::Chat {
-            name: "a".into(),
-            sid: "s".into(),
-            message: "m".into(),
-        };
+        let chat = a_chat();
         b.propose(3, chat.clone());
         b.lost();
         assert!(matches!(
@@ -735,15 +896,84 @@ mod tests {
         ));
         // Back, and Redis has another epoch: it came back empty.
         b.connected(now);
-        b.feed(
-            Link::Commands,
+        greet(
+            &mut b,
             b"*4\r\n$2\r\ne2\r\n$3\r\n0-0\r\n$0\r\n\r\n*0\r\n",
             now,
-        )
-        .unwrap();
+        );
         assert!(matches!(b.poll(), Some(Output::Warn(_))));
         assert!(matches!(b.poll(), Some(Output::Event(Event::Reset))));
         assert!(matches!(b.poll(), Some(Output::Up(_))));
+    }
+
+    #[test]
+    fn an_unconfirmed_lease_fences_the_node_before_anyone_may_reap_it() {
+        let lease = Duration::from_secs(3);
+        assert!(Backplane::new("n1", lease).health().is_some(), "not up yet");
+        let (mut b, t0) = up(lease);
+        assert_eq!(b.health(), None);
+        // A renewal refused for want of memory is tried again at the next
+        // tick: the connection is not dropped.
+        b.handle_timeout(t0 + lease / 6).unwrap();
+        let n = b.output(Link::Commands).len();
+        b.written(Link::Commands, n);
+        let oom = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+        b.feed(Link::Commands, oom, t0).unwrap();
+        assert!(matches!(b.poll(), Some(Output::Warn(_))));
+        assert!(b.is_up());
+        // No renewal confirmed since the hello: fenced at lease - margin,
+        // well before the others may reap it (lease + margin).
+        let fence = t0 + lease - margin(lease);
+        assert_eq!(b.next_timeout().map(|t| t <= fence), Some(true));
+        b.handle_timeout(fence - Duration::from_millis(1)).unwrap();
+        assert!(b.poll().is_none());
+        assert!(b.handle_timeout(fence).is_err(), "drop the connections");
+        assert!(matches!(b.poll(), Some(Output::Event(Event::Fenced))));
+        b.lost();
+        assert_eq!(b.health(), Some(FENCED));
+        assert!(reap_after(lease) - (lease - margin(lease)) >= lease / 2);
+        // Once fenced, nothing more to fence until the next hello.
+        assert!(b.handle_timeout(fence + lease).is_ok());
+        assert!(b.poll().is_none());
+    }
+
+    #[test]
+    fn a_demoted_master_means_finding_the_master_again() {
+        let (mut b, now) = up(Duration::from_secs(3));
+        let chat = a_chat();
+        b.propose(3, chat.clone());
+        let readonly = b"-READONLY You can't write against a read only replica.\r\n";
+        assert!(b.feed(Link::Commands, readonly, now).is_err(), "reconnect");
+        assert!(matches!(
+            b.poll(),
+            Some(Output::Refused(3, p, Refusal::Unavailable)) if p == chat
+        ));
+    }
+
+    #[test]
+    fn a_script_redis_no_longer_has_is_loaded_and_sent_again() {
+        let mut b = Backplane::new("n1", Duration::from_secs(3));
+        let now = Instant::now();
+        b.connected(now);
+        let first = String::from_utf8_lossy(b.output(Link::Commands)).to_string();
+        assert!(
+            first.starts_with("*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD"),
+            "{first}"
+        );
+        greet(&mut b, HELLO_E1, now);
+        while b.poll().is_some() {}
+        let n = b.output(Link::Commands).len();
+        b.written(Link::Commands, n);
+        b.propose(3, a_chat());
+        let sent = String::from_utf8_lossy(b.output(Link::Commands)).to_string();
+        assert!(sent.contains("EVALSHA") && !sent.contains("XADD"), "{sent}");
+        b.written(Link::Commands, sent.len());
+        b.feed(Link::Commands, b"-NOSCRIPT No matching script.\r\n", now)
+            .unwrap();
+        assert!(b.poll().is_none(), "not refused: it was not run");
+        let again = String::from_utf8_lossy(b.output(Link::Commands)).to_string();
+        assert!(again.starts_with("*3\r\n$6\r\nSCRIPT"), "{again}");
+        assert!(again.ends_with(&sent), "then the chat again: {again}");
     }
 
     #[test]
@@ -752,12 +982,11 @@ mod tests {
         let now = Instant::now();
         b.connected(now);
         // Up, with 5 events in the stream and none trimmed.
-        b.feed(
-            Link::Commands,
+        greet(
+            &mut b,
             b"*6\r\n$2\r\ne1\r\n$3\r\n5-0\r\n$0\r\n\r\n*0\r\n:5\r\n:0\r\n",
             now,
-        )
-        .unwrap();
+        );
         while b.poll().is_some() {}
         let reading = b.output(Link::Reader).len();
         b.written(Link::Reader, reading);
@@ -771,7 +1000,10 @@ mod tests {
         // The read in flight ends (nothing new); next comes a snapshot.
         b.feed(Link::Reader, b"*-1\r\n", now).unwrap();
         let next = String::from_utf8_lossy(b.output(Link::Reader)).to_string();
-        assert!(next.contains("EVAL") && !next.contains("XREAD"), "{next}");
+        assert!(
+            next.contains("EVALSHA") && !next.contains("XREAD"),
+            "{next}"
+        );
         let n = b.output(Link::Reader).len();
         b.written(Link::Reader, n);
         b.feed(

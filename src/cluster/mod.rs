@@ -13,6 +13,7 @@ pub mod backplane;
 pub mod local;
 pub mod redis;
 pub mod scripts;
+pub mod sentinel;
 
 use crate::protocol::{AdminCommand, Status};
 
@@ -91,6 +92,8 @@ pub enum Refusal {
     Missing(Vec<String>),
     /// The engine cannot be reached; the proposal was not sent.
     Unavailable,
+    /// The engine is out of memory; the proposal was not carried out.
+    OutOfMemory,
     /// The engine was lost while the proposal was in flight: it may or may
     /// not have been carried out.
     Unknown,
@@ -159,10 +162,24 @@ pub enum Event {
     /// The engine lost its state (Redis came back empty): register the
     /// local users again; events from the new log follow.
     Reset,
+    /// This node could not renew its lease in time (it is cut off from the
+    /// engine, or the engine stopped serving): other nodes may soon take
+    /// its users for gone, so it no longer holds their names. Its users
+    /// are told and closed now, before that; their logouts go out when the
+    /// engine is back.
+    Fenced,
     /// This node missed events (they were trimmed from the log before it
     /// read them): the whole state as it is now, to reconcile with; the
     /// differences are announced.
     Resync {
+        users: Vec<Member>,
+        admin: Option<String>,
+    },
+    /// The engine lost the last events this node applied (a failover to a
+    /// replica they had not reached): the whole state as it is now, to
+    /// reconcile with, as for `Resync`; this node's users whose login was
+    /// lost are told so.
+    Rewound {
         users: Vec<Member>,
         admin: Option<String>,
     },

@@ -13,13 +13,61 @@ pub const ADMIN: &str = "{mp1}:admin";
 pub const SEQ: &str = "{mp1}:seq";
 pub const EVENTS: &str = "{mp1}:ev";
 
-/// Queues `EVAL script numkeys key... arg...`: the key count is the keys
-/// given.
+/// Every script, for [`load`]: each connection loads them once, then
+/// sends each by its SHA1 (`EVALSHA`), not its whole text.
+const ALL: [&str; 10] = [
+    LOGIN,
+    LOGOUT,
+    CHAT,
+    ADMIN_COMMAND,
+    RENAME,
+    WHISPER,
+    HELLO,
+    TICK,
+    SNAPSHOT,
+    ELECT,
+];
+
+/// The hex SHA1 by which Redis knows `script`.
+fn sha(script: &str) -> String {
+    sha1_smol::Sha1::from(script).digest().to_string()
+}
+
+/// Queues `SCRIPT LOAD` of every script, each answered with `tag()`: sent
+/// first on a new connection, and again when Redis answers `NOSCRIPT` (its
+/// cache was flushed), so that what follows can go as `EVALSHA`.
+pub fn load<T>(c: &mut Connection<T>, tag: impl Fn() -> T) {
+    for script in ALL {
+        c.command(tag(), &[b"SCRIPT", b"LOAD", script.as_bytes()]);
+    }
+}
+
+/// Queues `EVALSHA sha1(script) numkeys key... arg...` (the script was
+/// loaded by [`load`]); the key count is the keys given.
 fn eval<T>(c: &mut Connection<T>, tag: T, script: &str, keys: &[&str], args: &[&str]) {
-    let numkeys = keys.len().to_string();
-    let mut command: Vec<&[u8]> = vec![b"EVAL", script.as_bytes(), numkeys.as_bytes()];
+    let (sha, numkeys) = (sha(script), keys.len().to_string());
+    let mut command: Vec<&[u8]> = vec![b"EVALSHA", sha.as_bytes(), numkeys.as_bytes()];
     command.extend(keys.iter().chain(args).map(|a| a.as_bytes()));
     c.command(tag, &command);
+}
+
+/// A script error meaning Redis refused to run it for want of memory
+/// (`maxmemory`): nothing of it was carried out, since every script
+/// checks before it writes and Redis refuses a script at its first write.
+pub fn is_out_of_memory(error: &str) -> bool {
+    error.starts_with("OOM")
+}
+
+/// An error meaning the server is a replica now (a failover demoted it):
+/// nothing was written; find the master again.
+pub fn is_read_only(error: &str) -> bool {
+    error.starts_with("READONLY")
+}
+
+/// A script error meaning Redis did not have the script (its cache was
+/// flushed): nothing was run; load the scripts and send it again.
+pub fn is_no_script(error: &str) -> bool {
+    error.starts_with("NOSCRIPT")
 }
 
 pub fn user_key(name: &str) -> String {
@@ -262,23 +310,46 @@ pub fn whisper<T>(
 }
 
 pub const EPOCH: &str = "{mp1}:epoch";
-/// Every node that has joined and not been reaped.
-pub const NODES: &str = "{mp1}:nodes";
 
-pub fn lease_key(node: &str) -> String {
-    format!("{{mp1}}:lease:{node}")
-}
-
-/// A Lua function (the prefix of the scripts that reap): logs out every
-/// user of `node` if its lease has run out (it died, or was cut off),
-/// with one `leave` event (why `lost`) each and, if the admin was among
-/// them, one `admin` event for the earliest login left (in login order). Returns how many
-/// it logged out, or -1 while the lease holds. Twice is harmless.
+/// Lua functions (the prefix of the scripts that keep leases and reap).
+///
+/// Leases are kept in Redis's own time (`TIME`, in ms): `{mp1}:leases`
+/// scores each live node with the moment it may be reaped (its last
+/// renewal + lease + margin). `{mp1}:clock` is when Redis last served a
+/// hello or tick. Live nodes tick several times a lease, so a longer gap
+/// (`pause`, ms) means Redis was not serving (paused, stopped, or every
+/// node was cut off): that time does not count against anyone's lease,
+/// and `served` moves every reap time on by it, giving every node the
+/// chance to renew before anyone may reap it.
+///
+/// `reap` logs out every user of a node whose lease is over (it died, or
+/// was cut off: it fenced itself before this, see `Backplane`), with one
+/// `leave` event (why `lost`) each and, if the admin was among them, one
+/// `admin` event for the earliest login left (in login order). Returns how
+/// many it logged out. Twice is harmless.
 macro_rules! reap_fn {
     () => {
         r#"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+-- How far every reap time moves on (read only: checks come before writes).
+local function pause_shift(now, pause)
+  local last = tonumber(redis.call('GET', '{mp1}:clock') or '')
+  if last and now - last > pause then return now - last end
+  return 0
+end
+local function served(now, shift)
+  if shift > 0 then
+    local leases = redis.call('ZRANGE', '{mp1}:leases', 0, -1, 'WITHSCORES')
+    for i = 1, #leases, 2 do
+      redis.call('ZADD', '{mp1}:leases', tonumber(leases[i + 1]) + shift, leases[i])
+    end
+  end
+  redis.call('SET', '{mp1}:clock', now)
+end
 local function reap(node, maxlen)
-  if redis.call('EXISTS', '{mp1}:lease:' .. node) == 1 then return -1 end
   local on = '{mp1}:on:' .. node
   local names = redis.call('SMEMBERS', on)
   -- Announced in login order, the order the online list shows them in.
@@ -297,7 +368,7 @@ local function reap(node, maxlen)
       'ev', 'leave', 'name', name, 'why', 'lost', 'admin', '')
   end
   redis.call('DEL', on)
-  redis.call('SREM', '{mp1}:nodes', node)
+  redis.call('ZREM', '{mp1}:leases', node)
   if lost_admin then
     local first = redis.call('ZRANGE', '{mp1}:order', 0, 0)
     if #first > 0 then
@@ -309,11 +380,10 @@ local function reap(node, maxlen)
   end
   return #names
 end
-local function reap_dead(maxlen)
+local function reap_dead(now, maxlen)
   local n = 0
-  for _, node in ipairs(redis.call('SMEMBERS', '{mp1}:nodes')) do
-    local k = reap(node, maxlen)
-    if k > 0 then n = n + k end
+  for _, node in ipairs(redis.call('ZRANGEBYSCORE', '{mp1}:leases', '-inf', '(' .. now)) do
+    n = n + reap(node, maxlen)
   end
   return n
 end
@@ -362,22 +432,30 @@ end
 /// `{epoch, last event id, admin, users, entries added, entries trimmed}`
 /// (see [`users_fn`]). The epoch is set if Redis has none (it is new, or came
 /// back empty): a node that knew another epoch must register its users
-/// again.
+/// again. ARGV: node, reap after (ms: lease + margin), fresh, maxlen, the
+/// epoch to set, the pause (ms, see [`reap_fn`]).
+///
+/// It runs even when Redis is out of memory (`allow-oom`): a lease must be
+/// renewable then, and reaping frees memory; its own writes are a few
+/// small keys and one event per reaped user.
 const HELLO: &str = concat!(
+    "#!lua flags=allow-oom\n",
     reap_fn!(),
     users_fn!(),
     r#"
-local node, ms, fresh, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local lease = '{mp1}:lease:' .. node
-if fresh == '1' and redis.call('EXISTS', lease) == 1 then return {'inuse'} end
+local node, ms, fresh, maxlen, pause = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[6])
+local now = now_ms()
+local shift = pause_shift(now, pause)
+local mine = tonumber(redis.call('ZSCORE', '{mp1}:leases', node) or '')
+if fresh == '1' and mine and mine + shift > now then return {'inuse'} end
+served(now, shift)
 local epoch = redis.call('GET', '{mp1}:epoch')
 if not epoch then
   epoch = ARGV[5]
   redis.call('SET', '{mp1}:epoch', epoch)
 end
-reap_dead(maxlen)
-redis.call('SET', lease, 1, 'PX', ms)
-redis.call('SADD', '{mp1}:nodes', node)
+reap_dead(now, maxlen)
+redis.call('ZADD', '{mp1}:leases', now + ms, node)
 local counts = stream_counts()
 return {epoch, last_event_id(), redis.call('GET', '{mp1}:admin') or '', users(),
   counts[1], counts[2]}
@@ -386,16 +464,20 @@ return {epoch, last_event_id(), redis.call('GET', '{mp1}:admin') or '', users(),
 
 /// A node's heartbeat: `{"reset"}` if Redis's epoch is not the node's (it
 /// came back empty), else renews the lease, reaps the dead nodes and
-/// returns `{"ok", users reaped, entries trimmed from the stream}`.
+/// returns `{"ok", users reaped, entries trimmed from the stream}`. ARGV
+/// as [`HELLO`]'s: node, reap after (ms), epoch, maxlen, pause (ms). Runs
+/// when Redis is out of memory, as the hello does.
 const TICK: &str = concat!(
+    "#!lua flags=allow-oom\n",
     reap_fn!(),
     users_fn!(),
     r#"
-local node, ms, epoch, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local node, ms, epoch, maxlen, pause = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
 if redis.call('GET', '{mp1}:epoch') ~= epoch then return {'reset'} end
-redis.call('SET', '{mp1}:lease:' .. node, 1, 'PX', ms)
-redis.call('SADD', '{mp1}:nodes', node)
-return {'ok', reap_dead(maxlen), stream_counts()[2]}
+local now = now_ms()
+served(now, pause_shift(now, pause))
+redis.call('ZADD', '{mp1}:leases', now + ms, node)
+return {'ok', reap_dead(now, maxlen), stream_counts()[2]}
 "#
 );
 
@@ -427,31 +509,35 @@ redis.call('XADD', '{mp1}:ev', 'MAXLEN', '~', ARGV[1], '*', 'ev', 'admin', 'name
 return {'ok', first[1]}
 "#;
 
+/// How a node's lease is kept, for the hello and the tick.
+#[derive(Clone, Copy, Debug)]
+pub struct Lease {
+    /// Others may reap the node this long (ms) after its last renewal.
+    pub reap_after_ms: u64,
+    /// A longer gap (ms) between the hellos and ticks Redis serves means
+    /// it was not serving (see [`reap_fn`]).
+    pub pause_ms: u64,
+}
+
 /// Queues `node`'s hello (see [`HELLO`]); `fresh` when the process has
 /// just started, `epoch` the one to set if Redis has none.
-pub fn hello<T>(
-    c: &mut Connection<T>,
-    tag: T,
-    node: &str,
-    lease_ms: u64,
-    fresh: bool,
-    epoch: &str,
-) {
-    let ms = lease_ms.to_string();
+pub fn hello<T>(c: &mut Connection<T>, tag: T, node: &str, lease: Lease, fresh: bool, epoch: &str) {
+    let (ms, pause) = (lease.reap_after_ms.to_string(), lease.pause_ms.to_string());
     let fresh = if fresh { "1" } else { "0" };
-    eval(
-        c,
-        tag,
-        HELLO,
-        &[],
-        &[node, &ms, fresh, STREAM_MAXLEN, epoch],
-    );
+    let args = [node, &ms, fresh, STREAM_MAXLEN, epoch, &pause];
+    eval(c, tag, HELLO, &[], &args);
 }
 
 /// Queues `node`'s heartbeat (see [`TICK`]).
-pub fn tick<T>(c: &mut Connection<T>, tag: T, node: &str, lease_ms: u64, epoch: &str) {
-    let ms = lease_ms.to_string();
-    eval(c, tag, TICK, &[], &[node, &ms, epoch, STREAM_MAXLEN]);
+pub fn tick<T>(c: &mut Connection<T>, tag: T, node: &str, lease: Lease, epoch: &str) {
+    let (ms, pause) = (lease.reap_after_ms.to_string(), lease.pause_ms.to_string());
+    eval(
+        c,
+        tag,
+        TICK,
+        &[],
+        &[node, &ms, epoch, STREAM_MAXLEN, &pause],
+    );
 }
 
 /// Queues an election of the earliest login as admin, if there is none.

@@ -8,6 +8,7 @@ use super::table::Source;
 use super::timers::Wake;
 use super::{Server, Timer};
 use crate::cluster::backplane::{Backplane, Link, Output};
+use crate::cluster::sentinel::Sentinels;
 use crate::cluster::Proposal;
 use log::{error, info, warn};
 use mio::net::TcpStream;
@@ -20,6 +21,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// How long a connection to Redis may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a Sentinel may take to say which server is the master.
+const SENTINEL_TIMEOUT: Duration = Duration::from_millis(300);
 /// How long start-up waits for Redis to answer the hello.
 const START_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits to hand the last logouts to Redis.
@@ -28,7 +31,8 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 /// `--cluster` and its options.
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
-    /// As given: `redis://HOST[:PORT]`.
+    /// As given: `redis://HOST[:PORT]` or
+    /// `redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME`.
     pub url: String,
     pub node_id: String,
     /// A node that has not renewed its lease for this long is taken for
@@ -56,9 +60,24 @@ impl ClusterConfig {
         })
     }
 
-    /// The address in `url`, looked up.
+    /// Whether `url` is one `--cluster` takes: `redis://HOST[:PORT]` or
+    /// `redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME`.
+    pub fn check(url: &str) -> Result<(), String> {
+        match Sentinels::parse(url)? {
+            Some(_) => Ok(()),
+            None => Self::host_port(url).map(drop).map_err(|e| {
+                format!("{e} (or redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER_NAME)")
+            }),
+        }
+    }
+
+    /// The address in `url`, looked up; with Sentinels, the master's as
+    /// they say now.
     pub fn redis_addr(&self) -> io::Result<SocketAddr> {
         let bad = |why: String| io::Error::new(io::ErrorKind::InvalidInput, why);
+        if let Some(sentinels) = Sentinels::parse(&self.url).map_err(bad)? {
+            return sentinels.master_addr(SENTINEL_TIMEOUT);
+        }
         Self::host_port(&self.url)
             .map_err(bad)?
             .to_socket_addrs()?
@@ -124,7 +143,9 @@ fn greet(
     let mut deadline = Instant::now() + START_TIMEOUT;
     // A live node with this id may be this node's own earlier life
     // (killed, and restarted at once): then its lease runs out.
-    let in_use_until = Instant::now() + config.lease + Duration::from_millis(500);
+    let in_use_until = Instant::now()
+        + crate::cluster::backplane::reap_after(config.lease)
+        + Duration::from_millis(500);
     let mut told = false;
     let mut buf = [0u8; 16 * 1024];
     while !backplane.is_up() {
@@ -333,11 +354,18 @@ impl Cluster {
         }
         self.backplane.lost();
         self.retry_at = Some(now + self.backoff);
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        // Tried at least four times a lease, so that a Redis back soon is
+        // found before this node must fence itself.
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX.min(self.config.lease / 4));
     }
 
     fn reconnect(&mut self, registry: &Registry, now: Instant) -> io::Result<()> {
         self.retry_at = None;
+        // Asked again: after a failover, the Sentinels name another master.
+        // (A plain address is not looked up again: no DNS on the loop.)
+        if let Ok(Some(sentinels)) = Sentinels::parse(&self.config.url) {
+            self.addr = sentinels.master_addr(SENTINEL_TIMEOUT)?;
+        }
         let mut commands = TcpStream::connect(self.addr)?;
         let mut reader = TcpStream::connect(self.addr)?;
         let both = Interest::READABLE | Interest::WRITABLE;
@@ -519,6 +547,12 @@ impl Server {
         c.wake.fired(at);
         c.on_timeout(self.el.registry(), now);
         self.pump_cluster();
+    }
+
+    /// Why this node cannot serve (a cluster node with no Redis, or
+    /// fenced), for `/healthz`; `None` when it can.
+    pub(super) fn cluster_health(&self) -> Option<&'static str> {
+        self.cluster.as_ref().and_then(|c| c.backplane.health())
     }
 
     pub(super) fn on_settle_timer(&mut self) {

@@ -216,6 +216,18 @@ fn route_plain(
     }
 }
 
+/// `503` and why, for a complete `GET /healthz` while the node cannot
+/// serve (`reason`: a cluster node with no Redis, or fenced).
+fn unhealthy(head: &[u8], reason: Option<&str>) -> Option<Answer> {
+    let reason = reason?;
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let complete = matches!(req.parse(head), Ok(httparse::Status::Complete(_)));
+    let path = req.path.unwrap_or("").split('?').next().unwrap_or("");
+    (complete && req.method == Some("GET") && path == "/healthz")
+        .then(|| Answer::Respond(text("503 Service Unavailable", &format!("{reason}\n"))))
+}
+
 impl Server {
     /// Starts the HTTP face when configured.
     pub(super) fn start_http(mut self) -> io::Result<Server> {
@@ -276,7 +288,8 @@ impl Server {
             origins: &self.config.http_origins,
             hosts: &self.config.http_allowed_hosts,
         };
-        let answer = route(&head, policy, || self.render_metrics());
+        let answer = unhealthy(&head, self.cluster_health())
+            .or_else(|| route(&head, policy, || self.render_metrics()));
         match answer {
             Some(Answer::Respond(r)) => self.answer_http(key, &r),
             Some(Answer::Upgrade { response, rest }) => {
