@@ -308,7 +308,9 @@ impl Chat {
     /// closed, and leaves as if they had disconnected (the logouts go out
     /// when the engine is back; until then the names stay listed).
     fn fenced(&mut self, out: &mut Vec<Effect>) {
-        for conn in self.members.to_vec() {
+        // A copy: each leave changes the members.
+        let members: Vec<ConnId> = self.members.iter().copied().collect();
+        for conn in members {
             out.push(Effect::Send(conn, Reply::disconnect(FENCED)));
             out.push(Effect::Close(conn));
             self.leave_cluster(conn, out);

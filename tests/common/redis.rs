@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use mp1::cluster::redis::{Connection, Reply};
+use redis_protocol::resp2::types::Resp2Frame;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpListener;
 use std::net::{SocketAddr, TcpStream};
