@@ -5,7 +5,7 @@
 //! at once). What a client sees is decided here; who holds which name,
 //! who is admin and who is muted comes from the engine.
 
-use super::{departure, Chat, ConnId, Effect, User, KICKED, NODE_ITSELF};
+use super::{departure, Chat, ConnId, Effect, User, KICKED};
 use crate::cluster::{Departure, Event, Member, Proposal, Refusal};
 use crate::protocol::{AdminCommand, Reply, Status};
 use std::collections::{HashMap, HashSet};
@@ -121,7 +121,7 @@ impl Chat {
         proposal: impl FnOnce(String) -> Proposal,
     ) {
         let p = proposal(self.sid_of(conn));
-        self.propose(conn, p, out);
+        self.propose(Some(conn), p, out);
     }
 
     /// A login is proposed once at a time per connection; the connection is
@@ -143,7 +143,7 @@ impl Chat {
             addr,
             restore: None,
         };
-        self.propose(conn, p, out);
+        self.propose(Some(conn), p, out);
     }
 
     /// The connection is gone: its user stays in the cluster's namespace
@@ -164,9 +164,9 @@ impl Chat {
             };
             let name = user.name;
             self.shared().remote.insert(name.clone(), remote);
-            self.propose(conn, Proposal::Logout { name, sid }, out);
+            self.propose(Some(conn), Proposal::Logout { name, sid }, out);
         }
-        if let Some(s) = self.sessions.get_mut(conn) {
+        if let Some(s) = self.sessions.get_mut(conn.0) {
             *s = None;
         }
     }
@@ -369,7 +369,7 @@ impl Chat {
         if ours && conn.is_none() {
             // Its connection left while the login was in flight.
             let p = Proposal::Logout { name, sid: m.sid };
-            self.propose(NODE_ITSELF, p, out);
+            self.propose(None, p, out);
         }
     }
 
@@ -378,7 +378,7 @@ impl Chat {
         self.names.insert(m.name.clone(), conn);
         let slot = self.members.len();
         std::rc::Rc::make_mut(&mut self.members).push(conn);
-        if let Some(Some(s)) = self.sessions.get_mut(conn) {
+        if let Some(Some(s)) = self.sessions.get_mut(conn.0) {
             s.user = Some(User {
                 name: m.name.clone(),
                 seq: m.seq,
@@ -496,7 +496,7 @@ impl Chat {
             again.push((conn, p));
         }
         for (conn, p) in again {
-            self.propose(conn, p, out);
+            self.propose(Some(conn), p, out);
         }
     }
 
@@ -539,7 +539,7 @@ impl Chat {
             .is_some_and(|a| self.names.contains_key(a) || self.shared().remote.contains_key(a));
         if !present {
             self.shared().admin = None;
-            self.propose(NODE_ITSELF, Proposal::Elect, out);
+            self.propose(None, Proposal::Elect, out);
         }
     }
 

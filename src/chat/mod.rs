@@ -55,12 +55,16 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-/// The server loop's handle for one connection (its slab key).
-pub type ConnId = usize;
+/// The server loop's handle for one connection (its slot in the loop's
+/// table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub usize);
 
-/// The "connection" of a proposal the node makes on its own (a logout
-/// nobody waits for, an election): no client is answered.
-pub const NODE_ITSELF: ConnId = usize::MAX;
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Who a broadcast goes to: the logged-in connections at the moment it
 /// was made, less one. The list is a snapshot shared with the chat (no
@@ -121,8 +125,9 @@ pub enum Effect {
     /// For the LAN, through the peer bridge (only when one is set).
     Lan(LanOut),
     /// For the cluster's engine (only in a cluster): a state change the
-    /// connection asked for.
-    Propose(ConnId, Proposal),
+    /// connection asked for (none: the node's own, such as an election or
+    /// a logout nobody waits for).
+    Propose(Option<ConnId>, Proposal),
 }
 
 /// What a server user sends to LAN peers through the bridge.
@@ -427,11 +432,11 @@ impl Chat {
 
     /// A new connection from `addr`; it must log in before anything else.
     pub fn handle_connect(&mut self, conn: ConnId, addr: SocketAddr) {
-        if self.sessions.len() <= conn {
-            self.sessions.resize_with(conn + 1, || None);
+        if self.sessions.len() <= conn.0 {
+            self.sessions.resize_with(conn.0 + 1, || None);
         }
         let sid = self.shared.new_sid();
-        self.sessions[conn] = Some(Session {
+        self.sessions[conn.0] = Some(Session {
             addr,
             user: None,
             sid,
@@ -500,7 +505,7 @@ impl Chat {
     }
 
     fn session(&self, conn: ConnId) -> Option<&Session> {
-        self.sessions.get(conn).and_then(Option::as_ref)
+        self.sessions.get(conn.0).and_then(Option::as_ref)
     }
 
     fn user(&self, conn: ConnId) -> Option<&User> {
@@ -509,7 +514,7 @@ impl Chat {
 
     fn user_mut(&mut self, conn: ConnId) -> Option<&mut User> {
         self.sessions
-            .get_mut(conn)
+            .get_mut(conn.0)
             .and_then(Option::as_mut)
             .and_then(|s| s.user.as_mut())
     }
@@ -663,7 +668,7 @@ impl Chat {
         out.push(Effect::Send(conn, Reply::disconnect(why)));
         out.push(Effect::Close(conn));
         let user = self.logout(conn);
-        if let Some(s) = self.sessions.get_mut(conn) {
+        if let Some(s) = self.sessions.get_mut(conn.0) {
             *s = None;
         }
         user
@@ -671,7 +676,7 @@ impl Chat {
 
     /// Removes `conn`'s user (if logged in) from names and members.
     fn logout(&mut self, conn: ConnId) -> Option<User> {
-        let user = self.sessions.get_mut(conn)?.as_mut()?.user.take()?;
+        let user = self.sessions.get_mut(conn.0)?.as_mut()?.user.take()?;
         self.names.remove(&user.name);
         Rc::make_mut(&mut self.members).swap_remove(user.slot);
         if let Some(&moved) = self.members.get(user.slot) {
@@ -685,7 +690,7 @@ impl Chat {
     /// Hands `p` to the engine: on a single node it is decided at once,
     /// and its events and refusals applied before this returns; in a
     /// cluster the loop hands it on ([`Effect::Propose`]).
-    fn propose(&mut self, conn: ConnId, p: Proposal, out: &mut Vec<Effect>) {
+    fn propose(&mut self, conn: Option<ConnId>, p: Proposal, out: &mut Vec<Effect>) {
         let Some(mut engine) = self.engine.take() else {
             out.push(Effect::Propose(conn, p));
             return;
@@ -696,7 +701,11 @@ impl Chat {
         for d in decisions {
             match d {
                 Decision::Event(e) => self.apply(e, out),
-                Decision::Refused(why, p) => self.refused(conn, p, why, out),
+                Decision::Refused(why, p) => {
+                    if let Some(conn) = conn {
+                        self.refused(conn, p, why, out);
+                    }
+                }
             }
         }
     }

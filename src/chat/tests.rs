@@ -21,10 +21,10 @@ pub(super) fn sm(s: &str) -> Reply {
 }
 
 /// A broadcast of `reply` that reaches exactly `recipients`.
-pub(super) fn to(recipients: &[ConnId], reply: Reply) -> Effect {
+pub(super) fn to(recipients: &[usize], reply: Reply) -> Effect {
     Effect::Broadcast {
         to: Audience {
-            members: Rc::new(recipients.to_vec()),
+            members: Rc::new(recipients.iter().map(|&c| ConnId(c)).collect()),
             except: None,
         },
         reply,
@@ -32,7 +32,7 @@ pub(super) fn to(recipients: &[ConnId], reply: Reply) -> Effect {
 }
 
 /// A server message to exactly `recipients`.
-pub(super) fn all(recipients: &[ConnId], s: &str) -> Effect {
+pub(super) fn all(recipients: &[usize], s: &str) -> Effect {
     to(recipients, sm(s))
 }
 
@@ -48,21 +48,24 @@ impl Fixture {
     }
 
     /// Sends raw JSON from `conn`, returning the effects.
-    fn send(&mut self, conn: ConnId, json: &str) -> Vec<Effect> {
+    fn send(&mut self, conn: usize, json: &str) -> Vec<Effect> {
+        let conn = ConnId(conn);
         self.chat
             .handle_request(conn, decode_request(json.as_bytes()));
         effects(&mut self.chat)
     }
 
-    fn login(&mut self, conn: ConnId, name: &str) -> Vec<Effect> {
-        self.chat.handle_connect(conn, addr(40000 + conn as u16));
+    fn login(&mut self, conn: usize, name: &str) -> Vec<Effect> {
+        self.chat
+            .handle_connect(ConnId(conn), addr(40000 + conn as u16));
         self.send(
             conn,
             &format!(r#"{{"mtp":"Login","data":{{"name":"{name}"}}}}"#),
         )
     }
 
-    fn drop_conn(&mut self, conn: ConnId) -> Vec<Effect> {
+    fn drop_conn(&mut self, conn: usize) -> Vec<Effect> {
+        let conn = ConnId(conn);
         self.chat.handle_disconnect(conn);
         effects(&mut self.chat)
     }
@@ -89,15 +92,15 @@ fn first_login_is_admin_in_order() {
     assert_eq!(
         f.login(0, "ana"),
         vec![
-            Effect::Send(0, assign("ana", Status::Ok)),
+            Effect::Send(ConnId(0), assign("ana", Status::Ok)),
             all(&[0], "ana joined the server."),
-            Effect::Send(0, sm("You are the admin.")),
+            Effect::Send(ConnId(0), sm("You are the admin.")),
         ]
     );
     assert_eq!(
         f.login(1, "bo"),
         vec![
-            Effect::Send(1, assign("bo", Status::Ok)),
+            Effect::Send(ConnId(1), assign("bo", Status::Ok)),
             all(&[0, 1], "bo joined the server.")
         ]
     );
@@ -110,38 +113,47 @@ fn login_rejections_keep_the_connection() {
     f.login(0, "ana");
     assert_eq!(
         f.login(1, "ana"),
-        vec![Effect::Send(1, assign("ana", Status::DuplicateError))]
+        vec![Effect::Send(
+            ConnId(1),
+            assign("ana", Status::DuplicateError)
+        )]
     );
     assert_eq!(
         f.login(1, "a b"),
-        vec![Effect::Send(1, assign("a b", Status::InvalidUsername))]
+        vec![Effect::Send(
+            ConnId(1),
+            assign("a b", Status::InvalidUsername)
+        )]
     );
     assert_eq!(
         f.send(1, r#"{"mtp":"Login","data":{"name":7}}"#),
-        vec![Effect::Send(1, assign("", Status::InvalidUsername))]
+        vec![Effect::Send(ConnId(1), assign("", Status::InvalidUsername))]
     );
     assert_eq!(
         f.send(1, r#"{"mtp":"Login"}"#),
-        vec![Effect::Send(1, assign("", Status::InvalidUsername))]
+        vec![Effect::Send(ConnId(1), assign("", Status::InvalidUsername))]
     );
     // Retrying with a free name works.
     assert_eq!(
         f.login(1, "Ana")[0],
-        Effect::Send(1, assign("Ana", Status::Ok))
+        Effect::Send(ConnId(1), assign("Ana", Status::Ok))
     );
     assert_eq!(
         f.send(1, r#"{"mtp":"Login","data":{"name":"x"}}"#),
-        vec![Effect::Send(1, sm("Already logged in as Ana."))]
+        vec![Effect::Send(ConnId(1), sm("Already logged in as Ana."))]
     );
 }
 
 #[test]
 fn anything_before_login_is_refused() {
     let mut f = Fixture::new();
-    f.chat.handle_connect(3, addr(1));
+    f.chat.handle_connect(ConnId(3), addr(1));
     assert_eq!(
         f.send(3, r#"{"mtp":"SendChat","data":{"message":"hi"}}"#),
-        vec![Effect::Send(3, sm("Not logged in: send Login first."))]
+        vec![Effect::Send(
+            ConnId(3),
+            sm("Not logged in: send Login first.")
+        )]
     );
     assert!(f.chat.members().is_empty());
 }
@@ -155,7 +167,7 @@ fn set_username() {
     assert_eq!(
         f.send(0, &set("bo")),
         vec![Effect::Send(
-            0,
+            ConnId(0),
             Reply::SetUsername {
                 name: "bo".into(),
                 status: Status::DuplicateError
@@ -165,7 +177,7 @@ fn set_username() {
     assert_eq!(
         f.send(0, &set("ana")),
         vec![Effect::Send(
-            0,
+            ConnId(0),
             Reply::SetUsername {
                 name: "ana".into(),
                 status: Status::Ok
@@ -176,7 +188,7 @@ fn set_username() {
         f.send(0, &set("cy")),
         vec![
             Effect::Send(
-                0,
+                ConnId(0),
                 Reply::SetUsername {
                     name: "cy".into(),
                     status: Status::Ok
@@ -188,12 +200,12 @@ fn set_username() {
     assert!(!f.chat.is_taken("ana"));
     assert_eq!(
         f.login(2, "ana")[0],
-        Effect::Send(2, assign("ana", Status::Ok))
+        Effect::Send(ConnId(2), assign("ana", Status::Ok))
     );
     assert_eq!(
         f.send(0, &set("")),
         vec![Effect::Send(
-            0,
+            ConnId(0),
             Reply::SetUsername {
                 name: "".into(),
                 status: Status::InvalidUsername
@@ -210,7 +222,7 @@ fn user_info_and_time_and_list() {
     assert_eq!(
         f.send(0, r#"{"mtp":"RequestUserInfo","data":{"name":"bo"}}"#),
         vec![Effect::Send(
-            0,
+            ConnId(0),
             Reply::ProvideUserInfo {
                 name: "bo".into(),
                 ip: "127.0.0.1".into(),
@@ -222,7 +234,7 @@ fn user_info_and_time_and_list() {
     assert_eq!(
         f.send(0, r#"{"mtp":"RequestUserInfo","data":{"name":"zz"}}"#),
         vec![Effect::Send(
-            0,
+            ConnId(0),
             Reply::ProvideUserInfo {
                 name: "zz".into(),
                 ip: "".into(),
@@ -234,7 +246,7 @@ fn user_info_and_time_and_list() {
     assert_eq!(
         f.send(1, r#"{"mtp":"RequestLocalTime","data":{}}"#),
         vec![Effect::Send(
-            1,
+            ConnId(1),
             Reply::SendLocalTime {
                 time: "08:30:55".into()
             }
@@ -246,7 +258,7 @@ fn user_info_and_time_and_list() {
     assert_eq!(
         f.send(1, r#"{"mtp":"RequestOnlineList","data":{}}"#),
         vec![Effect::Send(
-            1,
+            ConnId(1),
             Reply::SendOnlineList {
                 names: vec!["bo".into(), "cy".into(), "dee".into()]
             }
@@ -273,50 +285,53 @@ fn chat_and_mute() {
     assert_eq!(
         f.send(0, r#"{"mtp":"MuteUser","data":{"name":"bo"}}"#),
         vec![
-            Effect::Send(0, admin(AdminCommand::MuteUser, "bo", Status::Ok)),
+            Effect::Send(ConnId(0), admin(AdminCommand::MuteUser, "bo", Status::Ok)),
             all(&[0, 1], "bo has been muted."),
         ]
     );
-    assert_eq!(f.send(1, chat), vec![Effect::Send(1, sm("You are muted."))]);
+    assert_eq!(
+        f.send(1, chat),
+        vec![Effect::Send(ConnId(1), sm("You are muted."))]
+    );
     assert_eq!(
         f.send(
             1,
             r#"{"mtp":"WhisperToUser","data":{"to":["ana"],"message":"x"}}"#
         ),
-        vec![Effect::Send(1, sm("You are muted."))]
+        vec![Effect::Send(ConnId(1), sm("You are muted."))]
     );
     assert_eq!(
         f.send(0, r#"{"mtp":"MuteUser","data":{"name":"bo"}}"#),
         vec![Effect::Send(
-            0,
+            ConnId(0),
             admin(AdminCommand::MuteUser, "bo", Status::UserAlreadyMuted)
         )]
     );
     assert_eq!(
         f.send(1, r#"{"mtp":"UnmuteUser","data":{"name":"bo"}}"#),
         vec![Effect::Send(
-            1,
+            ConnId(1),
             admin(AdminCommand::UnmuteUser, "bo", Status::NotAdminError)
         )]
     );
     assert_eq!(
         f.send(0, r#"{"mtp":"UnmuteUser","data":{"name":"bo"}}"#),
         vec![
-            Effect::Send(0, admin(AdminCommand::UnmuteUser, "bo", Status::Ok)),
+            Effect::Send(ConnId(0), admin(AdminCommand::UnmuteUser, "bo", Status::Ok)),
             all(&[0, 1], "bo has been unmuted."),
         ]
     );
     assert_eq!(
         f.send(0, r#"{"mtp":"UnmuteUser","data":{"name":"bo"}}"#),
         vec![Effect::Send(
-            0,
+            ConnId(0),
             admin(AdminCommand::UnmuteUser, "bo", Status::UserAlreadyUnmuted)
         )]
     );
     assert_eq!(
         f.send(0, r#"{"mtp":"MuteUser","data":{"name":"zz"}}"#),
         vec![Effect::Send(
-            0,
+            ConnId(0),
             admin(AdminCommand::MuteUser, "zz", Status::UserDoesNotExist)
         )]
     );
@@ -333,7 +348,7 @@ fn chat_length_limit() {
     assert_eq!(
         f.send(0, r#"{"mtp":"SendChat","data":{"message":"01234567890"}}"#),
         vec![Effect::Send(
-            0,
+            ConnId(0),
             sm("Message too long: the limit is 10 characters.")
         )]
     );
@@ -354,9 +369,9 @@ fn whisper() {
             r#"{"mtp":"WhisperToUser","data":{"to":["bo","zz","bo","ana"],"message":"psst"}}"#
         ),
         vec![
-            Effect::Send(1, w("ana")),
-            Effect::Send(0, sm("UserDoesNotExist: zz")),
-            Effect::Send(0, w("ana")),
+            Effect::Send(ConnId(1), w("ana")),
+            Effect::Send(ConnId(0), sm("UserDoesNotExist: zz")),
+            Effect::Send(ConnId(0), w("ana")),
         ]
     );
 }
@@ -374,7 +389,7 @@ fn whisper_recipients_are_capped() {
             r#"{"mtp":"WhisperToUser","data":{"to":["bo","a","b","c","d"],"message":"psst"}}"#
         ),
         vec![Effect::Send(
-            0,
+            ConnId(0),
             sm("Too many recipients: at most 4 names in one whisper.")
         )]
     );
@@ -389,8 +404,8 @@ fn disconnect_and_drop() {
     assert_eq!(
         f.send(1, r#"{"mtp":"Disconnect","data":{}}"#),
         vec![
-            Effect::Send(1, Reply::disconnect("Goodbye.")),
-            Effect::Close(1),
+            Effect::Send(ConnId(1), Reply::disconnect("Goodbye.")),
+            Effect::Close(ConnId(1)),
             all(&[0, 2], "bo left the server."),
         ]
     );
@@ -408,10 +423,10 @@ fn disconnect_and_drop() {
     // The next login becomes admin.
     assert_eq!(
         f.login(5, "eve")[2],
-        Effect::Send(5, sm("You are the admin."))
+        Effect::Send(ConnId(5), sm("You are the admin."))
     );
     // A connection that never logged in leaves silently.
-    f.chat.handle_connect(6, addr(9));
+    f.chat.handle_connect(ConnId(6), addr(9));
     assert_eq!(f.drop_conn(6), vec![]);
 }
 
@@ -425,23 +440,23 @@ fn kick() {
     assert_eq!(
         f.send(1, &kick("cy")),
         vec![Effect::Send(
-            1,
+            ConnId(1),
             admin(AdminCommand::KickUser, "cy", Status::NotAdminError)
         )]
     );
     assert_eq!(
         f.send(0, &kick("zz")),
         vec![Effect::Send(
-            0,
+            ConnId(0),
             admin(AdminCommand::KickUser, "zz", Status::UserDoesNotExist)
         )]
     );
     assert_eq!(
         f.send(0, &kick("bo")),
         vec![
-            Effect::Send(0, admin(AdminCommand::KickUser, "bo", Status::Ok)),
-            Effect::Send(1, Reply::disconnect("Kicked from the server.")),
-            Effect::Close(1),
+            Effect::Send(ConnId(0), admin(AdminCommand::KickUser, "bo", Status::Ok)),
+            Effect::Send(ConnId(1), Reply::disconnect("Kicked from the server.")),
+            Effect::Close(ConnId(1)),
             all(&[0, 2], "bo has been kicked from the server."),
         ]
     );
@@ -450,14 +465,14 @@ fn kick() {
     assert_eq!(
         f.send(0, &kick("ana")),
         vec![
-            Effect::Send(0, admin(AdminCommand::KickUser, "ana", Status::Ok)),
-            Effect::Send(0, Reply::disconnect("Kicked from the server.")),
-            Effect::Close(0),
+            Effect::Send(ConnId(0), admin(AdminCommand::KickUser, "ana", Status::Ok)),
+            Effect::Send(ConnId(0), Reply::disconnect("Kicked from the server.")),
+            Effect::Close(ConnId(0)),
             all(&[2], "ana has been kicked from the server."),
             all(&[2], "cy is now the admin."),
         ]
     );
-    assert_eq!(f.chat.members(), &[2]);
+    assert_eq!(f.chat.members(), &[ConnId(2)]);
 }
 
 #[test]
@@ -469,28 +484,28 @@ fn set_as_admin_transfers() {
     assert_eq!(
         f.send(0, &set("ana")),
         vec![Effect::Send(
-            0,
+            ConnId(0),
             admin(AdminCommand::SetAsAdmin, "ana", Status::AlreadyAdmin)
         )]
     );
     assert_eq!(
         f.send(0, &set("zz")),
         vec![Effect::Send(
-            0,
+            ConnId(0),
             admin(AdminCommand::SetAsAdmin, "zz", Status::UserDoesNotExist)
         )]
     );
     assert_eq!(
         f.send(0, &set("bo")),
         vec![
-            Effect::Send(0, admin(AdminCommand::SetAsAdmin, "bo", Status::Ok)),
+            Effect::Send(ConnId(0), admin(AdminCommand::SetAsAdmin, "bo", Status::Ok)),
             all(&[0, 1], "bo is now the admin."),
         ]
     );
     assert_eq!(
         f.send(0, &set("ana")),
         vec![Effect::Send(
-            0,
+            ConnId(0),
             admin(AdminCommand::SetAsAdmin, "ana", Status::NotAdminError)
         )]
     );
@@ -504,16 +519,16 @@ fn bad_messages_get_a_server_message() {
     assert_eq!(
         f.send(0, r#"{"mtp":"Dance","data":{}}"#),
         vec![Effect::Send(
-            0,
+            ConnId(0),
             sm("Invalid message: unknown message type \"Dance\".")
         )]
     );
     assert_eq!(
         f.send(0, r#"{"mtp":"KickUser","data":{}}"#),
         vec![Effect::Send(
-            0,
+            ConnId(0),
             sm("Invalid message: KickUser: missing field \"data.name\".")
         )]
     );
-    assert_eq!(f.chat.members(), &[0]);
+    assert_eq!(f.chat.members(), &[ConnId(0)]);
 }

@@ -15,7 +15,7 @@
 use super::redis::{Connection, Reply};
 use super::scripts;
 use super::{Departure, Event, Member, Proposal, Refusal};
-use crate::chat::{ConnId, NODE_ITSELF};
+use crate::chat::ConnId;
 use crate::protocol::Status;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -60,7 +60,7 @@ pub enum Output {
     /// Apply to the chat.
     Event(Event),
     /// Tell the client.
-    Refused(ConnId, Proposal, Refusal),
+    Refused(Option<ConnId>, Proposal, Refusal),
     /// The node cannot go on (its id is in use by a live node).
     Fatal(String),
     /// Something the log should say, at warn level.
@@ -74,7 +74,7 @@ enum Tag {
     Load,
     Hello,
     Tick,
-    Propose(ConnId, Proposal),
+    Propose(Option<ConnId>, Proposal),
 }
 
 /// What the stream connection was asked.
@@ -214,7 +214,7 @@ impl Backplane {
 
     /// Hands a proposal to Redis, or refuses it at once while Redis is
     /// away (a logout is kept until it is back).
-    pub fn propose(&mut self, conn: ConnId, p: Proposal) {
+    pub fn propose(&mut self, conn: Option<ConnId>, p: Proposal) {
         if self.phase != Phase::Up {
             self.refuse(conn, p, Refusal::Unavailable);
             return;
@@ -222,7 +222,7 @@ impl Backplane {
         self.send(conn, p);
     }
 
-    fn refuse(&mut self, conn: ConnId, p: Proposal, why: Refusal) {
+    fn refuse(&mut self, conn: Option<ConnId>, p: Proposal, why: Refusal) {
         if matches!(p, Proposal::Logout { .. }) {
             self.logouts.push(p);
         } else {
@@ -230,7 +230,7 @@ impl Backplane {
         }
     }
 
-    fn send(&mut self, conn: ConnId, p: Proposal) {
+    fn send(&mut self, conn: Option<ConnId>, p: Proposal) {
         let c = &mut self.commands;
         let node = self.node.as_str();
         match &p {
@@ -514,7 +514,7 @@ impl Backplane {
         self.fenced = false;
         self.next_tick = Some(now + self.lease / TICKS_PER_LEASE);
         for p in std::mem::take(&mut self.logouts) {
-            self.send(NODE_ITSELF, p);
+            self.send(None, p);
         }
         self.read_more();
         Ok(())
@@ -857,9 +857,9 @@ mod tests {
     fn while_down_proposals_are_refused_and_logouts_kept() {
         let mut b = Backplane::new("n1", Duration::from_secs(3));
         let chat = a_chat();
-        b.propose(7, chat.clone());
+        b.propose(Some(ConnId(7)), chat.clone());
         b.propose(
-            8,
+            Some(ConnId(8)),
             Proposal::Logout {
                 name: "a".into(),
                 sid: "s".into(),
@@ -867,7 +867,7 @@ mod tests {
         );
         assert!(matches!(
             b.poll(),
-            Some(Output::Refused(7, p, Refusal::Unavailable)) if p == chat
+            Some(Output::Refused(Some(ConnId(7)), p, Refusal::Unavailable)) if p == chat
         ));
         assert!(b.poll().is_none(), "the logout waits for Redis");
         assert_eq!(b.logouts.len(), 1);
@@ -888,11 +888,11 @@ mod tests {
         assert!(b.is_up());
         assert!(!b.output(Link::Reader).is_empty(), "reading the stream");
         let chat = a_chat();
-        b.propose(3, chat.clone());
+        b.propose(Some(ConnId(3)), chat.clone());
         b.lost();
         assert!(matches!(
             b.poll(),
-            Some(Output::Refused(3, p, Refusal::Unknown)) if p == chat
+            Some(Output::Refused(Some(ConnId(3)), p, Refusal::Unknown)) if p == chat
         ));
         // Back, and Redis has another epoch: it came back empty.
         b.connected(now);
@@ -941,12 +941,12 @@ mod tests {
     fn a_demoted_master_means_finding_the_master_again() {
         let (mut b, now) = up(Duration::from_secs(3));
         let chat = a_chat();
-        b.propose(3, chat.clone());
+        b.propose(Some(ConnId(3)), chat.clone());
         let readonly = b"-READONLY You can't write against a read only replica.\r\n";
         assert!(b.feed(Link::Commands, readonly, now).is_err(), "reconnect");
         assert!(matches!(
             b.poll(),
-            Some(Output::Refused(3, p, Refusal::Unavailable)) if p == chat
+            Some(Output::Refused(Some(ConnId(3)), p, Refusal::Unavailable)) if p == chat
         ));
     }
 
@@ -964,7 +964,7 @@ mod tests {
         while b.poll().is_some() {}
         let n = b.output(Link::Commands).len();
         b.written(Link::Commands, n);
-        b.propose(3, a_chat());
+        b.propose(Some(ConnId(3)), a_chat());
         let sent = String::from_utf8_lossy(b.output(Link::Commands)).to_string();
         assert!(sent.contains("EVALSHA") && !sent.contains("XADD"), "{sent}");
         b.written(Link::Commands, sent.len());

@@ -7,6 +7,7 @@
 use super::table::Source;
 use super::timers::Wake;
 use super::{Server, Timer};
+use crate::chat::ConnId;
 use crate::cluster::backplane::{Backplane, Link, Output};
 use crate::cluster::sentinel::Sentinels;
 use crate::cluster::Proposal;
@@ -475,7 +476,7 @@ impl Server {
     }
 
     /// A proposal from the chat, for the engine.
-    pub(super) fn propose(&mut self, conn: usize, p: Proposal) {
+    pub(super) fn propose(&mut self, conn: Option<ConnId>, p: Proposal) {
         if let Some(c) = self.cluster.as_mut() {
             c.backplane.propose(conn, p);
         }
@@ -520,9 +521,12 @@ impl Server {
                         .set(Instant::now() + 2 * lease, Timer::Settle);
                 }
             }
-            Output::Refused(conn, p, why) => {
+            Output::Refused(Some(conn), p, why) => {
                 self.chat.handle_refusal(conn, p, why);
                 self.apply_effects();
+            }
+            Output::Refused(None, p, why) => {
+                info!("the cluster refused this node's own {} ({why:?})", p.kind());
             }
             Output::Warn(w) => warn!("{w}"),
             Output::Up(u) => {

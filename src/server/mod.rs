@@ -103,7 +103,7 @@ enum Timer {
     /// The end of a pause between two flushes to very many connections.
     Flush,
     /// An HTTP connection's deadline.
-    Http(usize, u32),
+    Http(ConnId, u32),
     /// Say how many log lines the budget held back.
     LogSummary,
     /// The cluster's engine or Redis sockets have work due.
@@ -264,7 +264,9 @@ impl Server {
                     Kind::Signals => self.on_signal(key),
                     Kind::Bridge => self.on_bridge_event(event.is_readable()),
                     Kind::Redis => self.on_cluster_event(key),
-                    Kind::Conn => self.on_conn_event(key, event.is_readable(), event.is_writable()),
+                    Kind::Conn => {
+                        self.on_conn_event(ConnId(key), event.is_readable(), event.is_writable())
+                    }
                 }
                 self.log_out_lost();
                 self.pump_cluster();

@@ -273,7 +273,7 @@ impl Table {
     }
 
     pub fn get(&self, key: ConnId) -> Option<&Connection> {
-        match self.slab.get(key) {
+        match self.slab.get(key.0) {
             Some(Entry {
                 source: Source::Conn(c),
                 ..
@@ -283,7 +283,7 @@ impl Table {
     }
 
     pub fn get_mut(&mut self, key: ConnId) -> Option<&mut Connection> {
-        match self.slab.get_mut(key) {
+        match self.slab.get_mut(key.0) {
             Some(Entry {
                 source: Source::Conn(c),
                 ..
@@ -298,13 +298,13 @@ impl Table {
     }
 
     /// The generation of `key`'s occupant.
-    pub fn generation(&self, key: usize) -> Option<u32> {
-        self.slab.get(key).map(|e| e.generation)
+    pub fn generation(&self, key: ConnId) -> Option<u32> {
+        self.slab.get(key.0).map(|e| e.generation)
     }
 
     fn conns(&self) -> impl Iterator<Item = (ConnId, &Connection)> {
         self.slab.iter().filter_map(|(k, e)| match &e.source {
-            Source::Conn(c) => Some((k, c)),
+            Source::Conn(c) => Some((ConnId(k), c)),
             _ => None,
         })
     }
@@ -343,7 +343,7 @@ impl Table {
             generation,
             source: Source::Conn(conn),
         });
-        Ok((key, generation))
+        Ok((ConnId(key), generation))
     }
 
     /// An HTTP request asked for a WebSocket: from now on the connection
@@ -723,7 +723,7 @@ impl Table {
 
     fn token_of(&self, key: ConnId) -> Token {
         let generation = self.generation(key).expect("a connection in that slot");
-        token::encode(Kind::Conn, key, generation)
+        token::encode(Kind::Conn, key.0, generation)
     }
 
     /// The socket has room again: flush it this turn.
@@ -852,7 +852,7 @@ impl Table {
     /// could receive an event polled for its previous occupant.
     pub fn free_dead(&mut self, registry: &Registry, mut on_free: impl FnMut(ConnId)) {
         for key in std::mem::take(&mut self.dead) {
-            let Source::Conn(mut conn) = self.slab.remove(key).source else {
+            let Source::Conn(mut conn) = self.slab.remove(key.0).source else {
                 unreachable!("only connections die");
             };
             let _ = registry.deregister(&mut conn.stream);
@@ -869,7 +869,7 @@ impl Table {
 /// The connection in `key`'s slot, which the caller knows is there (a
 /// borrow of the slab alone, beside the table's other fields).
 fn conn_at(slab: &mut Slab<Entry>, key: ConnId) -> &mut Connection {
-    match slab.get_mut(key) {
+    match slab.get_mut(key.0) {
         Some(Entry {
             source: Source::Conn(c),
             ..

@@ -17,7 +17,8 @@ impl Node {
         Node { chat }
     }
 
-    fn send(&mut self, conn: ConnId, json: &str) -> Vec<Effect> {
+    fn send(&mut self, conn: usize, json: &str) -> Vec<Effect> {
+        let conn = ConnId(conn);
         self.chat
             .handle_request(conn, decode_request(json.as_bytes()));
         effects(&mut self.chat)
@@ -29,14 +30,15 @@ impl Node {
     }
 
     /// `conn` asks to log in as `name`: the proposal it makes.
-    fn ask_login(&mut self, conn: ConnId, name: &str) -> Proposal {
-        self.chat.handle_connect(conn, addr(40000 + conn as u16));
+    fn ask_login(&mut self, conn: usize, name: &str) -> Proposal {
+        self.chat
+            .handle_connect(ConnId(conn), addr(40000 + conn as u16));
         let out = self.send(
             conn,
             &format!(r#"{{"mtp":"Login","data":{{"name":"{name}"}}}}"#),
         );
         match out.as_slice() {
-            [Effect::Propose(c, p)] if *c == conn => p.clone(),
+            [Effect::Propose(c, p)] if *c == Some(ConnId(conn)) => p.clone(),
             other => panic!("{other:?}"),
         }
     }
@@ -87,12 +89,15 @@ fn remote_join(name: &str, seq: u64, admin: bool) -> Event {
 fn a_login_is_answered_when_its_event_comes_back() {
     let mut n = Node::new("a");
     let p = n.ask_login(1, "ana");
-    assert!(n.chat.name_of(1).is_none(), "not before the log says so");
+    assert!(
+        n.chat.name_of(ConnId(1)).is_none(),
+        "not before the log says so"
+    );
     let again = n.send(1, r#"{"mtp":"Login","data":{"name":"ana"}}"#);
     assert_eq!(
         again,
         [Effect::Send(
-            1,
+            ConnId(1),
             sm("Logging in already: wait for the answer.")
         )]
     );
@@ -101,17 +106,17 @@ fn a_login_is_answered_when_its_event_comes_back() {
         out,
         [
             Effect::Send(
-                1,
+                ConnId(1),
                 Reply::AssignUsername {
                     name: "ana".into(),
                     status: Status::Ok
                 }
             ),
             all(&[1], "ana joined the server."),
-            Effect::Send(1, sm("You are the admin.")),
+            Effect::Send(ConnId(1), sm("You are the admin.")),
         ]
     );
-    assert_eq!(n.chat.members(), [1]);
+    assert_eq!(n.chat.members(), [ConnId(1)]);
     assert_eq!(n.chat.admin(), Some("ana"));
 }
 
@@ -125,12 +130,12 @@ fn remote_users_share_the_namespace_list_and_user_info() {
     assert!(n.chat.is_taken("zed"));
     let dup = n.send(2, r#"{"mtp":"Login","data":{"name":"zed"}}"#);
     assert!(dup.is_empty(), "conn 2 never connected: {dup:?}");
-    n.chat.handle_connect(2, addr(2));
+    n.chat.handle_connect(ConnId(2), addr(2));
     let dup = n.send(2, r#"{"mtp":"Login","data":{"name":"zed"}}"#);
     assert_eq!(
         dup,
         [Effect::Send(
-            2,
+            ConnId(2),
             Reply::AssignUsername {
                 name: "zed".into(),
                 status: Status::DuplicateError
@@ -141,7 +146,7 @@ fn remote_users_share_the_namespace_list_and_user_info() {
     assert_eq!(
         list,
         [Effect::Send(
-            1,
+            ConnId(1),
             Reply::SendOnlineList {
                 names: vec!["zed".into(), "bob".into()]
             }
@@ -151,7 +156,7 @@ fn remote_users_share_the_namespace_list_and_user_info() {
     assert_eq!(
         info,
         [Effect::Send(
-            1,
+            ConnId(1),
             Reply::ProvideUserInfo {
                 name: "zed".into(),
                 ip: "10.0.0.9".into(),
@@ -169,7 +174,7 @@ fn chat_goes_out_from_its_event_to_everyone_but_the_sender() {
     n.apply(join(&p, "a", 1, true));
     let out = n.send(1, r#"{"mtp":"SendChat","data":{"message":"hi"}}"#);
     assert!(
-        matches!(&out[..], [Effect::Propose(1, Proposal::Chat { name, message, .. })] if name == "ana" && message == "hi"),
+        matches!(&out[..], [Effect::Propose(Some(ConnId(1)), Proposal::Chat { name, message, .. })] if name == "ana" && message == "hi"),
         "{out:?}"
     );
     let out = n.apply(Event::Chat {
@@ -203,8 +208,8 @@ fn a_kick_from_another_node_closes_the_target_here() {
     assert_eq!(
         out,
         [
-            Effect::Send(1, Reply::disconnect("Kicked from the server.")),
-            Effect::Close(1),
+            Effect::Send(ConnId(1), Reply::disconnect("Kicked from the server.")),
+            Effect::Close(ConnId(1)),
             all(&[], "bob has been kicked from the server."),
         ]
     );
@@ -224,7 +229,7 @@ fn muted_here_by_an_admin_elsewhere() {
     });
     assert_eq!(out, [all(&[1], "bob has been muted.")]);
     let out = n.send(1, r#"{"mtp":"SendChat","data":{"message":"hi"}}"#);
-    assert_eq!(out, [Effect::Send(1, sm("You are muted."))]);
+    assert_eq!(out, [Effect::Send(ConnId(1), sm("You are muted."))]);
 }
 
 #[test]
@@ -232,10 +237,10 @@ fn a_leaver_holds_its_name_until_the_log_says_it_left() {
     let mut n = Node::new("a");
     let p = n.ask_login(1, "ana");
     n.apply(join(&p, "a", 1, true));
-    n.chat.handle_disconnect(1);
+    n.chat.handle_disconnect(ConnId(1));
     let out = effects(&mut n.chat);
     assert!(
-        matches!(&out[..], [Effect::Propose(1, Proposal::Logout { name, .. })] if name == "ana"),
+        matches!(&out[..], [Effect::Propose(Some(ConnId(1)), Proposal::Logout { name, .. })] if name == "ana"),
         "{out:?}"
     );
     assert!(n.chat.is_taken("ana"), "until its leave event");
@@ -254,7 +259,7 @@ fn a_leaver_holds_its_name_until_the_log_says_it_left() {
 fn a_login_whose_connection_left_in_flight_is_logged_out() {
     let mut n = Node::new("a");
     let p = n.ask_login(1, "ana");
-    n.chat.handle_disconnect(1);
+    n.chat.handle_disconnect(ConnId(1));
     let out = effects(&mut n.chat);
     assert!(out.is_empty(), "{out:?}");
     let out = n.apply(join(&p, "a", 1, false));
@@ -268,12 +273,12 @@ fn a_login_whose_connection_left_in_flight_is_logged_out() {
 fn refusals_answer_the_client_that_asked() {
     let mut n = Node::new("a");
     let p = n.ask_login(1, "ana");
-    n.chat.handle_refusal(1, p.clone(), Refusal::Taken);
+    n.chat.handle_refusal(ConnId(1), p.clone(), Refusal::Taken);
     let out = effects(&mut n.chat);
     assert_eq!(
         out,
         [Effect::Send(
-            1,
+            ConnId(1),
             Reply::AssignUsername {
                 name: "ana".into(),
                 status: Status::DuplicateError
@@ -281,15 +286,15 @@ fn refusals_answer_the_client_that_asked() {
         )]
     );
     let p = n.ask_login(1, "ana");
-    n.chat.handle_refusal(1, p, Refusal::Unavailable);
+    n.chat.handle_refusal(ConnId(1), p, Refusal::Unavailable);
     let out = effects(&mut n.chat);
-    assert_eq!(out, [Effect::Send(1, sm(UNAVAILABLE))]);
+    assert_eq!(out, [Effect::Send(ConnId(1), sm(UNAVAILABLE))]);
     // A refusal meant for a session that is gone reaches nobody.
     let p = n.ask_login(1, "ana");
-    n.chat.handle_disconnect(1);
+    n.chat.handle_disconnect(ConnId(1));
     effects(&mut n.chat);
-    n.chat.handle_connect(1, addr(1));
-    n.chat.handle_refusal(1, p, Refusal::Taken);
+    n.chat.handle_connect(ConnId(1), addr(1));
+    n.chat.handle_refusal(ConnId(1), p, Refusal::Taken);
     let out = effects(&mut n.chat);
     assert!(out.is_empty(), "{out:?}");
 }
@@ -306,7 +311,7 @@ fn after_redis_comes_back_empty_users_register_again_quietly() {
         by: None,
     });
     let out = n.apply(Event::Reset);
-    let [Effect::Propose(1, Proposal::Login { name, restore, .. })] = &out[..] else {
+    let [Effect::Propose(Some(ConnId(1)), Proposal::Login { name, restore, .. })] = &out[..] else {
         panic!("{out:?}")
     };
     assert_eq!((name.as_str(), *restore), ("ana", Some((3, true))));
@@ -316,7 +321,7 @@ fn after_redis_comes_back_empty_users_register_again_quietly() {
         admin,
         back: true,
     };
-    let sid = n.chat.sid_of(1);
+    let sid = n.chat.sid_of(ConnId(1));
     assert!(n.apply(back("ana", "a", sid, 3, true)).is_empty());
     assert!(n
         .apply(back("zed", "other", "other/1".into(), 1, false))
@@ -334,16 +339,17 @@ fn a_user_whose_name_was_taken_during_a_reset_is_told_and_closed() {
     let p = n.ask_login(1, "ana");
     n.apply(join(&p, "a", 1, true));
     let out = n.apply(Event::Reset);
-    let [Effect::Propose(1, restore)] = &out[..] else {
+    let [Effect::Propose(Some(ConnId(1)), restore)] = &out[..] else {
         panic!("{out:?}")
     };
-    n.chat.handle_refusal(1, restore.clone(), Refusal::Taken);
+    n.chat
+        .handle_refusal(ConnId(1), restore.clone(), Refusal::Taken);
     let out = effects(&mut n.chat);
     assert_eq!(
         out,
         [
-            Effect::Send(1, Reply::disconnect(NAME_LOST)),
-            Effect::Close(1),
+            Effect::Send(ConnId(1), Reply::disconnect(NAME_LOST)),
+            Effect::Close(ConnId(1)),
             all(&[], "ana left the server."),
         ]
     );
@@ -361,7 +367,7 @@ fn after_missing_events_the_differences_are_announced() {
     n.apply(join(&p, "a", 4, false));
     let users = vec![
         member("stays", "other", "other/1".into(), 1),
-        member("ana", "a", n.chat.sid_of(1), 3),
+        member("ana", "a", n.chat.sid_of(ConnId(1)), 3),
         member("new", "other", "other/9".into(), 9),
     ];
     let out = n.apply(Event::Resync {
@@ -371,8 +377,8 @@ fn after_missing_events_the_differences_are_announced() {
     assert_eq!(
         out,
         [
-            Effect::Send(2, Reply::disconnect(EXPELLED)),
-            Effect::Close(2),
+            Effect::Send(ConnId(2), Reply::disconnect(EXPELLED)),
+            Effect::Close(ConnId(2)),
             all(&[1], "reaped left the server (their server was lost)."),
             all(&[1], "went left the server."),
             all(&[1], "new joined the server."),
@@ -380,5 +386,5 @@ fn after_missing_events_the_differences_are_announced() {
         ]
     );
     assert_eq!(n.chat.online_names(), ["stays", "ana", "new"]);
-    assert_eq!(n.chat.members(), [1]);
+    assert_eq!(n.chat.members(), [ConnId(1)]);
 }
