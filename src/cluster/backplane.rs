@@ -4,13 +4,15 @@
 //! connection with commands), keeps the node's lease alive, and notices
 //! when Redis came back empty (its epoch changed). The loop around it
 //! (`server::cluster`) connects the two sockets, moves bytes, and calls
-//! [`Backplane::lost`] when either breaks; time comes in as arguments.
+//! [`Backplane::handle_lost`] when either breaks; time comes in as arguments.
 //!
-//! Order of a node's life: `connected` → hello (reap the dead, take the
+//! Order of a node's life: `handle_connected` → hello (reap the dead, take the
 //! lease, learn the epoch and where the stream ends) → up: proposals go
 //! out, events come in, a tick every third of the lease renews it and
-//! reaps dead nodes. `lost` fails what was in flight and waits for the
-//! next `connected`.
+//! reaps dead nodes. `handle_lost` fails what was in flight and waits for
+//! the next `handle_connected`. Driven in the project's one style:
+//! `handle_*` in (bytes, time, proposals), `poll_*` out (outputs for the
+//! loop, bytes to transmit on each link, when to wake it).
 
 use super::redis::{Connection, Reply};
 use super::scripts;
@@ -174,7 +176,7 @@ impl Backplane {
     }
 
     /// Both connections are open: greet Redis.
-    pub fn connected(&mut self, now: Instant) {
+    pub fn handle_connected(&mut self, now: Instant) {
         self.commands = Connection::default();
         self.reader = Connection::default();
         let epoch = new_epoch(&self.node);
@@ -199,7 +201,7 @@ impl Backplane {
     /// A connection broke (or Redis stopped answering): what was in flight
     /// may or may not have been carried out; say so, and wait for the
     /// next [`Backplane::connected`].
-    pub fn lost(&mut self) {
+    pub fn handle_lost(&mut self) {
         let waiting = std::mem::take(&mut self.commands);
         self.reader = Connection::default();
         self.phase = Phase::Down;
@@ -284,19 +286,19 @@ impl Backplane {
     }
 
     /// The next thing for the loop.
-    pub fn poll(&mut self) -> Option<Output> {
+    pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }
 
     /// Bytes to write to `link`.
-    pub fn output(&self, link: Link) -> &[u8] {
+    pub fn poll_transmit(&self, link: Link) -> &[u8] {
         match link {
             Link::Commands => self.commands.output(),
             Link::Reader => self.reader.output(),
         }
     }
 
-    pub fn written(&mut self, link: Link, n: usize) {
+    pub fn transmitted(&mut self, link: Link, n: usize) {
         match link {
             Link::Commands => self.commands.written(n),
             Link::Reader => self.reader.written(n),
@@ -304,8 +306,8 @@ impl Backplane {
     }
 
     /// Bytes read from `link`. An error means the connection cannot be
-    /// used any more: drop both and call [`Backplane::lost`].
-    pub fn feed(&mut self, link: Link, bytes: &[u8], now: Instant) -> Result<(), String> {
+    /// used any more: drop both and call [`Backplane::handle_lost`].
+    pub fn handle_input(&mut self, link: Link, bytes: &[u8], now: Instant) -> Result<(), String> {
         match link {
             Link::Commands => {
                 self.commands.feed(bytes);
@@ -328,7 +330,7 @@ impl Backplane {
     }
 
     /// When [`Backplane::handle_timeout`] wants to run next.
-    pub fn next_timeout(&self) -> Option<Instant> {
+    pub fn poll_timeout(&self) -> Option<Instant> {
         let silent = self.tick_sent.map(|t| t + self.lease);
         let fence = self.fence_at();
         [self.next_tick, silent, fence].into_iter().flatten().min()
@@ -767,9 +769,9 @@ mod tests {
     /// hello with `hello`.
     fn greet(b: &mut Backplane, hello: &[u8], now: Instant) {
         let loads = b.commands.in_flight() - 1;
-        b.feed(Link::Commands, "+sha\r\n".repeat(loads).as_bytes(), now)
+        b.handle_input(Link::Commands, "+sha\r\n".repeat(loads).as_bytes(), now)
             .unwrap();
-        b.feed(Link::Commands, hello, now).unwrap();
+        b.handle_input(Link::Commands, hello, now).unwrap();
     }
 
     /// A hello answer: epoch e1, an empty stream, no admin, no users.
@@ -780,9 +782,9 @@ mod tests {
     fn up(lease: Duration) -> (Backplane, Instant) {
         let mut b = Backplane::new("n1", lease);
         let now = Instant::now();
-        b.connected(now);
+        b.handle_connected(now);
         greet(&mut b, HELLO_E1, now);
-        while b.poll().is_some() {}
+        while b.poll_output().is_some() {}
         (b, now)
     }
 
@@ -866,44 +868,47 @@ mod tests {
             },
         );
         assert!(matches!(
-            b.poll(),
+            b.poll_output(),
             Some(Output::Refused(Some(ConnId(7)), p, Refusal::Unavailable)) if p == chat
         ));
-        assert!(b.poll().is_none(), "the logout waits for Redis");
+        assert!(b.poll_output().is_none(), "the logout waits for Redis");
         assert_eq!(b.logouts.len(), 1);
-        assert!(b.output(Link::Commands).is_empty());
+        assert!(b.poll_transmit(Link::Commands).is_empty());
     }
 
     #[test]
     fn in_flight_proposals_are_unknown_when_the_connection_is_lost() {
         let mut b = Backplane::new("n1", Duration::from_secs(3));
         let now = Instant::now();
-        b.connected(now);
+        b.handle_connected(now);
         greet(&mut b, HELLO_E1, now);
         assert!(matches!(
-            b.poll(),
+            b.poll_output(),
             Some(Output::Event(Event::Snapshot { .. }))
         ));
-        assert!(matches!(b.poll(), Some(Output::Up(_))));
+        assert!(matches!(b.poll_output(), Some(Output::Up(_))));
         assert!(b.is_up());
-        assert!(!b.output(Link::Reader).is_empty(), "reading the stream");
+        assert!(
+            !b.poll_transmit(Link::Reader).is_empty(),
+            "reading the stream"
+        );
         let chat = a_chat();
         b.propose(Some(ConnId(3)), chat.clone());
-        b.lost();
+        b.handle_lost();
         assert!(matches!(
-            b.poll(),
+            b.poll_output(),
             Some(Output::Refused(Some(ConnId(3)), p, Refusal::Unknown)) if p == chat
         ));
         // Back, and Redis has another epoch: it came back empty.
-        b.connected(now);
+        b.handle_connected(now);
         greet(
             &mut b,
             b"*4\r\n$2\r\ne2\r\n$3\r\n0-0\r\n$0\r\n\r\n*0\r\n",
             now,
         );
-        assert!(matches!(b.poll(), Some(Output::Warn(_))));
-        assert!(matches!(b.poll(), Some(Output::Event(Event::Reset))));
-        assert!(matches!(b.poll(), Some(Output::Up(_))));
+        assert!(matches!(b.poll_output(), Some(Output::Warn(_))));
+        assert!(matches!(b.poll_output(), Some(Output::Event(Event::Reset))));
+        assert!(matches!(b.poll_output(), Some(Output::Up(_))));
     }
 
     #[test]
@@ -915,26 +920,29 @@ mod tests {
         // A renewal refused for want of memory is tried again at the next
         // tick: the connection is not dropped.
         b.handle_timeout(t0 + lease / 6).unwrap();
-        let n = b.output(Link::Commands).len();
-        b.written(Link::Commands, n);
+        let n = b.poll_transmit(Link::Commands).len();
+        b.transmitted(Link::Commands, n);
         let oom = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n";
-        b.feed(Link::Commands, oom, t0).unwrap();
-        assert!(matches!(b.poll(), Some(Output::Warn(_))));
+        b.handle_input(Link::Commands, oom, t0).unwrap();
+        assert!(matches!(b.poll_output(), Some(Output::Warn(_))));
         assert!(b.is_up());
         // No renewal confirmed since the hello: fenced at lease - margin,
         // well before the others may reap it (lease + margin).
         let fence = t0 + lease - margin(lease);
-        assert_eq!(b.next_timeout().map(|t| t <= fence), Some(true));
+        assert_eq!(b.poll_timeout().map(|t| t <= fence), Some(true));
         b.handle_timeout(fence - Duration::from_millis(1)).unwrap();
-        assert!(b.poll().is_none());
+        assert!(b.poll_output().is_none());
         assert!(b.handle_timeout(fence).is_err(), "drop the connections");
-        assert!(matches!(b.poll(), Some(Output::Event(Event::Fenced))));
-        b.lost();
+        assert!(matches!(
+            b.poll_output(),
+            Some(Output::Event(Event::Fenced))
+        ));
+        b.handle_lost();
         assert_eq!(b.health(), Some(FENCED));
         assert!(reap_after(lease) - (lease - margin(lease)) >= lease / 2);
         // Once fenced, nothing more to fence until the next hello.
         assert!(b.handle_timeout(fence + lease).is_ok());
-        assert!(b.poll().is_none());
+        assert!(b.poll_output().is_none());
     }
 
     #[test]
@@ -943,9 +951,12 @@ mod tests {
         let chat = a_chat();
         b.propose(Some(ConnId(3)), chat.clone());
         let readonly = b"-READONLY You can't write against a read only replica.\r\n";
-        assert!(b.feed(Link::Commands, readonly, now).is_err(), "reconnect");
+        assert!(
+            b.handle_input(Link::Commands, readonly, now).is_err(),
+            "reconnect"
+        );
         assert!(matches!(
-            b.poll(),
+            b.poll_output(),
             Some(Output::Refused(Some(ConnId(3)), p, Refusal::Unavailable)) if p == chat
         ));
     }
@@ -954,24 +965,24 @@ mod tests {
     fn a_script_redis_no_longer_has_is_loaded_and_sent_again() {
         let mut b = Backplane::new("n1", Duration::from_secs(3));
         let now = Instant::now();
-        b.connected(now);
-        let first = String::from_utf8_lossy(b.output(Link::Commands)).to_string();
+        b.handle_connected(now);
+        let first = String::from_utf8_lossy(b.poll_transmit(Link::Commands)).to_string();
         assert!(
             first.starts_with("*3\r\n$6\r\nSCRIPT\r\n$4\r\nLOAD"),
             "{first}"
         );
         greet(&mut b, HELLO_E1, now);
-        while b.poll().is_some() {}
-        let n = b.output(Link::Commands).len();
-        b.written(Link::Commands, n);
+        while b.poll_output().is_some() {}
+        let n = b.poll_transmit(Link::Commands).len();
+        b.transmitted(Link::Commands, n);
         b.propose(Some(ConnId(3)), a_chat());
-        let sent = String::from_utf8_lossy(b.output(Link::Commands)).to_string();
+        let sent = String::from_utf8_lossy(b.poll_transmit(Link::Commands)).to_string();
         assert!(sent.contains("EVALSHA") && !sent.contains("XADD"), "{sent}");
-        b.written(Link::Commands, sent.len());
-        b.feed(Link::Commands, b"-NOSCRIPT No matching script.\r\n", now)
+        b.transmitted(Link::Commands, sent.len());
+        b.handle_input(Link::Commands, b"-NOSCRIPT No matching script.\r\n", now)
             .unwrap();
-        assert!(b.poll().is_none(), "not refused: it was not run");
-        let again = String::from_utf8_lossy(b.output(Link::Commands)).to_string();
+        assert!(b.poll_output().is_none(), "not refused: it was not run");
+        let again = String::from_utf8_lossy(b.poll_transmit(Link::Commands)).to_string();
         assert!(again.starts_with("*3\r\n$6\r\nSCRIPT"), "{again}");
         assert!(again.ends_with(&sent), "then the chat again: {again}");
     }
@@ -980,43 +991,43 @@ mod tests {
     fn events_trimmed_before_they_were_read_are_caught_up_from_a_snapshot() {
         let mut b = Backplane::new("n1", Duration::from_secs(3));
         let now = Instant::now();
-        b.connected(now);
+        b.handle_connected(now);
         // Up, with 5 events in the stream and none trimmed.
         greet(
             &mut b,
             b"*6\r\n$2\r\ne1\r\n$3\r\n5-0\r\n$0\r\n\r\n*0\r\n:5\r\n:0\r\n",
             now,
         );
-        while b.poll().is_some() {}
-        let reading = b.output(Link::Reader).len();
-        b.written(Link::Reader, reading);
+        while b.poll_output().is_some() {}
+        let reading = b.poll_transmit(Link::Reader).len();
+        b.transmitted(Link::Reader, reading);
         b.handle_timeout(now + Duration::from_secs(1)).unwrap();
-        let ticked = b.output(Link::Commands).len();
-        b.written(Link::Commands, ticked);
+        let ticked = b.poll_transmit(Link::Commands).len();
+        b.transmitted(Link::Commands, ticked);
         // The tick says 7 were trimmed: two this node never read.
-        b.feed(Link::Commands, b"*3\r\n$2\r\nok\r\n:0\r\n:7\r\n", now)
+        b.handle_input(Link::Commands, b"*3\r\n$2\r\nok\r\n:0\r\n:7\r\n", now)
             .unwrap();
-        assert!(matches!(b.poll(), Some(Output::Warn(w)) if w.starts_with("2 events")));
+        assert!(matches!(b.poll_output(), Some(Output::Warn(w)) if w.starts_with("2 events")));
         // The read in flight ends (nothing new); next comes a snapshot.
-        b.feed(Link::Reader, b"*-1\r\n", now).unwrap();
-        let next = String::from_utf8_lossy(b.output(Link::Reader)).to_string();
+        b.handle_input(Link::Reader, b"*-1\r\n", now).unwrap();
+        let next = String::from_utf8_lossy(b.poll_transmit(Link::Reader)).to_string();
         assert!(
             next.contains("EVALSHA") && !next.contains("XREAD"),
             "{next}"
         );
-        let n = b.output(Link::Reader).len();
-        b.written(Link::Reader, n);
-        b.feed(
+        let n = b.poll_transmit(Link::Reader).len();
+        b.transmitted(Link::Reader, n);
+        b.handle_input(
             Link::Reader,
             b"*4\r\n$3\r\n9-0\r\n$1\r\nx\r\n*0\r\n:9\r\n",
             now,
         )
         .unwrap();
         assert!(matches!(
-            b.poll(),
+            b.poll_output(),
             Some(Output::Event(Event::Resync { users, admin })) if users.is_empty() && admin.as_deref() == Some("x")
         ));
-        let next = String::from_utf8_lossy(b.output(Link::Reader)).to_string();
+        let next = String::from_utf8_lossy(b.poll_transmit(Link::Reader)).to_string();
         assert!(
             next.contains("XREAD") && next.contains("9-0"),
             "reads on after it: {next}"

@@ -10,9 +10,16 @@ use std::collections::VecDeque;
 
 pub use redis_protocol::resp2::types::OwnedFrame as Reply;
 
+/// Work is linear in the bytes: what was written and what was decoded
+/// are kept as offsets, and each buffer is compacted once per batch (a new
+/// command, a new read), not once per reply or per write.
 pub struct Connection<T> {
     out: Vec<u8>,
+    /// Bytes at the front of `out` already written.
+    sent: usize,
     input: Vec<u8>,
+    /// Bytes at the front of `input` already decoded.
+    decoded: usize,
     /// Tags of the commands sent whose replies have not come yet.
     waiting: VecDeque<T>,
 }
@@ -21,7 +28,9 @@ impl<T> Default for Connection<T> {
     fn default() -> Self {
         Connection {
             out: Vec::new(),
+            sent: 0,
             input: Vec::new(),
+            decoded: 0,
             waiting: VecDeque::new(),
         }
     }
@@ -35,6 +44,8 @@ impl<T> Connection<T> {
                 .map(|a| OwnedFrame::BulkString(a.to_vec()))
                 .collect(),
         );
+        self.out.drain(..self.sent);
+        self.sent = 0;
         let at = self.out.len();
         self.out.resize(at + frame.encode_len(false), 0);
         let n = encode(&mut self.out[at..], &frame, false).expect("sized by encode_len");
@@ -44,16 +55,22 @@ impl<T> Connection<T> {
 
     /// Bytes to write.
     pub fn output(&self) -> &[u8] {
-        &self.out
+        &self.out[self.sent..]
     }
 
     /// `n` bytes of `output()` were written.
     pub fn written(&mut self, n: usize) {
-        self.out.drain(..n);
+        self.sent += n;
+        if self.sent == self.out.len() {
+            self.out.clear();
+            self.sent = 0;
+        }
     }
 
     /// Adds bytes read from the socket.
     pub fn feed(&mut self, bytes: &[u8]) {
+        self.input.drain(..self.decoded);
+        self.decoded = 0;
         self.input.extend_from_slice(bytes);
     }
 
@@ -72,15 +89,15 @@ impl<T> Connection<T> {
     /// has arrived. An error means the stream cannot be read any more:
     /// drop the connection and make a new one.
     pub fn next_reply(&mut self) -> Result<Option<(T, Reply)>, String> {
-        if self.input.is_empty() {
+        if self.decoded == self.input.len() {
             return Ok(None);
         }
-        let (frame, used) = match decode(&self.input) {
+        let (frame, used) = match decode(&self.input[self.decoded..]) {
             Ok(Some(f)) => f,
             Ok(None) => return Ok(None),
             Err(e) => return Err(format!("unreadable reply from Redis: {e:?}")),
         };
-        self.input.drain(..used);
+        self.decoded += used;
         let tag = self
             .waiting
             .pop_front()
@@ -92,6 +109,31 @@ impl<T> Connection<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Many replies in one read are decoded from an offset; the buffer is
+    /// compacted at the next read, and output at the next command.
+    #[test]
+    fn many_replies_in_one_read_are_decoded_from_an_offset() {
+        let mut c = Connection::default();
+        for i in 0..10_000 {
+            c.command(i, &[b"PING"]);
+        }
+        let n = c.output().len();
+        c.written(n - 3);
+        assert_eq!(c.output(), b"G\r\n", "the rest is still owed");
+        c.written(3);
+        assert!(c.output().is_empty());
+        c.feed(&b"+PONG\r\n".repeat(10_000));
+        for i in 0..10_000 {
+            assert_eq!(
+                c.next_reply().unwrap(),
+                Some((i, Reply::SimpleString(b"PONG".to_vec())))
+            );
+        }
+        assert_eq!(c.next_reply().unwrap(), None);
+        c.feed(b"+");
+        assert_eq!(c.input.len(), 1, "compacted once, at the feed");
+    }
 
     #[test]
     fn commands_are_arrays_of_bulk_strings() {

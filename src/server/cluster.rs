@@ -139,7 +139,7 @@ fn greet(
     commands
         .set_read_timeout(Some(START_TIMEOUT))
         .map_err(Greeting::Io)?;
-    backplane.connected(Instant::now());
+    backplane.handle_connected(Instant::now());
     let mut outputs = Vec::new();
     let mut deadline = Instant::now() + START_TIMEOUT;
     // A live node with this id may be this node's own earlier life
@@ -150,9 +150,9 @@ fn greet(
     let mut told = false;
     let mut buf = [0u8; 16 * 1024];
     while !backplane.is_up() {
-        let out = backplane.output(Link::Commands).to_vec();
+        let out = backplane.poll_transmit(Link::Commands).to_vec();
         commands.write_all(&out).map_err(Greeting::Io)?;
-        backplane.written(Link::Commands, out.len());
+        backplane.transmitted(Link::Commands, out.len());
         let n = commands.read(&mut buf).map_err(|e| {
             let silent = matches!(
                 e.kind(),
@@ -169,9 +169,9 @@ fn greet(
             return Err(Greeting::Io(io::Error::other(why)));
         }
         backplane
-            .feed(Link::Commands, &buf[..n], Instant::now())
+            .handle_input(Link::Commands, &buf[..n], Instant::now())
             .map_err(|e| Greeting::Io(io::Error::other(e)))?;
-        while let Some(o) = backplane.poll() {
+        while let Some(o) = backplane.poll_output() {
             match o {
                 Output::Fatal(why) if Instant::now() >= in_use_until => {
                     return Err(Greeting::Refused(why))
@@ -186,7 +186,7 @@ fn greet(
                         );
                     }
                     std::thread::sleep(Duration::from_millis(100));
-                    backplane.connected(Instant::now());
+                    backplane.handle_connected(Instant::now());
                     deadline = Instant::now() + START_TIMEOUT;
                 }
                 o => outputs.push(o),
@@ -221,9 +221,9 @@ impl Cluster {
             Greeting::Io(e) => fail(e),
             Greeting::Refused(why) => io::Error::other(why),
         })?;
-        let out = backplane.output(Link::Reader).to_vec();
+        let out = backplane.poll_transmit(Link::Reader).to_vec();
         reader.write_all(&out).map_err(&fail)?;
-        backplane.written(Link::Reader, out.len());
+        backplane.transmitted(Link::Reader, out.len());
         commands.set_nonblocking(true)?;
         reader.set_nonblocking(true)?;
         let mut commands = TcpStream::from_std(commands);
@@ -281,7 +281,7 @@ impl Cluster {
             let open = |s: &Option<Socket>| matches!(s, Some(Socket::Open(_)));
             if open(&self.commands) && open(&self.reader) {
                 self.connecting_since = None;
-                self.backplane.connected(now);
+                self.backplane.handle_connected(now);
             }
         }
         self.read(link, now)?;
@@ -296,7 +296,7 @@ impl Cluster {
             };
             match s.read(&mut buf) {
                 Ok(0) => return Err("Redis closed the connection".into()),
-                Ok(n) => self.backplane.feed(link, &buf[..n], now)?,
+                Ok(n) => self.backplane.handle_input(link, &buf[..n], now)?,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.to_string()),
@@ -353,7 +353,7 @@ impl Cluster {
                 self.config.url
             );
         }
-        self.backplane.lost();
+        self.backplane.handle_lost();
         self.retry_at = Some(now + self.backoff);
         // Tried at least four times a lease, so that a Redis back soon is
         // found before this node must fence itself.
@@ -383,7 +383,7 @@ impl Cluster {
     /// taking too long.
     fn next_timeout(&self) -> Option<Instant> {
         [
-            self.backplane.next_timeout(),
+            self.backplane.poll_timeout(),
             self.retry_at,
             self.connecting_since.map(|t| t + CONNECT_TIMEOUT),
         ]
@@ -429,10 +429,10 @@ impl Cluster {
 /// Writes what the engine has for `link` until it is all out or the
 /// kernel takes no more; true if some is left.
 fn write_out(s: &mut TcpStream, backplane: &mut Backplane, link: Link) -> Result<bool, String> {
-    while !backplane.output(link).is_empty() {
-        match s.write(backplane.output(link)) {
+    while !backplane.poll_transmit(link).is_empty() {
+        match s.write(backplane.poll_transmit(link)) {
             Ok(0) => return Err("Redis took no bytes".into()),
-            Ok(n) => backplane.written(link, n),
+            Ok(n) => backplane.transmitted(link, n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.to_string()),
@@ -489,7 +489,9 @@ impl Server {
             let Some(c) = self.cluster.as_mut() else {
                 return;
             };
-            let Some(o) = c.backplane.poll() else { break };
+            let Some(o) = c.backplane.poll_output() else {
+                break;
+            };
             self.on_cluster_output(o);
         }
         let now = Instant::now();

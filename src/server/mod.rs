@@ -37,6 +37,7 @@ mod http;
 mod log_budget;
 mod metrics;
 pub mod output;
+mod pacing;
 mod sys;
 mod table;
 mod timers;
@@ -70,14 +71,6 @@ const IDLE_SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// worth a trim (a trim costs about a millisecond per 30 MiB of heap).
 const TRIM_AFTER_BYTES: u64 = 16 * 1024 * 1024;
 const TRIM_RECHECK: Duration = Duration::from_millis(100);
-/// Connections owed output that make a flush "wide": after one, the next
-/// waits up to [`WIDE_FLUSH_EVERY`] so that more arrives for each of them
-/// and goes out in the same write. A login storm announces every login to
-/// everyone: flushing each login to 10,000 clients on its own would be
-/// 10,000 writes a login; paced, one write carries many logins. Steady
-/// chat, where one message reaches everyone far less often, never waits.
-const WIDE_FLUSH: usize = 512;
-const WIDE_FLUSH_EVERY: Duration = Duration::from_millis(2);
 /// Quiet time after heavy traffic before its tail is trimmed.
 const TRIM_QUIET: Duration = Duration::from_millis(200);
 
@@ -136,9 +129,8 @@ pub struct Server {
     /// Earliest time to look again for a quiet moment to trim in.
     next_trim_check: Instant,
     trim_timer_set: bool,
-    /// When the last wide flush ended, and how long it took.
-    last_wide_end: Instant,
-    last_wide_took: Duration,
+    /// When the next wide flush may go (see `pacing.rs`).
+    pacer: pacing::Pacer,
     flush_timer_set: bool,
     /// Heavy traffic went out: trim once more when it has been quiet.
     trim_tail: bool,
@@ -211,8 +203,7 @@ impl Server {
             next_trim_check: Instant::now(),
             trim_timer_set: false,
             trim_tail: false,
-            last_wide_end: Instant::now(),
-            last_wide_took: Duration::ZERO,
+            pacer: pacing::Pacer::new(Instant::now()),
             flush_timer_set: false,
             last_write: Instant::now(),
             bridge: None,
@@ -343,31 +334,22 @@ impl Server {
     }
 
     /// Flushes what the turn queued, but paces wide flushes (see
-    /// [`WIDE_FLUSH`]): right after one, the next waits for its timer.
+    /// `pacing.rs`): in a storm, right after one, the next waits for its
+    /// timer.
     /// Shutdown and narrow flushes never wait.
     fn flush_paced(&mut self, now: Instant) {
-        let wide = self.table.dirty_len() >= WIDE_FLUSH;
-        // One broadcast waiting (steady chat): out at once. More (a storm
-        // of announcements): wait as long as the last wide flush took, so
-        // that each write carries more of them.
-        let storm = self.table.broadcasts_waiting() > 1;
-        if wide && storm && self.shutdown_deadline.is_none() {
-            let pause = (self.last_wide_took * 2).max(WIDE_FLUSH_EVERY);
-            let next = self.last_wide_end + pause;
-            if now < next {
-                if !self.flush_timer_set {
-                    self.flush_timer_set = true;
-                    self.el.timers.set(next, Timer::Flush);
-                }
-                return;
+        let dirty = self.table.dirty_len();
+        let broadcasts = self.table.broadcasts_waiting();
+        let stopping = self.shutdown_deadline.is_some();
+        if let Some(next) = self.pacer.hold_until(dirty, broadcasts, stopping, now) {
+            if !self.flush_timer_set {
+                self.flush_timer_set = true;
+                self.el.timers.set(next, Timer::Flush);
             }
+            return;
         }
         self.flush_all();
-        if wide {
-            let end = Instant::now();
-            self.last_wide_took = end - now;
-            self.last_wide_end = end;
-        }
+        self.pacer.flushed(dirty, now, Instant::now());
     }
 
     /// After heavy traffic, returns freed memory to the kernel: whenever

@@ -6,6 +6,7 @@ import threading
 import time
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -50,7 +51,12 @@ def say(d, text):
 
 
 def online(d):
-    return [b.text for b in d.find_elements(By.CSS_SELECTOR, "#people button.name")]
+    """The online list as shown; None while the page redraws it (an element
+    read as it is replaced is stale, which is a moment, not a failure)."""
+    try:
+        return [b.text for b in d.find_elements(By.CSS_SELECTOR, "#people button.name")]
+    except StaleElementReferenceException:
+        return None
 
 
 class Terminal:

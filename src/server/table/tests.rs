@@ -264,3 +264,64 @@ fn small_replies_to_a_stalled_client_hold_only_their_own_bytes() {
         "200 replies of 60 bytes hold {held} bytes"
     );
 }
+
+/// Backpressure: a client whose own output reaches a quarter of its limit
+/// is paused with the input it had not handled yet; once the output
+/// drains below half of that, it is read again next turn, that input
+/// first.
+#[test]
+fn a_reader_is_paused_while_its_output_is_owed_and_resumed_when_it_drains() {
+    let mut f = Fixture::new(64 * 1024);
+    let (a, _) = f.connect(Framing::Newline);
+    f.stall(a, 20 * 1024);
+    assert!(f.table.owes_too_much(a), "over 16 KiB owed");
+    f.table.pause(a, b"{\"rest\":1}");
+    let mut buf = [0u8; 64];
+    assert!(
+        matches!(f.table.read(a, &mut buf), Received::Nothing),
+        "a paused client is not read"
+    );
+    // The client reads everything it was sent.
+    let owed = f.table.get(a).unwrap().out.bytes();
+    let far = &mut f.far[0];
+    far.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut got = 0;
+    let mut chunk = vec![0u8; 1 << 20];
+    while f.table.get(a).unwrap().out.bytes() > 0 {
+        got += far.read(&mut chunk).unwrap_or(0);
+        f.table.on_writable(a);
+        f.table.flush(f.poll.registry());
+    }
+    assert!(got > owed, "read {got} of at least {owed}");
+    assert_eq!(f.table.take_read_later(), vec![a], "read again next turn");
+    assert_eq!(f.table.take_held_input(a), b"{\"rest\":1}");
+}
+
+/// A client whose FIN came before the server finished closing it is not
+/// waited for: once its output is out, the connection is dead.
+#[test]
+fn a_client_whose_fin_came_first_is_closed_once_its_output_is_out() {
+    let mut f = Fixture::new(1024);
+    let (a, _) = f.connect(Framing::Newline);
+    std::io::Write::write_all(&mut f.far[0], b"{}").unwrap();
+    f.far[0].shutdown(std::net::Shutdown::Write).unwrap();
+    let mut buf = [0u8; 64];
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        match f.table.read(a, &mut buf) {
+            Received::Bytes(n) => seen.extend_from_slice(&buf[..n]),
+            Received::Closed => break,
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    assert_eq!(seen, b"{}", "the bytes, then the FIN");
+    f.table.queue_forced(a, &line("answer"));
+    assert!(f.table.begin_close(a));
+    f.table.flush(f.poll.registry());
+    assert_eq!(f.receive(0, 7), b"answer\n");
+    assert_eq!(f.table.get(a).unwrap().phase(), Phase::Dead);
+    let mut freed = Vec::new();
+    f.table.free_dead(f.poll.registry(), |k| freed.push(k));
+    assert_eq!(freed, vec![a]);
+}
