@@ -2,7 +2,7 @@
 //! address it listens on, and runs the loop until SIGINT or SIGTERM.
 
 use mp1::logging;
-use mp1::server::{BridgeConfig, ClusterConfig, Config, FramingMode, Server};
+use mp1::server::{BridgeConfig, ClusterConfig, Config, FramingMode, Server, StartError};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -443,37 +443,24 @@ fn main() -> ExitCode {
     code
 }
 
-/// What could not listen, and the option that picks another place. The
-/// server's error names the HTTP and bridge sockets; anything else is the
-/// MP1 port.
-fn listen_failure(config: &Config, e: &std::io::Error) -> String {
-    let text = e.to_string();
-    let in_use = e.kind() == std::io::ErrorKind::AddrInUse;
-    if text.starts_with("HTTP on ") {
-        let hint = if in_use {
-            " (pick another address or port with --http)"
-        } else {
-            ""
-        };
-        format!("cannot listen for --http: {text}{hint}")
-    } else if text.contains("for the LAN bridge") {
-        let hint = if in_use {
+/// What could not listen, and the option that picks another place.
+fn listen_failure(e: &StartError) -> String {
+    let in_use = e.in_use();
+    let hint = match e {
+        StartError::Http(..) if in_use => " (pick another address or port with --http)",
+        StartError::Bridge(..) if in_use => {
             " (another mp1d, or an mp1 peer, on this machine? pick another port \
              with --peer-port for the LAN bridge)"
-        } else {
-            ""
-        };
-        format!("cannot listen: {text}{hint}")
-    } else {
-        let hint = if in_use {
+        }
+        StartError::Mp1(..) if in_use => {
             " (another mp1d on this machine? pick another port with --port)"
-        } else {
-            ""
-        };
-        format!(
-            "cannot listen on {}:{}: {text}{hint}",
-            config.bind, config.port
-        )
+        }
+        _ => "",
+    };
+    match e {
+        StartError::Http(..) => format!("cannot listen for --http: {e}{hint}"),
+        StartError::Mp1(addr, io) => format!("cannot listen on {addr}: {io}{hint}"),
+        _ => format!("cannot listen: {e}{hint}"),
     }
 }
 
@@ -481,7 +468,7 @@ fn serve(config: Config) -> ExitCode {
     let mut server = match Server::bind(config.clone()) {
         Ok(s) => s,
         Err(e) => {
-            log::error!("{}", listen_failure(&config, &e));
+            log::error!("{}", listen_failure(&e));
             return ExitCode::FAILURE;
         }
     };

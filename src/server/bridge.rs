@@ -3,6 +3,7 @@
 //! users. One namespace for both: the chat state machine knows the LAN
 //! names, and the peer asks it whether a name is taken.
 
+use super::start::StartError;
 use super::table::Source;
 use super::{Server, Timer};
 use crate::chat::LanOut;
@@ -15,7 +16,7 @@ use std::time::Instant;
 
 impl Server {
     /// Joins the LAN as a peer when configured to bridge one.
-    pub(super) fn start_bridge(mut self) -> io::Result<Server> {
+    pub(super) fn start_bridge(mut self) -> Result<Server, StartError> {
         let Some(b) = self.config.bridge.clone() else {
             return Ok(self);
         };
@@ -39,18 +40,16 @@ impl Server {
             greeting_burst: b.greeting_burst,
             ..PeerConfig::default()
         };
-        let mut node = PeerNode::bind(self.config.bind, port, config).map_err(|e| {
-            io::Error::new(e.kind(), format!("UDP port {port} for the LAN bridge: {e}"))
-        })?;
+        let mut node = PeerNode::bind(self.config.bind, port, config)
+            .map_err(|e| StartError::Bridge(port, e))?;
         let (_, token) = self.table.add(Source::Bridge);
         node.register(self.el.registry(), token)?;
         info!("bridging the LAN as {:?} on {}", b.name, node.describe());
         let now = Instant::now();
         if !node.peer.join(&b.name, now) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("invalid peer name {:?}", b.name),
-            ));
+            let why = format!("invalid peer name {:?}", b.name);
+            let e = io::Error::new(io::ErrorKind::InvalidInput, why);
+            return Err(StartError::Bridge(port, e));
         }
         for addr in &b.peers {
             node.peer.add_peer(*addr);

@@ -9,6 +9,7 @@
 //! origin not allowed 403.
 
 use super::connection::Face;
+use super::start::StartError;
 use super::table::{Listening, Source};
 use super::{metrics, Server, Timer};
 use crate::chat::ConnId;
@@ -233,12 +234,11 @@ fn unhealthy(head: &[u8], reason: Option<&str>) -> Option<Answer> {
 
 impl Server {
     /// Starts the HTTP face when configured.
-    pub(super) fn start_http(mut self) -> io::Result<Server> {
+    pub(super) fn start_http(mut self) -> Result<Server, StartError> {
         let Some(addr) = self.config.http else {
             return Ok(self);
         };
-        let listener = super::sys::listen(addr, 128)
-            .map_err(|e| io::Error::new(e.kind(), format!("HTTP on {addr}: {e}")))?;
+        let listener = super::sys::listen(addr, 128).map_err(|e| StartError::Http(addr, e))?;
         self.http_addr = Some(listener.local_addr()?);
         self.table.add_registered(
             self.el.registry(),

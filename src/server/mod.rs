@@ -38,6 +38,7 @@ mod log_budget;
 mod metrics;
 pub mod output;
 mod pacing;
+mod start;
 mod sys;
 mod table;
 mod timers;
@@ -45,6 +46,7 @@ mod token;
 
 pub use cluster::ClusterConfig;
 pub use config::{BridgeConfig, Config, FramingMode};
+pub use start::StartError;
 pub use sys::raise_nofile_limit;
 
 use crate::chat::{Chat, ChatConfig, ConnId};
@@ -156,7 +158,7 @@ pub struct Server {
 impl Server {
     /// Binds the listening socket. Lowers `max_clients` to what the
     /// open-file limit allows.
-    pub fn bind(mut config: Config) -> io::Result<Server> {
+    pub fn bind(mut config: Config) -> Result<Server, StartError> {
         let nofile = sys::raise_nofile_limit();
         let fit = nofile.saturating_sub(RESERVED_FDS).max(1) as usize;
         // Every connection and the few fixed sockets fit the token codec.
@@ -168,7 +170,8 @@ impl Server {
             );
             config.max_clients = fit;
         }
-        let listener = sys::listen(SocketAddr::new(config.bind, config.port), LISTEN_BACKLOG)?;
+        let mp1 = SocketAddr::new(config.bind, config.port);
+        let listener = sys::listen(mp1, LISTEN_BACKLOG).map_err(|e| StartError::Mp1(mp1, e))?;
         let addr = listener.local_addr()?;
         let mut el = EventLoop::new()?;
         let mut table = Table::new(config.max_output_bytes, config.max_total_output_bytes);
