@@ -4,8 +4,7 @@
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use mp1::protocol::{decode_request, encode_line, AdminCommand, Reply, Splitter, Status};
-use mp1::server::block::Arena;
-use mp1::server::output::OutQueue;
+use mp1::server::bench::FanOut;
 
 const REQUESTS: &[(&str, &str)] = &[
     ("Login", r#"{"mtp": "Login", "data": {"name": "username"}}"#),
@@ -206,33 +205,18 @@ fn split(c: &mut Criterion) {
 fn fanout(c: &mut Criterion) {
     let mut g = c.benchmark_group("fanout");
     for n in [100usize, 1000, 5000] {
-        let mut queues: Vec<OutQueue> = (0..n).map(|_| OutQueue::default()).collect();
+        let mut fan = FanOut::new(n);
         let reply = Reply::SendChatFromUser {
             name: "sender".into(),
             message: "x".repeat(64),
         };
         let mut buf = Vec::with_capacity(256);
-        let (mut newline, mut bare) = (Arena::new(), Arena::new());
         g.throughput(Throughput::Elements(n as u64));
         g.bench_with_input(BenchmarkId::new("chat_to_queues", n), &n, |b, _| {
             b.iter(|| {
                 buf.clear();
                 encode_line(&reply, &mut buf);
-                // Written once per framing, as the client table does.
-                let len = buf.len();
-                let (nl, nl_at) = newline.put(&buf);
-                let (br, br_at) = bare.put(&buf[..len - 1]);
-                for (i, q) in queues.iter_mut().enumerate() {
-                    // Half bare, half newline, as mirrored framing gives.
-                    if i & 1 == 0 {
-                        q.push(&nl, nl_at, len);
-                    } else {
-                        q.push(&br, br_at, len - 1);
-                    }
-                }
-                for q in queues.iter_mut() {
-                    q.flush(&mut std::io::sink()).unwrap();
-                }
+                fan.chat(&buf);
             })
         });
     }

@@ -25,7 +25,9 @@
 //!    occupant; tokens also carry a generation as a second guard).
 
 mod accept;
-pub mod block;
+#[doc(hidden)]
+pub mod bench;
+mod block;
 mod bridge;
 mod cluster;
 mod config;
