@@ -490,6 +490,11 @@ fn a_killed_node_is_noticed_within_the_lease() {
         json!({"names": ["bea", "cal"]}),
         None,
     );
+    // The survivors' logs say which node went, not only who left.
+    for survivor in &n[1..] {
+        let line = survivor.wait_log("node n1 was lost");
+        assert!(line.contains("its 2 users leave the chat"), "{line}");
+    }
 }
 
 /// A node killed and restarted at once with the same id finds its earlier

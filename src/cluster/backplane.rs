@@ -622,7 +622,12 @@ impl Backplane {
                 };
                 self.last_id = text(id);
                 self.position += 1;
-                match event(&strings(fields)) {
+                let fields = strings(fields);
+                if let Some(line) = node_lost(&fields) {
+                    self.out.push_back(Output::Warn(line));
+                    continue;
+                }
+                match event(&fields) {
                     Some(e) => self.out.push_back(Output::Event(e)),
                     None => self.out.push_back(Output::Warn(format!(
                         "an event this node cannot read: {fields:?}"
@@ -632,6 +637,24 @@ impl Backplane {
         }
         Ok(())
     }
+}
+
+/// The log line for a `nodelost` entry: another node stopped renewing its
+/// lease and was reaped (its users' departures follow as events).
+fn node_lost(fields: &[String]) -> Option<String> {
+    let get = |key: &str| {
+        fields
+            .chunks(2)
+            .find(|kv| kv.len() == 2 && kv[0] == key)
+            .map(|kv| kv[1].as_str())
+    };
+    (get("ev")? == "nodelost").then(|| {
+        let node = get("node").unwrap_or("?");
+        let users = get("users").unwrap_or("?");
+        format!(
+            "node {node} was lost (it stopped renewing its lease): its {users} users leave the chat"
+        )
+    })
 }
 
 /// What a script's answer means for the proposal, if it was refused.

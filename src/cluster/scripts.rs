@@ -358,6 +358,9 @@ local function reap(node, maxlen)
     seqs[name] = tonumber(redis.call('ZSCORE', '{mp1}:order', name) or '0')
   end
   table.sort(names, function(a, b) return seqs[a] < seqs[b] end)
+  -- For the survivors' logs: which node went, with how many users.
+  redis.call('XADD', '{mp1}:ev', 'MAXLEN', '~', maxlen, '*',
+    'ev', 'nodelost', 'node', node, 'users', tostring(#names))
   local admin = redis.call('GET', '{mp1}:admin')
   local lost_admin = false
   for _, name in ipairs(names) do

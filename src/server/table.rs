@@ -689,12 +689,13 @@ impl Table {
     /// connection sends its FIN.
     fn flushed_all(&mut self, registry: &Registry, key: ConnId) {
         self.resume_if_drained(key);
-        let t = self.token_of(key);
-        let conn = conn_at(&mut self.slab, key);
-        if conn.writable {
+        if self.conn(key).writable {
+            let t = self.token_of(key);
+            let conn = conn_at(&mut self.slab, key);
             conn.writable = false;
             let _ = registry.reregister(&mut conn.stream, t, Interest::READABLE);
         }
+        let conn = conn_at(&mut self.slab, key);
         // What the kernel held is being taken: no longer charged.
         self.total_out -= std::mem::take(&mut conn.kernel_owed);
         if conn.output_done() {
