@@ -43,13 +43,14 @@ pub struct Connection {
     /// Its own output piled up: its input is not read until that drains
     /// (backpressure), and what was read but not handled waits here.
     pub(super) paused: bool,
-    pub(super) held_input: Vec<u8>,
+    /// (Boxed: most connections never pause, and an idle one stays small.)
+    pub(super) held_input: Option<Box<Vec<u8>>>,
     pub last_input: Instant,
     /// The client's FIN was read: nothing more will come from it.
     pub(super) read_closed: bool,
     /// Bytes the kernel held for it when its socket last refused more
     /// (`SIOCOUTQ`): charged against its output limit with what it owes.
-    pub(super) kernel_owed: usize,
+    pub(super) kernel_owed: u32,
     pub face: Face,
 }
 
@@ -58,10 +59,17 @@ pub struct Connection {
 pub enum Face {
     /// An MP1 client over TCP.
     Mp1,
-    /// An HTTP request being read (`head`), or answered.
-    Http { head: Vec<u8>, answered: bool },
+    /// An HTTP request being read, or answered.
+    Http(Box<HttpRequest>),
     /// An MP1 client whose objects come in WebSocket frames.
     WebSocket(Box<WsState>),
+}
+
+/// An HTTP request: its head as read so far; whether it was answered.
+#[derive(Default)]
+pub struct HttpRequest {
+    pub head: Vec<u8>,
+    pub answered: bool,
 }
 
 /// A WebSocket connection's framing state.
@@ -87,7 +95,7 @@ impl Connection {
             too_slow: false,
             over_budget: false,
             paused: false,
-            held_input: Vec::new(),
+            held_input: None,
             last_input: Instant::now(),
             read_closed: false,
             kernel_owed: 0,
@@ -142,7 +150,7 @@ impl Connection {
 
     /// Whether it is (or became) a chat client, not an HTTP request.
     pub fn is_client(&self) -> bool {
-        !matches!(self.face, Face::Http { .. })
+        !matches!(self.face, Face::Http(_))
     }
 
     /// Marks the connection dead and frees its queue (nothing more will be

@@ -85,7 +85,7 @@ impl Server {
         match conn.face {
             Face::Mp1 => self.on_bytes(key, &scratch[..n]),
             Face::WebSocket(_) => self.on_ws_bytes(key, &scratch[..n]),
-            Face::Http { .. } => self.on_http_bytes(key, &scratch[..n]),
+            Face::Http(_) => self.on_http_bytes(key, &scratch[..n]),
         }
         self.scratch = scratch;
     }

@@ -260,10 +260,7 @@ impl Server {
             let _ = io::Write::write(&mut stream, &busy);
             return;
         }
-        let face = Face::Http {
-            head: Vec::new(),
-            answered: false,
-        };
+        let face = Face::Http(Box::default());
         let Some(key) = self.add_conn(stream, addr, Framing::Bare, face) else {
             return;
         };
@@ -276,13 +273,13 @@ impl Server {
     /// queued and the connection closes after it (or it becomes a
     /// WebSocket). Anything after the head is not read as a request.
     pub(super) fn on_http_bytes(&mut self, key: ConnId, bytes: &[u8]) {
-        let Some(Face::Http { head, answered }) = self.table.get_mut(key).map(|c| &mut c.face)
-        else {
+        let Some(Face::Http(request)) = self.table.get_mut(key).map(|c| &mut c.face) else {
             return;
         };
-        if *answered {
+        if request.answered {
             return;
         }
+        let head = &mut request.head;
         // At most one read past the limit is kept: a head over it is
         // answered 431 at once, complete or not.
         head.extend_from_slice(bytes);
@@ -299,10 +296,8 @@ impl Server {
                 self.become_websocket(key, &response, &rest, &head)
             }
             None => {
-                if let Some(Face::Http { head: h, .. }) =
-                    self.table.get_mut(key).map(|c| &mut c.face)
-                {
-                    *h = head;
+                if let Some(Face::Http(request)) = self.table.get_mut(key).map(|c| &mut c.face) {
+                    request.head = head;
                 }
             }
         }
@@ -310,8 +305,8 @@ impl Server {
 
     /// Queues the response; the connection closes once it is out.
     fn answer_http(&mut self, key: ConnId, response: &[u8]) {
-        if let Some(Face::Http { answered, .. }) = self.table.get_mut(key).map(|c| &mut c.face) {
-            *answered = true;
+        if let Some(Face::Http(request)) = self.table.get_mut(key).map(|c| &mut c.face) {
+            request.answered = true;
         }
         self.table.queue_raw(key, response);
         self.begin_close(key);
@@ -343,10 +338,10 @@ impl Server {
         if self.table.generation(key) != Some(generation) {
             return;
         }
-        let Some(Face::Http { answered, .. }) = self.table.get(key).map(|c| &c.face) else {
+        let Some(Face::Http(request)) = self.table.get(key).map(|c| &c.face) else {
             return; // became a WebSocket
         };
-        if *answered {
+        if request.answered {
             self.table.abort(key);
         } else {
             self.answer_http(key, &text("408 Request Timeout", "request timeout\n"));

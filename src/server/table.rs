@@ -467,8 +467,9 @@ impl Table {
     fn recount_kernel(&mut self, key: ConnId) {
         let conn = self.conn(key);
         let now = super::sys::unsent_in_kernel(&conn.stream);
+        let now = u32::try_from(now).unwrap_or(u32::MAX);
         let before = std::mem::replace(&mut conn.kernel_owed, now);
-        self.total_out = self.total_out + now - before;
+        self.total_out = self.total_out + now as usize - before as usize;
     }
 
     fn mark_too_slow(&mut self, key: ConnId, over_budget: bool) {
@@ -503,13 +504,16 @@ impl Table {
     pub fn pause(&mut self, key: ConnId, rest: &[u8]) {
         let conn = self.conn(key);
         conn.paused = true;
-        conn.held_input.extend_from_slice(rest);
+        conn.held_input
+            .get_or_insert_with(Box::default)
+            .extend_from_slice(rest);
     }
 
     /// Input held while `key` was paused, to handle before reading more.
     pub fn take_held_input(&mut self, key: ConnId) -> Vec<u8> {
         self.get_mut(key)
-            .map(|c| std::mem::take(&mut c.held_input))
+            .and_then(|c| c.held_input.take())
+            .map(|held| *held)
             .unwrap_or_default()
     }
 
@@ -697,7 +701,7 @@ impl Table {
         }
         let conn = conn_at(&mut self.slab, key);
         // What the kernel held is being taken: no longer charged.
-        self.total_out -= std::mem::take(&mut conn.kernel_owed);
+        self.total_out -= std::mem::take(&mut conn.kernel_owed) as usize;
         if conn.output_done() {
             // Read what it sent meanwhile on the next turn (this may run
             // in the middle of a read).
@@ -881,7 +885,7 @@ fn conn_at(slab: &mut Slab<Entry>, key: ConnId) -> &mut Connection {
 
 /// What a connection owes, wherever the bytes sit.
 fn owed(conn: &Connection) -> usize {
-    conn.out.bytes() + conn.kernel_owed
+    conn.out.bytes() + conn.kernel_owed as usize
 }
 
 fn mark_dirty(dirty: &mut Vec<ConnId>, conn: &mut Connection, key: ConnId) {
