@@ -43,7 +43,9 @@ pub struct Connection {
     /// Its own output piled up: its input is not read until that drains
     /// (backpressure), and what was read but not handled waits here.
     pub(super) paused: bool,
-    /// (Boxed: most connections never pause, and an idle one stays small.)
+    /// (Boxed: most connections never pause, and an idle one stays 16
+    /// bytes smaller than with a `Vec` inline.)
+    #[allow(clippy::box_collection)]
     pub(super) held_input: Option<Box<Vec<u8>>>,
     pub last_input: Instant,
     /// The client's FIN was read: nothing more will come from it.
