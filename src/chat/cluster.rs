@@ -31,7 +31,7 @@ const RESTORE_LOST: &str =
 /// A user held on another node (or one of ours that is leaving).
 pub(crate) struct Remote {
     seq: u64,
-    muted: bool,
+    pub(crate) muted: bool,
     /// `ip:port`, for `RequestUserInfo`.
     addr: String,
 }

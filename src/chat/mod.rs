@@ -47,7 +47,7 @@
 
 mod cluster;
 
-use crate::cluster::local::{Decision, LocalEngine};
+use crate::cluster::local::{Decision, LocalEngine, View};
 use crate::cluster::{Departure, Event, Proposal, Refusal};
 use crate::protocol::name::is_valid_name;
 use crate::protocol::{AdminCommand, DecodeError, Reply, Request, Status};
@@ -696,7 +696,7 @@ impl Chat {
             return;
         };
         let mut decisions = Vec::new();
-        engine.decide(p, &mut decisions);
+        engine.decide(p, &*self, &mut decisions);
         self.engine = Some(engine);
         for d in decisions {
             match d {
@@ -708,6 +708,29 @@ impl Chat {
                 }
             }
         }
+    }
+}
+
+/// On a single node, the chat's own view is the shared state its engine
+/// decides against (no copy of it is kept).
+impl View for Chat {
+    fn holds(&self, name: &str) -> bool {
+        self.names.contains_key(name) || self.shared.remote.contains_key(name)
+    }
+
+    fn muted(&self, name: &str) -> Option<bool> {
+        match self.names.get(name) {
+            Some(&conn) => self.user(conn).map(|u| u.muted),
+            None => self.shared.remote.get(name).map(|r| r.muted),
+        }
+    }
+
+    fn admin(&self) -> Option<&str> {
+        self.shared.admin.as_deref()
+    }
+
+    fn earliest_but(&self, name: &str) -> Option<String> {
+        self.cluster_names().into_iter().find(|n| n != name)
     }
 }
 
