@@ -370,18 +370,21 @@ fn a_dead_node_is_reaped_once() {
     assert_eq!(items(&got[1].1), ["ok", "0", "0"], "twice is harmless");
     assert_eq!(text(&got[2].1), "cy");
     let tail: Vec<Vec<String>> = events(&got[3].1)[3..].to_vec();
-    assert_eq!(tail.len(), 3, "{tail:?}");
+    assert_eq!(tail.len(), 4, "{tail:?}");
+    // Which node went, for the survivors' logs; then its users, once each.
+    assert_eq!(tail[0], ["ev", "nodelost", "node", "a", "users", "2"]);
     assert!(
-        tail[..2].iter().all(|e| e[1] == "leave" && e[5] == "lost"),
+        tail[1..3].iter().all(|e| e[1] == "leave" && e[5] == "lost"),
         "{tail:?}"
     );
-    assert_eq!(tail[2], ["ev", "admin", "name", "cy"]);
+    assert_eq!(tail[3], ["ev", "admin", "name", "cy"]);
     // The tick counts the events trimmed from the stream (by which a node
     // knows it missed some).
     c.command(0, &[b"XTRIM", EVENTS.as_bytes(), b"MAXLEN", b"0"]);
     tick(&mut c, 1, "b", lease(5000), "e1");
     let got = round_trip(&mut s, &mut c, 2);
-    assert_eq!(items(&got[1].1), ["ok", "0", "6"]);
+    // Three logins, the lost node, two departures and the admin.
+    assert_eq!(items(&got[1].1), ["ok", "0", "7"]);
 }
 
 fn items_reply(r: &Reply) -> Vec<Reply> {
