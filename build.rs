@@ -27,7 +27,7 @@ const CFGS: &[&str] = &[
     "have_netns",
 ];
 
-fn main() {
+pub fn main() {
     for cfg in CFGS {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
     }

@@ -1,6 +1,7 @@
 //! loadgen's Redis pub/sub baseline against a real redis-server, started
 //! by the test on a free loopback port (no persistence) and stopped by its
-//! PID. Skipped, saying so, where redis-server is not installed.
+//! PID. Ignored, saying why in cargo's summary, where redis-server is not
+//! installed.
 
 mod common;
 use common::loadgen;
@@ -10,6 +11,7 @@ use common::loadgen;
 #[path = "../../tests/common/redis.rs"]
 mod redis;
 
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn redis_pub_sub_is_driven_and_accounted_like_mp1() {
     let Some(redis) = redis::start("redis_pub_sub_is_driven_and_accounted_like_mp1") else {
@@ -72,6 +74,7 @@ fn redis_mode_refuses_peers() {
 /// Several `--target`s: clients spread over two nodes of one cluster (run
 /// in-process), every chat reaches every client on both, and latency is
 /// reported per node.
+#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]
 #[test]
 fn clients_spread_over_a_cluster_lose_nothing() {
     let Some(redis) = redis::start("clients_spread_over_a_cluster_lose_nothing") else {
