@@ -32,6 +32,21 @@ pub fn command_in(wrapper: &[&str], bin: &str) -> Command {
     }
 }
 
+/// `mp1d` on a port of its choosing on loopback, logging at debug level,
+/// `args` after those defaults (so they may override them), under
+/// `wrapper`; its stderr piped. The caller kills it and waits.
+fn spawn(wrapper: &[&str], args: &[&str]) -> Child {
+    #[allow(clippy::zombie_processes)] // the caller kills and waits
+    command_in(wrapper, env!("CARGO_BIN_EXE_mp1d"))
+        .args(["--port", "0", "--bind", "127.0.0.1", "--log-level", "debug"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mp1d starts")
+}
+
 /// A running `mp1d`, killed when dropped.
 pub struct Mp1d {
     pub child: Child,
@@ -51,14 +66,7 @@ impl Mp1d {
     /// come after the defaults, so they may override them.
     pub fn start_in(wrapper: &[&str], args: &[&str]) -> Mp1d {
         #[allow(clippy::zombie_processes)] // Drop kills and waits
-        let mut child = command_in(wrapper, env!("CARGO_BIN_EXE_mp1d"))
-            .args(["--port", "0", "--bind", "127.0.0.1", "--log-level", "debug"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("mp1d starts");
+        let mut child = spawn(wrapper, args);
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -100,14 +108,7 @@ impl Mp1d {
     /// its address; the pipe is closed when the process is.
     pub fn start_with_unread_log(args: &[&str]) -> (Child, SocketAddr) {
         #[allow(clippy::zombie_processes)] // the caller kills and waits
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mp1d"))
-            .args(["--port", "0", "--bind", "127.0.0.1"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("mp1d starts");
+        let mut child = spawn(&[], args);
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
         loop {
