@@ -9,8 +9,10 @@
 //!
 //! `#[ignore]` is decided at compile time, so the probe must run again when
 //! a tool appears or goes: the script is rerun when PATH changes, when any
-//! directory on PATH changes (installing or removing a program changes its
-//! directory), and when Debian's package database changes (apt, which is
+//! system directory on PATH changes (installing or removing a program
+//! changes its directory; directories under the user's home are left out,
+//! since pyenv's and the like change with every new shell), and when
+//! Debian's package database changes (apt, which is
 //! how `.ci/run` installs them, also covers python3-selenium and nginx's
 //! modules, which are not programs on PATH). Nothing here affects the
 //! binaries: only tests read these cfgs.
@@ -40,10 +42,15 @@ pub fn main() {
             dirs.push(extra.into());
         }
     }
+    let home = env::var_os("HOME").map(PathBuf::from);
     for d in &dirs {
         // Only directories that exist: a missing one would make cargo
-        // rerun the script (and rebuild the crate) on every build.
-        if d.is_dir() {
+        // rerun the script (and rebuild the crate) on every build. Not the
+        // user's own (pyenv's shims, say, change whenever a shell starts,
+        // which rebuilt the crate at every `cargo run` in a new terminal):
+        // the tools come from the system's directories.
+        let own = home.as_ref().is_some_and(|h| d.starts_with(h));
+        if d.is_dir() && !own {
             println!("cargo::rerun-if-changed={}", d.display());
         }
     }

@@ -650,10 +650,11 @@ fn node_lost(fields: &[String]) -> Option<String> {
     };
     (get("ev")? == "nodelost").then(|| {
         let node = get("node").unwrap_or("?");
-        let users = get("users").unwrap_or("?");
-        format!(
-            "node {node} was lost (it stopped renewing its lease): its {users} users leave the chat"
-        )
+        let users = match get("users").unwrap_or("?") {
+            "1" => "its one user leaves".to_string(),
+            n => format!("its {n} users leave"),
+        };
+        format!("node {node} was lost (it stopped renewing its lease): {users} the chat")
     })
 }
 

@@ -381,7 +381,7 @@ impl Cluster {
 
     /// The time work is due: the engine's, a reconnection, a connection
     /// taking too long.
-    fn next_timeout(&self) -> Option<Instant> {
+    fn poll_timeout(&self) -> Option<Instant> {
         [
             self.backplane.poll_timeout(),
             self.retry_at,
@@ -392,7 +392,7 @@ impl Cluster {
         .min()
     }
 
-    fn on_timeout(&mut self, registry: &Registry, now: Instant) {
+    fn handle_timeout(&mut self, registry: &Registry, now: Instant) {
         if self
             .connecting_since
             .is_some_and(|t| now >= t + CONNECT_TIMEOUT)
@@ -501,7 +501,7 @@ impl Server {
         if let Err(why) = c.flush(self.el.registry()) {
             c.lose(self.el.registry(), &why, now);
         }
-        if let Some(at) = c.next_timeout().filter(|&at| c.wake.arm(at)) {
+        if let Some(at) = c.poll_timeout().filter(|&at| c.wake.arm(at)) {
             self.el.timers.set(at, Timer::Cluster);
         }
     }
@@ -551,7 +551,7 @@ impl Server {
             return;
         };
         c.wake.fired(at);
-        c.on_timeout(self.el.registry(), now);
+        c.handle_timeout(self.el.registry(), now);
         self.pump_cluster();
     }
 

@@ -267,13 +267,13 @@ impl Server {
             } else {
                 self.counters.cut_slow += 1;
             }
-            let addr = self.table.get(key).map(|c| c.addr);
+            let who = self.who(key);
             let level = self.noisy(log::Level::Warn);
             let why = if over_budget {
                 let total = self.config.max_total_output_bytes;
                 log::log!(
                     level,
-                    "#{key} {addr:?}: too slow ({owed} bytes unsent, the most while all \
+                    "{who}: too slow ({owed} bytes unsent, the most while all \
                      clients owed over {total}); disconnecting"
                 );
                 format!(
@@ -283,13 +283,24 @@ impl Server {
             } else {
                 log::log!(
                     level,
-                    "#{key} {addr:?}: too slow ({owed} bytes unsent); disconnecting"
+                    "{who}: too slow ({owed} bytes unsent); disconnecting"
                 );
                 let max = self.config.max_output_bytes;
                 format!("Too slow: more than {max} bytes of messages were waiting.")
             };
             self.evict(key, &why);
         }
+    }
+
+    /// A connection as the log names it: `#5 127.0.0.1:54656 (ana)`.
+    fn who(&self, key: ConnId) -> String {
+        let addr = self.table.get(key).map(|c| c.addr.to_string());
+        let name = self.chat.name_of(key).map(|n| format!(" ({n})"));
+        format!(
+            "#{key} {}{}",
+            addr.as_deref().unwrap_or("?"),
+            name.unwrap_or_default()
+        )
     }
 
     // ----------------------------------------------------------- closing
