@@ -1,0 +1,448 @@
+//! The fan-out's writes through io_uring (`--io-uring`): once a flush,
+//! one submission entry per connection owed output (its ranges of the
+//! shared blocks as one `SEND`, or one `SENDMSG` when it owes more than
+//! one range), one `io_uring_enter` for all of them, then each completion
+//! advances its connection's queue as a `writev` would have.
+//!
+//! Everything else stays with mio: readiness, reads, accepts. The sends
+//! carry `MSG_DONTWAIT`, so a full socket completes at once with `EAGAIN`
+//! (the kernel arms no poll for it) and the flush never waits on a client:
+//! the connection gets `WRITABLE` interest, exactly as on the `writev`
+//! path. A short send leaves the rest queued and does the same.
+//!
+//! The ring is made for one thread (`SINGLE_ISSUER`, `DEFER_TASKRUN`, or
+//! `COOP_TASKRUN` on older kernels), its fd is registered, and there is
+//! no `SQPOLL` thread: all of its CPU is the server's, counted as such.
+//! The sends complete inline, during the `io_uring_enter` that submits
+//! them, so a flush is one system call for all its connections.
+//!
+//! What a submitted send reads stays valid until its completion: the
+//! blocks are immutable (`block.rs`) and each entry holds its own
+//! reference to the ones it sends from; its `msghdr` and iovecs live in a
+//! boxed slot that is reused, flush after flush (no allocation per
+//! recipient once the widest flush has been seen).
+
+use super::block::Block;
+use super::output::{Flushed, OutQueue};
+use super::table::Table;
+use crate::chat::ConnId;
+use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
+use mio::Registry;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+
+/// Submission entries: the widest flush expected goes in one submission;
+/// a wider one goes in chunks of this many.
+const ENTRIES: u32 = 4096;
+/// Ranges one entry sends. A connection owing more (rare: consecutive
+/// broadcasts share one range) is flushed with `writev` instead.
+pub const IOVECS: usize = 16;
+/// `io_uring_enter` failing with a transient error this many times in a
+/// row, with nothing in flight, gives the ring up.
+const MAX_RETRIES: u32 = 1000;
+
+// Not in every libc the static builds use; the kernel's values.
+const IORING_ENTER_GETEVENTS: u32 = 1 << 0;
+const IORING_ENTER_REGISTERED_RING: u32 = 1 << 4;
+const IORING_REGISTER_RING_FDS: u32 = 20;
+
+/// `--io-uring`: whether the fan-out's writes go through io_uring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Where the kernel offers it; `writev` elsewhere.
+    Auto,
+    /// Always: start-up fails where it is unavailable.
+    On,
+    /// Never: one `writev` per connection.
+    Off,
+}
+
+impl Mode {
+    /// Without `--io-uring`: see BENCHMARKS.md, "io_uring for the fan-out".
+    pub const DEFAULT: Mode = Mode::Off;
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Mode::Auto),
+            "on" => Ok(Mode::On),
+            "off" => Ok(Mode::Off),
+            _ => Err(format!("expected auto, on or off, not {s:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Auto => "auto",
+            Mode::On => "on",
+            Mode::Off => "off",
+        })
+    }
+}
+
+/// One submission's storage, reused: what its send reads from.
+struct Slot {
+    key: ConnId,
+    /// Bytes submitted.
+    len: usize,
+    iov: [libc::iovec; IOVECS],
+    msg: libc::msghdr,
+    /// The blocks the iovecs point into, held until the completion.
+    held: Vec<Rc<Block>>,
+}
+
+impl Slot {
+    fn new() -> Box<Slot> {
+        let empty = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        Box::new(Slot {
+            key: 0,
+            len: 0,
+            iov: [empty; IOVECS],
+            // SAFETY: msghdr is plain data; all zeroes is a valid empty one.
+            msg: unsafe { std::mem::zeroed() },
+            held: Vec::with_capacity(IOVECS),
+        })
+    }
+
+    /// Points the slot at `out`'s ranges (at most [`IOVECS`]), holding
+    /// their blocks, and returns the entry that sends them to `fd`.
+    fn prepare(&mut self, key: ConnId, out: &OutQueue, fd: RawFd, index: usize) -> squeue::Entry {
+        self.key = key;
+        self.len = 0;
+        self.held.clear();
+        let mut n = 0;
+        for (block, bytes) in out.ranges(IOVECS) {
+            self.iov[n] = libc::iovec {
+                iov_base: bytes.as_ptr() as *mut libc::c_void,
+                iov_len: bytes.len(),
+            };
+            self.len += bytes.len();
+            self.held.push(Rc::clone(block));
+            n += 1;
+        }
+        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        let entry = if n == 1 {
+            let len = u32::try_from(self.len).unwrap_or(u32::MAX);
+            opcode::Send::new(types::Fd(fd), self.iov[0].iov_base as *const u8, len)
+                .flags(flags)
+                .build()
+        } else {
+            self.msg.msg_iov = self.iov.as_mut_ptr();
+            // usize on glibc, c_int on musl: a count of at most IOVECS.
+            self.msg.msg_iovlen = n as _;
+            opcode::SendMsg::new(types::Fd(fd), &self.msg)
+                .flags(flags as u32)
+                .build()
+        };
+        entry.user_data(index as u64)
+    }
+}
+
+/// What one completion means for its connection.
+#[derive(Debug)]
+pub enum Completed {
+    /// This many bytes went out, then: the queue is empty (`All`), or the
+    /// socket took less than it was given or refused (`Blocked`: wait for
+    /// room), or the connection failed.
+    Wrote(usize, io::Result<Flushed>),
+    /// Interrupted before anything was sent: send again.
+    Again,
+}
+
+/// A completion's result `res` for a send of `submitted` bytes from the
+/// front of `out`: advances `out` by what was written and says what
+/// follows (as `OutQueue::flush` would have).
+pub fn complete(res: i32, submitted: usize, out: &mut OutQueue) -> Completed {
+    if res < 0 {
+        return match -res {
+            libc::EAGAIN => Completed::Wrote(0, Ok(Flushed::Blocked)),
+            libc::EINTR => Completed::Again,
+            errno => Completed::Wrote(0, Err(io::Error::from_raw_os_error(errno))),
+        };
+    }
+    let written = res as usize;
+    if written == 0 && submitted > 0 {
+        return Completed::Wrote(0, Err(io::ErrorKind::WriteZero.into()));
+    }
+    let written = written.min(submitted);
+    if out.wrote(written) {
+        Completed::Wrote(written, Ok(Flushed::All))
+    } else {
+        // Short, or the queue held more than one entry sends: the socket
+        // had no room for the rest, or will be asked next flush.
+        Completed::Wrote(written, Ok(Flushed::Blocked))
+    }
+}
+
+pub struct Uring {
+    ring: IoUring,
+    /// The registered ring fd's index, used instead of the fd.
+    registered: Option<u32>,
+    /// Boxed: an entry points into its slot, which must not move when
+    /// the list grows.
+    #[allow(clippy::vec_box)]
+    slots: Vec<Box<Slot>>,
+    /// What the kernel gave, for the start-up log.
+    pub setup: String,
+}
+
+impl Uring {
+    /// A ring with the best set-up the kernel takes, checked to do what
+    /// the flush needs; why not, otherwise.
+    pub fn new() -> Result<Uring, String> {
+        let (ring, setup) = build_ring().map_err(|e| format!("cannot create a ring: {e}"))?;
+        let mut probe = Probe::new();
+        ring.submitter()
+            .register_probe(&mut probe)
+            .map_err(|e| format!("cannot probe its operations: {e}"))?;
+        for (code, name) in [
+            (opcode::Send::CODE, "SEND"),
+            (opcode::SendMsg::CODE, "SENDMSG"),
+        ] {
+            if !probe.is_supported(code) {
+                return Err(format!("the kernel does not support {name}"));
+            }
+        }
+        let mut uring = Uring {
+            ring,
+            registered: None,
+            slots: Vec::new(),
+            setup,
+        };
+        uring.registered = register_ring_fd(uring.ring.as_raw_fd());
+        if uring.registered.is_some() {
+            uring.setup.push_str(", registered ring fd");
+        }
+        uring.check_nowait()?;
+        uring.setup = format!(
+            "{} entries, {}",
+            uring.ring.params().sq_entries(),
+            uring.setup
+        );
+        Ok(uring)
+    }
+
+    /// A send to a full socket must complete at once with `EAGAIN`, not
+    /// wait for room: the flush waits for every completion.
+    fn check_nowait(&mut self) -> Result<(), String> {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string())?;
+        a.set_nonblocking(true).map_err(|e| e.to_string())?;
+        // Static: valid whatever the kernel does with the send.
+        static FILL: [u8; 4096] = [0; 4096];
+        while matches!(io::Write::write(&mut &a, &FILL), Ok(n) if n > 0) {}
+        let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+        let entry = opcode::Send::new(types::Fd(a.as_raw_fd()), FILL.as_ptr(), 1)
+            .flags(flags)
+            .build()
+            .user_data(u64::MAX);
+        // SAFETY: the bytes are static; the kernel holds the socket.
+        unsafe { self.ring.submission().push(&entry) }.map_err(|_| "no room".to_string())?;
+        self.enter(1, 0)
+            .map_err(|e| format!("cannot submit: {e}"))?;
+        let res = self.ring.completion().next().map(|c| c.result());
+        match res {
+            Some(r) if r == -libc::EAGAIN => Ok(()),
+            Some(r) => Err(format!("a send to a full socket gave {r}, not EAGAIN")),
+            None => Err("a send to a full socket waits instead of failing at once".into()),
+        }
+    }
+
+    /// `io_uring_enter`: submits `submit` entries, waits for `wait`
+    /// completions, and runs the deferred completion work (GETEVENTS).
+    fn enter(&self, submit: usize, wait: usize) -> io::Result<usize> {
+        let (submit, wait) = (submit as u32, wait as u32);
+        let Some(index) = self.registered else {
+            // SAFETY: no argument; a flag every kernel with io_uring knows.
+            return unsafe {
+                self.ring.submitter().enter::<libc::sigset_t>(
+                    submit,
+                    wait,
+                    IORING_ENTER_GETEVENTS,
+                    None,
+                )
+            };
+        };
+        let flags = IORING_ENTER_GETEVENTS | IORING_ENTER_REGISTERED_RING;
+        // SAFETY: io_uring_enter on our registered ring, with no argument.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_io_uring_enter,
+                index as libc::c_long,
+                submit as libc::c_long,
+                wait as libc::c_long,
+                flags as libc::c_long,
+                std::ptr::null::<libc::c_void>(),
+                0 as libc::c_long,
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r as usize)
+        }
+    }
+
+    /// Flushes every connection the table owes output, one submission
+    /// entry each. `Err` if the ring failed: what it had not sent was sent
+    /// with `writev`, and the caller goes on without it.
+    pub fn flush(&mut self, table: &mut Table, registry: &Registry) -> Result<(), String> {
+        loop {
+            let mut n = 0;
+            while n < self.ring.params().sq_entries() as usize {
+                let Some(key) = table.next_to_flush() else {
+                    break;
+                };
+                let conn = table.get_mut(key).expect("a connection to flush");
+                let ranges = conn.out.ranges(IOVECS + 1).count();
+                if ranges == 0 || ranges > IOVECS {
+                    // Nothing to send (a close to complete), or more than
+                    // one entry takes.
+                    table.flush_one(registry, key);
+                    continue;
+                }
+                if self.slots.len() == n {
+                    self.slots.push(Slot::new());
+                }
+                let entry = self.slots[n].prepare(key, &conn.out, conn.stream.as_raw_fd(), n);
+                // SAFETY: what the entry points at (the slot's msghdr and
+                // iovecs, the blocks it holds, the socket, which is closed
+                // only when the table frees the connection at the end of
+                // the turn) stays valid until its completion is reaped,
+                // below, before this returns.
+                unsafe { self.ring.submission().push(&entry) }.expect("at most sq_entries a round");
+                n += 1;
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            self.round(n, table, registry)?;
+        }
+    }
+
+    /// Submits the `n` entries queued, and handles their completions.
+    fn round(&mut self, n: usize, table: &mut Table, registry: &Registry) -> Result<(), String> {
+        let (mut submitted, mut reaped, mut retries) = (0, 0, 0);
+        let mut failure = None;
+        while reaped < submitted || (failure.is_none() && submitted < n) {
+            let submit = if failure.is_none() { n - submitted } else { 0 };
+            let wait = usize::from(submit == 0);
+            match self.enter(submit, wait) {
+                Ok(k) => {
+                    submitted += k.min(submit);
+                    retries = 0;
+                }
+                Err(e) if transient(&e) && retries < MAX_RETRIES => retries += 1,
+                // Submit nothing more; wait for what is in flight.
+                Err(e) if failure.is_none() => failure = Some(e),
+                Err(e) => panic!("io_uring: sends in flight cannot be reaped: {e}"),
+            }
+            let Uring { ring, slots, .. } = self;
+            for cqe in ring.completion() {
+                reaped += 1;
+                Self::completed(&mut slots[cqe.user_data() as usize], &cqe, table, registry);
+            }
+        }
+        let Some(e) = failure else {
+            return Ok(());
+        };
+        // The ring failed: what it did not take goes out by writev.
+        for slot in &mut self.slots[submitted..n] {
+            slot.held.clear();
+            table.flush_one(registry, slot.key);
+        }
+        Err(format!("io_uring_enter failed: {e}"))
+    }
+
+    fn completed(slot: &mut Slot, cqe: &cqueue::Entry, table: &mut Table, registry: &Registry) {
+        slot.held.clear();
+        let key = slot.key;
+        let conn = table
+            .get_mut(key)
+            .expect("nothing frees a connection during a flush");
+        match complete(cqe.result(), slot.len, &mut conn.out) {
+            Completed::Wrote(written, result) => table.flushed(registry, key, written, result),
+            Completed::Again => table.flush_one(registry, key),
+        }
+    }
+}
+
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINTR | libc::EAGAIN | libc::EBUSY)
+    )
+}
+
+/// The ring, with the first set of flags in this list the kernel takes.
+fn build_ring() -> io::Result<(IoUring, String)> {
+    let mut last = io::Error::from_raw_os_error(libc::ENOSYS);
+    for level in 0..4 {
+        let mut b = IoUring::builder();
+        let setup = match level {
+            0 => {
+                b.setup_single_issuer()
+                    .setup_defer_taskrun()
+                    .setup_coop_taskrun()
+                    .setup_submit_all();
+                "single issuer, deferred task work, cooperative task run"
+            }
+            1 => {
+                b.setup_coop_taskrun().setup_submit_all();
+                "cooperative task run"
+            }
+            2 => {
+                b.setup_submit_all();
+                "plain"
+            }
+            _ => "plain (without SUBMIT_ALL)",
+        };
+        b.setup_cqsize(ENTRIES * 2);
+        match b.build(ENTRIES) {
+            Ok(ring) => return Ok((ring, setup.to_string())),
+            // Not allowed at all: no flags will help.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+                return Err(e)
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Registers the ring's fd with itself, so that each enter skips the fd
+/// lookup; its index, or `None` where the kernel cannot (before 5.18).
+fn register_ring_fd(fd: RawFd) -> Option<u32> {
+    #[repr(C)]
+    struct RsrcUpdate {
+        offset: u32,
+        resv: u32,
+        data: u64,
+    }
+    let mut up = RsrcUpdate {
+        offset: u32::MAX,
+        resv: 0,
+        data: fd as u64,
+    };
+    // SAFETY: IORING_REGISTER_RING_FDS reads and writes one rsrc_update.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_io_uring_register,
+            fd as libc::c_long,
+            IORING_REGISTER_RING_FDS as libc::c_long,
+            &mut up as *mut RsrcUpdate,
+            1 as libc::c_long,
+        )
+    };
+    (r == 1).then_some(up.offset)
+}
+
+#[cfg(test)]
+mod tests;
