@@ -12,10 +12,7 @@ use std::net::Shutdown;
 /// A logged-in client with a 4 KiB receive buffer, which the test reads
 /// only when it says so: the server's sends to it come back short.
 fn small_reader(server: &Mp1d, name: &str) -> Client {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&server.addr.into()).unwrap();
-    let mut c = Client::from_stream(socket.into());
+    let mut c = server.connect_small();
     c.send(&msg("Login", json!({"name": name})));
     assert_eq!(c.recv()["status"], "OK");
     c.expect_server_message(&format!("{name} joined the server."));
@@ -83,12 +80,7 @@ fn fan_out(mode: &str, path: &str) {
 
     // A reader that never reads is cut once 256 KiB wait for it; the
     // others, reading as it comes, lose nothing.
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&server.addr.into()).unwrap();
-    let mut sleeper = Client::from_stream(socket.into());
-    sleeper.send(&msg("Login", json!({"name": "sleeper"})));
-    assert_eq!(sleeper.recv()["status"], "OK");
+    let mut sleeper = small_reader(&server, "sleeper");
     for r in readers.iter_mut().chain([&mut lagger, &mut ana]) {
         r.expect_server_message("sleeper joined the server.");
     }
