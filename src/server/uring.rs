@@ -198,7 +198,14 @@ impl Uring {
     /// A ring with the best set-up the kernel takes, checked to do what
     /// the flush needs; why not, otherwise.
     pub fn new() -> Result<Uring, String> {
-        let (ring, setup) = build_ring().map_err(|e| format!("cannot create a ring: {e}"))?;
+        Uring::with_entries(ENTRIES)
+    }
+
+    /// ... of `entries` submission entries (a flush wider than that goes
+    /// in chunks).
+    pub fn with_entries(entries: u32) -> Result<Uring, String> {
+        let (ring, setup) =
+            build_ring(entries).map_err(|e| format!("cannot create a ring: {e}"))?;
         let mut probe = Probe::new();
         ring.submitter()
             .register_probe(&mut probe)
@@ -295,36 +302,45 @@ impl Uring {
     /// with `writev`, and the caller goes on without it.
     pub fn flush(&mut self, table: &mut Table, registry: &Registry) -> Result<(), String> {
         loop {
-            let mut n = 0;
-            while n < self.ring.params().sq_entries() as usize {
-                let Some(key) = table.next_to_flush() else {
-                    break;
-                };
-                let conn = table.get_mut(key).expect("a connection to flush");
-                let ranges = conn.out.ranges(IOVECS + 1).count();
-                if ranges == 0 || ranges > IOVECS {
-                    // Nothing to send (a close to complete), or more than
-                    // one entry takes.
-                    table.flush_one(registry, key);
-                    continue;
-                }
-                if self.slots.len() == n {
-                    self.slots.push(Slot::new());
-                }
-                let entry = self.slots[n].prepare(key, &conn.out, conn.stream.as_raw_fd(), n);
-                // SAFETY: what the entry points at (the slot's msghdr and
-                // iovecs, the blocks it holds, the socket, which is closed
-                // only when the table frees the connection at the end of
-                // the turn) stays valid until its completion is reaped,
-                // below, before this returns.
-                unsafe { self.ring.submission().push(&entry) }.expect("at most sq_entries a round");
-                n += 1;
-            }
+            let n = self.queue(table, registry);
             if n == 0 {
                 return Ok(());
             }
             self.round(n, table, registry)?;
         }
+    }
+
+    /// Queues one entry for each connection owed output, as many as the
+    /// ring takes; returns how many.
+    fn queue(&mut self, table: &mut Table, registry: &Registry) -> usize {
+        let Uring { ring, slots, .. } = self;
+        let mut sq = ring.submission();
+        let mut n = 0;
+        while !sq.is_full() {
+            let Some(key) = table.next_to_flush() else {
+                break;
+            };
+            let conn = table.get_mut(key).expect("a connection to flush");
+            let ranges = conn.out.ranges(IOVECS + 1).count();
+            if ranges == 0 || ranges > IOVECS {
+                // Nothing to send (a close to complete), or more than one
+                // entry takes.
+                table.flush_one(registry, key);
+                continue;
+            }
+            if slots.len() == n {
+                slots.push(Slot::new());
+            }
+            let entry = slots[n].prepare(key, &conn.out, conn.stream.as_raw_fd(), n);
+            // SAFETY: what the entry points at (the slot's msghdr and
+            // iovecs, the blocks it holds, the socket, which is closed only
+            // when the table frees the connection at the end of the turn)
+            // stays valid until its completion is reaped, in `round`, before
+            // `flush` returns.
+            unsafe { sq.push(&entry) }.expect("the queue is not full");
+            n += 1;
+        }
+        n
     }
 
     /// Submits the `n` entries queued, and handles their completions.
@@ -382,7 +398,7 @@ fn transient(e: &io::Error) -> bool {
 }
 
 /// The ring, with the first set of flags in this list the kernel takes.
-fn build_ring() -> io::Result<(IoUring, String)> {
+fn build_ring(entries: u32) -> io::Result<(IoUring, String)> {
     let mut last = io::Error::from_raw_os_error(libc::ENOSYS);
     for level in 0..4 {
         let mut b = IoUring::builder();
@@ -404,8 +420,8 @@ fn build_ring() -> io::Result<(IoUring, String)> {
             }
             _ => "plain (without SUBMIT_ALL)",
         };
-        b.setup_cqsize(ENTRIES * 2);
-        match b.build(ENTRIES) {
+        b.setup_cqsize(entries * 2);
+        match b.build(entries) {
             Ok(ring) => return Ok((ring, setup.to_string())),
             // Not allowed at all: no flags will help.
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
