@@ -4,7 +4,9 @@
 //! `have_redis`, `have_tmux`, `have_browser`, `have_nginx`, `have_netns`,
 //! and `have_io_uring` when this machine lets a process set up an io_uring
 //! (a kernel from 5.1 on, not turned off by `kernel.io_uring_disabled` or
-//! a seccomp profile): the tests of `mp1d --io-uring on` need one.
+//! a seccomp profile): the tests of `mp1d --io-uring on` need one. Unlike
+//! the others, `with_io_uring` does affect the binaries: the target is one
+//! the `io-uring` crate has bindings for, and mp1d is built with it.
 //! A test that needs a missing tool is marked
 //! `#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]`,
 //! so cargo's own summary counts it as `ignored` and says why, instead of
@@ -29,6 +31,7 @@ const CFGS: &[&str] = &[
     "have_nginx",
     "have_netns",
     "have_io_uring",
+    "with_io_uring",
 ];
 
 fn main() {
@@ -88,8 +91,17 @@ fn main() {
     if is_root() && have("ip") {
         on.push("have_netns");
     }
+    // The io-uring crate has bindings for these targets only (Cargo.toml
+    // lists the same); elsewhere mp1d is built without it.
+    let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let uring_arch = ["x86_64", "aarch64", "riscv64", "loongarch64", "powerpc64"];
+    let with_io_uring = os == "linux" && uring_arch.contains(&arch.as_str());
+    if with_io_uring {
+        on.push("with_io_uring");
+    }
     // Tests run where they are built, unless cross-compiled.
-    if env::var("TARGET").ok() == env::var("HOST").ok() && io_uring_works() {
+    if with_io_uring && env::var("TARGET").ok() == env::var("HOST").ok() && io_uring_works() {
         on.push("have_io_uring");
     }
     for cfg in on {

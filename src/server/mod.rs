@@ -241,7 +241,7 @@ impl Server {
             IoUringMode::Off => "writev (--io-uring off)".into(),
             _ => match uring::Uring::new() {
                 Ok(ring) => {
-                    let path = format!("io_uring ({}; --io-uring {mode})", ring.setup);
+                    let path = format!("io_uring ({}; --io-uring {mode})", ring.setup());
                     self.table.use_uring(Box::new(ring));
                     path
                 }

@@ -269,6 +269,7 @@ fn small_replies_to_a_stalled_client_hold_only_their_own_bytes() {
 /// goes in three submissions and reaches each whole; a client whose socket
 /// is full waits with WRITABLE interest, charged what it owes, and gets
 /// the rest, in order, once it reads and the socket has room again.
+#[cfg(with_io_uring)]
 #[test]
 #[cfg_attr(not(have_io_uring), ignore = "io_uring cannot be set up here")]
 fn a_fan_out_wider_than_the_ring_goes_in_chunks() {

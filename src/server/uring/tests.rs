@@ -1,6 +1,7 @@
 //! The completion accounting: what a send's result does to a queue.
 
 use super::*;
+use crate::server::uring::Mode;
 
 /// A queue owing `parts`, each in a block of its own (one range each).
 fn queue(parts: &[&[u8]]) -> (OutQueue, Vec<Rc<Block>>) {
@@ -122,5 +123,5 @@ fn modes_parse() {
 #[cfg_attr(not(have_io_uring), ignore = "io_uring cannot be set up here")]
 fn a_ring_is_set_up_where_the_kernel_allows() {
     let ring = Uring::new().expect("a ring");
-    assert!(ring.setup.contains("entries"), "{}", ring.setup);
+    assert!(ring.setup().contains("entries"), "{}", ring.setup());
 }
