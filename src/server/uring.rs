@@ -21,7 +21,6 @@
 //! reference to the ones it sends from; its `msghdr` and iovecs live in a
 //! boxed slot that is reused, flush after flush (no allocation per
 //! recipient once the widest flush has been seen).
-
 //!
 //! The `io-uring` crate has bindings for 64-bit targets only: elsewhere
 //! (32-bit ARM) mp1d is built without the ring, and `--io-uring auto`
