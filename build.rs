@@ -1,7 +1,12 @@
 //! Finds the tools some integration tests drive (redis-server, tmux,
 //! Chromium with Selenium, nginx with its stream module, root and `ip` for
 //! network namespaces) and tells the tests with a `--cfg` each:
-//! `have_redis`, `have_tmux`, `have_browser`, `have_nginx`, `have_netns`.
+//! `have_redis`, `have_tmux`, `have_browser`, `have_nginx`, `have_netns`,
+//! and `have_io_uring` when this machine lets a process set up an io_uring
+//! (a kernel from 5.1 on, not turned off by `kernel.io_uring_disabled` or
+//! a seccomp profile): the tests of `mp1d --io-uring on` need one. Unlike
+//! the others, `with_io_uring` does affect the binaries: the target is one
+//! the `io-uring` crate has bindings for, and mp1d is built with it.
 //! A test that needs a missing tool is marked
 //! `#[cfg_attr(not(have_redis), ignore = "redis-server is not installed")]`,
 //! so cargo's own summary counts it as `ignored` and says why, instead of
@@ -27,6 +32,8 @@ const CFGS: &[&str] = &[
     "have_browser",
     "have_nginx",
     "have_netns",
+    "have_io_uring",
+    "with_io_uring",
 ];
 
 pub fn main() {
@@ -91,6 +98,19 @@ pub fn main() {
     if is_root() && have("ip") {
         on.push("have_netns");
     }
+    // The io-uring crate has bindings for these targets only (Cargo.toml
+    // lists the same); elsewhere mp1d is built without it.
+    let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let uring_arch = ["x86_64", "aarch64", "riscv64", "loongarch64", "powerpc64"];
+    let with_io_uring = os == "linux" && uring_arch.contains(&arch.as_str());
+    if with_io_uring {
+        on.push("with_io_uring");
+    }
+    // Tests run where they are built, unless cross-compiled.
+    if with_io_uring && env::var("TARGET").ok() == env::var("HOST").ok() && io_uring_works() {
+        on.push("have_io_uring");
+    }
     for cfg in on {
         println!("cargo::rustc-cfg={cfg}");
     }
@@ -105,6 +125,26 @@ fn stream_module(nginx: &Path) -> bool {
     let said = String::from_utf8_lossy(&out.stderr);
     said.split_whitespace().any(|w| w == "--with-stream")
         || Path::new("/usr/lib/nginx/modules/ngx_stream_module.so").is_file()
+}
+
+/// Whether io_uring_setup(2) succeeds here. (A change of the sysctl does
+/// not rerun this script: `cargo clean -p mp1` after one.)
+fn io_uring_works() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // struct io_uring_params: 120 bytes, all zero for a plain ring.
+        let mut params = [0u64; 15];
+        // SAFETY: io_uring_setup writes within the 120 bytes of `params`;
+        // the fd it returns is closed at once.
+        unsafe {
+            let fd = libc::syscall(libc::SYS_io_uring_setup, 4, params.as_mut_ptr());
+            if fd >= 0 {
+                libc::close(fd as libc::c_int);
+                return true;
+            }
+        }
+    }
+    false
 }
 
 fn is_root() -> bool {

@@ -11,7 +11,8 @@
 #   REPS=3 SIZES=10000 MODE=storm benches/compare.sh mp1d@HEAD~1 mp1d   # login storms
 #
 # SERVER is `mp1d` (this tree), `mp1d@REV` (any git revision, built in
-# target/compare/), `mp1d-ws` (this tree's mp1d with browsers' transport:
+# target/compare/), `mp1d-uring` / `mp1d-writev` (this tree's mp1d with
+# `--io-uring on` / `--io-uring off`), `mp1d-ws` (this tree's mp1d with browsers' transport:
 # loadgen --transport ws against its --http face) or `redis` (Debian's
 # redis-server; installed if root), or `clusterN`: N mp1d nodes serving one
 # chat through a Redis of their own (`mp1d --cluster`), loadgen's clients
@@ -19,6 +20,7 @@
 # and each one's is in the .jsonl.
 #
 #   REPS=3 SIZES=5000 benches/compare.sh mp1d cluster1 cluster3
+#   REPS=3 benches/compare.sh mp1d-writev mp1d-uring redis   # io_uring off / on
 # Writes target/compare/<date>.jsonl and prints a table of medians.
 set -u -o pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,10 +56,10 @@ mp1d_bin() {
 for s in "${SERVERS[@]}"; do
     case $s in
     redis) ensure_redis ;;
-    mp1d-ws) ;;
+    mp1d-ws | mp1d-uring | mp1d-writev) ;;
     cluster[1-9]) ensure_redis ;;
     mp1d*) mp1d_bin "$s" >/dev/null || { log "cannot build $s"; exit 1; } ;;
-    *) log "unknown server $s (mp1d, mp1d@REV, mp1d-ws or redis)"; exit 2 ;;
+    *) log "unknown server $s (mp1d, mp1d@REV, mp1d-uring, mp1d-writev, mp1d-ws or redis)"; exit 2 ;;
     esac
 done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -93,6 +95,11 @@ start_server() {
         # Clients come to the --http face; the TCP port stays unused.
         taskset -c 0 "$ROOT/target/release/mp1d" --bind 127.0.0.1 --port 0 \
             --http 127.0.0.1:$PORT --max-clients 20000 --log-level warn 2>>"$LOG" &
+        SRV_PID=$! ;;
+    mp1d-uring | mp1d-writev)
+        local mode=on; [ "$1" = mp1d-writev ] && mode=off
+        taskset -c 0 "$ROOT/target/release/mp1d" --bind 127.0.0.1 --port $PORT --max-clients 20000 \
+            --io-uring $mode --log-level warn 2>>"$LOG" &
         SRV_PID=$! ;;
     mp1d*)
         taskset -c 0 "$(mp1d_bin "$1")" --bind 127.0.0.1 --port $PORT --max-clients 20000 \

@@ -12,6 +12,11 @@
 #   FANBENCH=DIR benches/fanbench-compare.sh     # REPS=3 SIZES="1000 5000"
 #   FANBENCH=DIR REPS=1 SIZES=1000 SERVERS="mp1d" benches/fanbench-compare.sh
 #   FANBENCH=DIR MP1D=path/to/other/mp1d benches/fanbench-compare.sh
+#   FANBENCH=DIR SERVERS="floor-server mp1d-writev mp1d-uring redis" benches/fanbench-compare.sh
+#
+# SERVERS: `mp1d` (with its defaults), `mp1d-writev` / `mp1d-uring` (with
+# `--io-uring off` / `on`), `redis`, and `floor-server`: fanbench's minimal
+# RESP pub/sub server, one send() per recipient, measured like a server.
 #
 # Writes target/fanbench/compare-<date>.jsonl and prints the markdown table
 # (fanbench's table.py) plus mp1d's resident memory with 5000 idle clients.
@@ -38,10 +43,17 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 PORT=0
 start_server() {
     case $1 in
-    mp1d)
+    mp1d | mp1d-writev | mp1d-uring)
+        local opts=()
+        [ "$1" = mp1d-writev ] && opts=(--io-uring off)
+        [ "$1" = mp1d-uring ] && opts=(--io-uring on)
         PORT=$(free_port)
         taskset -c 0 "$MP1D" --bind 127.0.0.1 --port $PORT --max-clients 20000 --log-level warn \
-            2>>"$LOG" &
+            "${opts[@]}" 2>>"$LOG" &
+        SRV_PID=$! ;;
+    floor-server)
+        PORT=$(free_port)
+        taskset -c 0 "$BIN" floor-server --bind 127.0.0.1 --port $PORT 2>>"$LOG" &
         SRV_PID=$! ;;
     redis)
         PORT=$(free_port)
@@ -75,7 +87,7 @@ for rep in $(seq 1 "$REPS"); do
     for srv in $SERVERS; do
         start_server "$srv" || continue
         for n in $SIZES; do
-            proto="--proto redis"; [ "$srv" = mp1d ] && proto="--proto mp1 --framing bare"
+            proto="--proto redis"; [[ $srv = mp1d* ]] && proto="--proto mp1 --framing bare"
             run_one "$srv#$rep" $proto --target 127.0.0.1:$PORT --subs "$n" --payload 64 \
                 --messages "$(msgs_for "$n")" --warmup 20 --server-pid "$SRV_PID" --timeout 150 --quiet
             sleep 2

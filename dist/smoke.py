@@ -156,9 +156,12 @@ def main():
     ap.add_argument("binary")
     a = ap.parse_args()
     cmd = ([a.runner] if a.runner else []) + [
-        a.binary, "--port", "0", "--bind", "127.0.0.1", "--http", "127.0.0.1:0"]
+        a.binary, "--port", "0", "--bind", "127.0.0.1", "--http", "127.0.0.1:0",
+        # io_uring where the kernel (or the emulator) allows it, else writev:
+        # the log says which path runs.
+        "--io-uring", "auto"]
     srv = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    port = web = None
+    port = web = path = None
     t0 = time.time()
     for line in srv.stderr:
         m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
@@ -167,15 +170,19 @@ def main():
         m = re.search(r"HTTP on 127\.0\.0\.1:(\d+)", line)
         if m:
             web = int(m.group(1))
-        if (port and web) or time.time() - t0 > TIMEOUT:
+        m = re.search(r"fan-out writes: (.*)", line)
+        if m:
+            path = m.group(1)
+        if (port and web and path) or time.time() - t0 > TIMEOUT:
             break
-    if port is None or web is None:
+    if port is None or web is None or path is None:
         srv.kill()
         print("FAIL server did not start")
         sys.exit(1)
     log = []
     threading.Thread(target=lambda: log.extend(srv.stderr), daemon=True).start()
     print(f"ok   server started in {time.time() - t0:.2f} s on port {port}")
+    print(f"ok   fan-out writes: {path}")
     try:
         alice, bob = Client(port, newline=False), Client(port, newline=True)
         alice.send("Login", {"name": "alice"})

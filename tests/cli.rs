@@ -77,6 +77,10 @@ fn bad_options_are_refused_clearly() {
         (&["--broadcast", "127.255.255.255"][..], "need --peer-name"),
         (&["--peer-name", "has space"][..], "not a valid name"),
         (&["stray"][..], "unexpected argument"),
+        (
+            &["--io-uring", "maybe"][..],
+            "--io-uring: expected auto, on or off, not \"maybe\"",
+        ),
     ] {
         let (code, _, err) = mp1d(args);
         assert_eq!(code, Some(2), "{args:?}: {err}");

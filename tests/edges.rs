@@ -117,10 +117,7 @@ fn a_complete_head_over_the_limit_is_refused() {
 
 /// A client with a tiny receive buffer that never reads.
 fn never_reader(server: &Mp1d, name: &str) -> Client {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.connect(&server.addr.into()).unwrap();
-    let mut c = Client::from_stream(socket.into());
+    let mut c = server.connect_small();
     c.send(&msg("Login", json!({"name": name})));
     assert_eq!(c.recv()["status"], "OK");
     c

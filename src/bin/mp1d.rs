@@ -2,7 +2,9 @@
 //! address it listens on, and runs the loop until SIGINT or SIGTERM.
 
 use mp1::logging;
-use mp1::server::{BridgeConfig, ClusterConfig, Config, FramingMode, Server, StartError};
+use mp1::server::{
+    BridgeConfig, ClusterConfig, Config, FramingMode, IoUringMode, Server, StartError,
+};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -79,6 +81,9 @@ OPTIONS:
                           live nodes (default: HOSTNAME-PID)
   --cluster-lease SECS    a node silent for this long is taken for dead and
                           its users are logged out (default 3)
+  --io-uring MODE         the fan-out's writes through io_uring: auto (where
+                          the kernel allows it, else writev), on (fail at
+                          start-up if it does not) or off (default {io_uring})
   --log-level LEVEL       off, error, warn, info, debug, trace (default info,
                           or RUST_LOG)
   --log-lines-per-second N
@@ -105,6 +110,7 @@ OPTIONS:
         log_lines = d.log_lines_per_second,
         close = d.close_timeout.as_secs_f64(),
         shutdown = d.shutdown_timeout.as_secs_f64(),
+        io_uring = d.io_uring,
     )
 }
 
@@ -225,6 +231,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "--cluster",
     "--node-id",
     "--cluster-lease",
+    "--io-uring",
 ];
 
 fn parse_args() -> Result<Command, String> {
@@ -329,6 +336,7 @@ fn parse_args() -> Result<Command, String> {
                         return Err("expected at least 0.3 seconds".into());
                     }
                 }
+                "--io-uring" => c.io_uring = v.parse::<IoUringMode>()?,
                 "--log-level" => {
                     level = Some(
                         logging::parse_level(&v)
@@ -459,6 +467,9 @@ fn listen_failure(e: &StartError) -> String {
     };
     match e {
         StartError::Http(..) => format!("cannot listen for --http: {e}{hint}"),
+        StartError::IoUring(_) => {
+            format!("{e} (start with --io-uring auto to fall back to writev)")
+        }
         StartError::Mp1(addr, io) => format!("cannot listen on {addr}: {io}{hint}"),
         _ => format!("cannot listen: {e}{hint}"),
     }
@@ -499,6 +510,7 @@ fn serve(config: Config) -> ExitCode {
     if let Some(addr) = server.http_addr() {
         log::info!("HTTP on {addr}: the chat page at /, /ws, /metrics, /healthz");
     }
+    log::info!("fan-out writes: {}", server.write_path());
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

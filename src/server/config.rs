@@ -82,6 +82,8 @@ pub struct Config {
     pub http_trust_proxy: Vec<IpAddr>,
     /// Serve one chat with other nodes through Redis (`--cluster`).
     pub cluster: Option<super::ClusterConfig>,
+    /// Whether the fan-out's writes go through io_uring (`--io-uring`).
+    pub io_uring: super::IoUringMode,
 }
 
 /// mp1d as a LAN peer (`--peer-name`).
@@ -145,6 +147,7 @@ impl Default for Config {
             http_allowed_hosts: Vec::new(),
             http_trust_proxy: Vec::new(),
             cluster: None,
+            io_uring: super::IoUringMode::DEFAULT,
         }
     }
 }

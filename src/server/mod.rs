@@ -45,11 +45,13 @@ mod sys;
 mod table;
 mod timers;
 mod token;
+mod uring;
 
 pub use cluster::ClusterConfig;
 pub use config::{BridgeConfig, Config, FramingMode};
 pub use start::StartError;
 pub use sys::raise_nofile_limit;
+pub use uring::Mode as IoUringMode;
 
 use crate::chat::{Chat, ChatConfig, ConnId};
 use crate::peer::net::PeerNode;
@@ -155,6 +157,8 @@ pub struct Server {
     turns: metrics::TurnHistogram,
     /// The node's link to the rest of the cluster (`--cluster`).
     cluster: Option<Box<cluster::Cluster>>,
+    /// How the fan-out's writes go out (`--io-uring`), for the log.
+    write_path: String,
 }
 
 impl Server {
@@ -219,9 +223,36 @@ impl Server {
             counters: metrics::Counters::default(),
             turns: metrics::TurnHistogram::default(),
             cluster: None,
+            write_path: String::new(),
         })
+        .and_then(Server::start_uring)
         .and_then(Server::start_bridge)
         .and_then(Server::start_http)
+    }
+
+    /// Sets up io_uring for the fan-out's writes as `--io-uring` says.
+    fn start_uring(mut self) -> Result<Server, StartError> {
+        let mode = self.config.io_uring;
+        self.write_path = match mode {
+            IoUringMode::Off => "writev (--io-uring off)".into(),
+            _ => match uring::Uring::new() {
+                Ok(ring) => {
+                    let path = format!("io_uring ({}; --io-uring {mode})", ring.setup());
+                    self.table.use_uring(Box::new(ring));
+                    path
+                }
+                Err(e) if mode == IoUringMode::On => {
+                    return Err(StartError::IoUring(io::Error::other(e)))
+                }
+                Err(e) => format!("writev (io_uring is unavailable here: {e})"),
+            },
+        };
+        Ok(self)
+    }
+
+    /// How the fan-out's writes go out, for the start-up log.
+    pub fn write_path(&self) -> &str {
+        &self.write_path
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {

@@ -108,19 +108,39 @@ impl OutQueue {
             };
             self.advance(written);
         }
-        if self.chunks.capacity() > KEEP_CAPACITY {
+        self.shrink_if_drained();
+        Ok(Flushed::All)
+    }
+
+    /// The unsent bytes of the first `max` ranges, with the blocks that
+    /// hold them (for a write submitted elsewhere: `uring.rs`).
+    pub fn ranges(&self, max: usize) -> impl Iterator<Item = (&Rc<Block>, &[u8])> {
+        self.chunks.iter().take(max).enumerate().map(|(i, c)| {
+            let start = if i == 0 { self.head } else { 0 };
+            (&c.block, &c.bytes()[start..])
+        })
+    }
+
+    /// `written` bytes of the front went out by a write submitted
+    /// elsewhere; true if nothing is left.
+    pub fn wrote(&mut self, written: usize) -> bool {
+        self.advance(written);
+        self.shrink_if_drained();
+        self.chunks.is_empty()
+    }
+
+    fn shrink_if_drained(&mut self) {
+        if self.chunks.is_empty() && self.chunks.capacity() > KEEP_CAPACITY {
             self.chunks = VecDeque::new();
         }
-        Ok(Flushed::All)
     }
 
     /// One `writev` of up to `N` queued ranges.
     fn write_gathered<const N: usize>(&self, w: &mut impl Write) -> io::Result<usize> {
         let mut iov = [IoSlice::new(&[]); N];
         let mut n = 0;
-        for (i, c) in self.chunks.iter().take(N).enumerate() {
-            let start = if i == 0 { self.head } else { 0 };
-            iov[i] = IoSlice::new(&c.bytes()[start..]);
+        for (i, (_, bytes)) in self.ranges(N).enumerate() {
+            iov[i] = IoSlice::new(bytes);
             n = i + 1;
         }
         w.write_vectored(&iov[..n])

@@ -14,6 +14,8 @@ pub enum StartError {
     Http(SocketAddr, io::Error),
     /// The LAN bridge's UDP port (`--peer-port`), or its peer name.
     Bridge(u16, io::Error),
+    /// `--io-uring on`, where io_uring cannot be set up.
+    IoUring(io::Error),
     /// The loop itself (the poll, a registration).
     Loop(io::Error),
 }
@@ -25,6 +27,7 @@ impl StartError {
             StartError::Mp1(_, e)
             | StartError::Http(_, e)
             | StartError::Bridge(_, e)
+            | StartError::IoUring(e)
             | StartError::Loop(e) => e,
         }
     }
@@ -41,6 +44,9 @@ impl fmt::Display for StartError {
             StartError::Mp1(addr, e) => write!(f, "MP1 on {addr}: {e}"),
             StartError::Http(addr, e) => write!(f, "HTTP on {addr}: {e}"),
             StartError::Bridge(port, e) => write!(f, "UDP port {port} for the LAN bridge: {e}"),
+            StartError::IoUring(e) => {
+                write!(f, "--io-uring on: io_uring is unavailable here: {e}")
+            }
             StartError::Loop(e) => write!(f, "{e}"),
         }
     }

@@ -126,6 +126,8 @@ pub struct Table {
     written: u64,
     /// Where broadcasts are written.
     arenas: Arenas,
+    /// The fan-out's writes go through io_uring (`--io-uring`).
+    uring: Option<Box<super::uring::Uring>>,
 }
 
 /// One arena for each form a broadcast takes: consecutive broadcasts stay
@@ -196,6 +198,7 @@ impl Table {
             read_later: Vec::new(),
             written: 0,
             arenas: Arenas::default(),
+            uring: None,
         }
     }
 
@@ -660,33 +663,71 @@ impl Table {
     }
 
     /// Writes what every dirty connection is owed, one `writev` per
-    /// connection; WRITABLE interest is held only while output is left.
-    /// Connections whose writes fail are lost.
+    /// connection (or one send each, all in one submission, through
+    /// io_uring: `uring.rs`); WRITABLE interest is held only while output
+    /// is left. Connections whose writes fail are lost.
     pub fn flush(&mut self, registry: &Registry) {
         self.queued = 0;
         self.broadcasts = 0;
         self.slots_added = 0;
         self.arenas.written = 0;
+        if let Some(mut ring) = self.uring.take() {
+            match ring.flush(self, registry) {
+                Ok(()) => self.uring = Some(ring),
+                Err(e) => log::error!("{e}; fan-out writes go by writev from now on"),
+            }
+        }
+        while let Some(key) = self.next_to_flush() {
+            self.flush_one(registry, key);
+        }
+        self.enforce_total_budget();
+    }
+
+    /// Sends the fan-out's writes through `ring` from now on.
+    pub fn use_uring(&mut self, ring: Box<super::uring::Uring>) {
+        self.uring = Some(ring);
+    }
+
+    /// The next connection owed a flush (its mark cleared), skipping the
+    /// dead.
+    pub(super) fn next_to_flush(&mut self) -> Option<ConnId> {
         while let Some(key) = self.dirty.pop() {
             let Some(conn) = self.get_mut(key) else {
                 continue;
             };
             conn.dirty = false;
-            if conn.phase() == Phase::Dead {
-                continue;
-            }
-            let before = conn.out.bytes();
-            let result = conn.out.flush(&mut conn.stream);
-            let written = before - conn.out.bytes();
-            self.written += written as u64;
-            self.total_out -= written;
-            match result {
-                Ok(Flushed::All) => self.flushed_all(registry, key),
-                Ok(Flushed::Blocked) => self.blocked(registry, key),
-                Err(e) => self.lose(key, &format!("write: {e}")),
+            if conn.phase() != Phase::Dead {
+                return Some(key);
             }
         }
-        self.enforce_total_budget();
+        None
+    }
+
+    /// One `writev` (more if the socket takes them) of what `key` owes.
+    pub(super) fn flush_one(&mut self, registry: &Registry, key: ConnId) {
+        let conn = self.conn(key);
+        let before = conn.out.bytes();
+        let result = conn.out.flush(&mut conn.stream);
+        let written = before - conn.out.bytes();
+        self.flushed(registry, key, written, result);
+    }
+
+    /// `written` bytes of `key`'s queue went out (and were taken off it),
+    /// then `result`: the rest waits for room, or the connection is lost.
+    pub(super) fn flushed(
+        &mut self,
+        registry: &Registry,
+        key: ConnId,
+        written: usize,
+        result: io::Result<Flushed>,
+    ) {
+        self.written += written as u64;
+        self.total_out -= written;
+        match result {
+            Ok(Flushed::All) => self.flushed_all(registry, key),
+            Ok(Flushed::Blocked) => self.blocked(registry, key),
+            Err(e) => self.lose(key, &format!("write: {e}")),
+        }
     }
 
     /// Everything `key` was owed is out: no WRITABLE interest; a closing

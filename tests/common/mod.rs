@@ -128,6 +128,16 @@ impl Mp1d {
         Client::connect(self.addr)
     }
 
+    /// Connects with a 4 KiB receive buffer: a client whose socket fills
+    /// after a few messages if it does not read.
+    pub fn connect_small(&self) -> Client {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&self.addr.into()).unwrap();
+        Client::from_stream(socket.into())
+    }
+
     /// Connects and logs in as `name` (bare framing), consuming the
     /// replies to the login.
     pub fn login(&self, name: &str) -> Client {
