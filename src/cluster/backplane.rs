@@ -639,15 +639,18 @@ impl Backplane {
     }
 }
 
+/// The value of `key` in a stream entry's field/value list.
+fn field<'a>(fields: &'a [String], key: &str) -> Option<&'a str> {
+    fields
+        .chunks(2)
+        .find(|kv| kv.len() == 2 && kv[0] == key)
+        .map(|kv| kv[1].as_str())
+}
+
 /// The log line for a `nodelost` entry: another node stopped renewing its
 /// lease and was reaped (its users' departures follow as events).
 fn node_lost(fields: &[String]) -> Option<String> {
-    let get = |key: &str| {
-        fields
-            .chunks(2)
-            .find(|kv| kv.len() == 2 && kv[0] == key)
-            .map(|kv| kv[1].as_str())
-    };
+    let get = |key| field(fields, key);
     (get("ev")? == "nodelost").then(|| {
         let node = get("node").unwrap_or("?");
         let users = match get("users").unwrap_or("?") {
@@ -725,12 +728,7 @@ fn members(r: &Reply) -> Vec<Member> {
 
 /// An event from its stream fields (`ev`, kind, then name/value pairs).
 pub fn event(fields: &[String]) -> Option<Event> {
-    let get = |key: &str| -> Option<String> {
-        fields
-            .chunks(2)
-            .find(|kv| kv.len() == 2 && kv[0] == key)
-            .map(|kv| kv[1].clone())
-    };
+    let get = |key| field(fields, key).map(str::to_string);
     let some = |v: Option<String>| v.filter(|s| !s.is_empty());
     let kind = get("ev")?;
     Some(match kind.as_str() {
