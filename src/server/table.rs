@@ -440,11 +440,10 @@ impl Table {
         let len = conn.session.framed_len(line_len);
         if owed(conn) + len > max {
             self.settle_with_kernel(to);
-        }
-        let conn = self.conn(to);
-        if owed(conn) + len > max {
-            self.mark_too_slow(to, false);
-            return None;
+            if owed(self.conn(to)) + len > max {
+                self.mark_too_slow(to, false);
+                return None;
+            }
         }
         Some(len)
     }
@@ -487,11 +486,9 @@ impl Table {
     }
 
     fn push(&mut self, to: ConnId, block: &Rc<Block>, at: usize, len: usize) {
-        let conn = self.conn(to);
-        let added = usize::from(conn.out.push(block, at, len));
-        self.slots_added += added;
-        self.total_out += len;
         let conn = conn_at(&mut self.slab, to);
+        self.slots_added += usize::from(conn.out.push(block, at, len));
+        self.total_out += len;
         mark_dirty(&mut self.dirty, conn, to);
     }
 
